@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.central.audit.models import AuditEntry
+from app.central.clock import utcnow
+
+
+def record(
+    db: Session,
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Add an audit entry to the caller's transaction: it lands if and only if the change does."""
+    entry = AuditEntry(
+        at=utcnow(),
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        reason=reason,
+        details=details or {},
+    )
+    db.add(entry)
+    return entry
+
+
+def list_entries(
+    db: Session, *, action: str | None = None, limit: int = 100, offset: int = 0
+) -> list[AuditEntry]:
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    return list(db.scalars(query))

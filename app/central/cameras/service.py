@@ -1,0 +1,162 @@
+"""Camera registry: API keys (stored hashed), heartbeats, online/offline, reconciliation."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.central.audit import service as audit
+from app.central.cameras.models import Camera
+from app.central.errors import Conflict, InvalidInput, NotFound
+from app.central.events.models import PlateEvent
+from app.central.live.service import announce
+from app.central.lots.service import ensure_lot
+from app.contract import CameraDirection, CameraHeartbeat
+
+KEY_PREFIX = "pk_"
+
+
+def hash_api_key(api_key: str) -> str:
+    # Keys are 256-bit random tokens, so a fast hash is enough (no dictionary to guess from).
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_camera(
+    db: Session,
+    *,
+    camera_id: str,
+    lot_id: str,
+    direction: str,
+    name: str = "",
+    actor: str = "cli",
+) -> tuple[Camera, str]:
+    """Register a camera (and its lot if new). Returns the camera and its API key, shown once."""
+    if direction not in {d.value for d in CameraDirection}:
+        raise InvalidInput("direction must be entry or exit", field="direction")
+    if db.get(Camera, camera_id) is not None:
+        raise Conflict(f"camera {camera_id!r} already exists", field="camera_id")
+    ensure_lot(db, lot_id=lot_id)
+    api_key = new_api_key()
+    camera = Camera(
+        id=camera_id,
+        lot_id=lot_id,
+        direction=direction,
+        name=name or camera_id,
+        api_key_hash=hash_api_key(api_key),
+    )
+    db.add(camera)
+    db.flush()
+    audit.record(
+        db,
+        actor=actor,
+        action="camera.create",
+        target_type="camera",
+        target_id=camera_id,
+        details={"lot_id": lot_id, "direction": direction},
+    )
+    return camera, api_key
+
+
+def rotate_key(db: Session, *, camera_id: str, actor: str) -> str:
+    camera = get_camera(db, camera_id=camera_id)
+    api_key = new_api_key()
+    camera.api_key_hash = hash_api_key(api_key)
+    audit.record(
+        db, actor=actor, action="camera.rotate_key", target_type="camera", target_id=camera_id
+    )
+    db.flush()
+    return api_key
+
+
+def get_camera(db: Session, *, camera_id: str) -> Camera:
+    camera = db.get(Camera, camera_id)
+    if camera is None:
+        raise NotFound(f"camera {camera_id!r} does not exist")
+    return camera
+
+
+def camera_for_key(db: Session, *, api_key: str) -> Camera | None:
+    camera = db.scalar(select(Camera).where(Camera.api_key_hash == hash_api_key(api_key)))
+    return camera if camera is not None and camera.enabled else None
+
+
+def record_heartbeat(
+    db: Session, *, camera: Camera, heartbeat: CameraHeartbeat, now: datetime
+) -> None:
+    camera.last_heartbeat_at = now
+    camera.last_health = heartbeat.model_dump(mode="json")
+    if not camera.online:
+        camera.online = True
+        announce(db, kind="camera_online", data={"camera_id": camera.id})
+    announce(
+        db,
+        kind="camera_heartbeat",
+        data={"camera_id": camera.id, "outbox_depth": heartbeat.outbox_depth},
+    )
+
+
+def is_online(camera: Camera, *, now: datetime, offline_after_s: int) -> bool:
+    return camera.last_heartbeat_at is not None and now - camera.last_heartbeat_at <= timedelta(
+        seconds=offline_after_s
+    )
+
+
+def events_received(db: Session) -> dict[str, int]:
+    rows = db.execute(
+        select(PlateEvent.camera_id, func.count()).group_by(PlateEvent.camera_id)
+    ).all()
+    return dict(rows)
+
+
+def camera_views(db: Session, *, now: datetime, offline_after_s: int) -> list[dict[str, Any]]:
+    """Every camera with its status and reconciliation (captured at the edge vs received)."""
+    received = events_received(db)
+    views = []
+    for camera in db.scalars(select(Camera).order_by(Camera.id)):
+        health = camera.last_health or {}
+        captured = health.get("captured_total")
+        views.append(
+            {
+                "id": camera.id,
+                "lot_id": camera.lot_id,
+                "direction": camera.direction,
+                "name": camera.name,
+                "enabled": camera.enabled,
+                "online": is_online(camera, now=now, offline_after_s=offline_after_s),
+                "last_heartbeat_at": camera.last_heartbeat_at,
+                "seconds_since_heartbeat": (
+                    (now - camera.last_heartbeat_at).total_seconds()
+                    if camera.last_heartbeat_at
+                    else None
+                ),
+                "health": health,
+                "captured_total": captured,
+                "received_total": received.get(camera.id, 0),
+                "reconciliation_gap": (
+                    captured - received.get(camera.id, 0) if isinstance(captured, int) else None
+                ),
+            }
+        )
+    return views
+
+
+def mark_offline_cameras(db: Session, *, now: datetime, offline_after_s: int) -> list[str]:
+    """Flip cameras whose heartbeat is too old to offline and announce each change once."""
+    cutoff = now - timedelta(seconds=offline_after_s)
+    changed = []
+    for camera in db.scalars(select(Camera).where(Camera.online.is_(True))):
+        if camera.last_heartbeat_at is None or camera.last_heartbeat_at < cutoff:
+            camera.online = False
+            changed.append(camera.id)
+            announce(db, kind="camera_offline", data={"camera_id": camera.id})
+    db.flush()
+    return changed

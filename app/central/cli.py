@@ -1,0 +1,186 @@
+"""``parking-central``: serve, migrate, create-user, create-camera, demo.
+
+Every subcommand reads the same settings from the environment (``PARKING_*``), so they all
+see the same database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from app.central.settings import Settings, get_settings
+
+
+def _database(settings: Settings):  # type: ignore[no-untyped-def]
+    from app.central.db import Database
+
+    return Database(settings)
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from app.central.migrate import upgrade
+
+    upgrade(settings.effective_database_url)
+    print(f"database at head: {_redacted(settings.effective_database_url)}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from app.central.main import create_app
+    from app.central.server import serve
+
+    serve(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        ws_ping_interval_s=settings.ws_ping_interval_s,
+    )
+    return 0
+
+
+def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from app.central.errors import DomainError
+    from app.central.operators.service import create_operator
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    db = _database(settings)
+    try:
+        with db.session() as session:
+            create_operator(session, username=args.name, password=password, role=args.role)
+            session.commit()
+    except DomainError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    print(f"created {args.role} {args.name}", file=sys.stderr)
+    return 0
+
+
+def cmd_create_camera(settings: Settings, args: argparse.Namespace) -> int:
+    from app.central.cameras.service import create_camera
+    from app.central.errors import DomainError
+
+    db = _database(settings)
+    try:
+        with db.session() as session:
+            _, api_key = create_camera(
+                session,
+                camera_id=args.id,
+                lot_id=args.lot,
+                direction=args.direction,
+                name=args.name or "",
+            )
+            session.commit()
+    except DomainError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    print(api_key)  # the only line on stdout, shown once; only its hash is stored
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Migrate the embedded database, seed the demo lot, print credentials, run everything."""
+    from app.central.demo import seed
+    from app.central.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    db = _database(settings)
+    with db.session() as session:
+        creds = seed(session, data_dir=settings.data_dir)
+    db.dispose()
+    url = f"http://{args.host}:{args.port}"
+    print(f"\nParking 24/7 demo: dashboard and API on {url}  (API docs: {url}/docs)")
+    print(f"database: {_redacted(settings.effective_database_url)}")
+    for name, user in creds["users"].items():
+        print(f"  login {name:<8} password {user['password']:<14} role {user['role']}")
+    print(f"credentials kept in {settings.data_dir / 'demo-credentials.json'}\n", flush=True)
+
+    edge = None
+    edge_bin = shutil.which("parking-edge", path=str(Path(sys.executable).parent))
+    if edge_bin and not args.no_edge:
+        edge = _start_demo_edge(edge_bin, settings=settings, url=url, creds=creds)
+    try:
+        return cmd_serve(settings, args)
+    finally:
+        if edge is not None:
+            edge.send_signal(signal.SIGTERM)
+            edge.wait(timeout=15)
+
+
+def _start_demo_edge(
+    edge_bin: str, *, settings: Settings, url: str, creds: dict[str, dict[str, dict[str, str]]]
+) -> subprocess.Popen[bytes]:
+    """One simulated edge per demo lane, through the real outbox and uploader."""
+    from app.central.demo_edge import edge_command
+
+    command = edge_command(edge_bin, data_dir=settings.data_dir, url=url, creds=creds)
+    return subprocess.Popen(command, env={**os.environ})
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parking-central", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database schema to head")
+    migrate.set_defaults(func=cmd_migrate)
+
+    user = sub.add_parser("create-user", help="create an operator; password on stdin")
+    user.add_argument("name")
+    user.add_argument("--role", choices=["guard", "manager", "admin"], required=True)
+    user.set_defaults(func=cmd_create_user)
+
+    camera = sub.add_parser(
+        "create-camera", help="register a camera; prints only its API key, once"
+    )
+    camera.add_argument("id")
+    camera.add_argument("--lot", required=True)
+    camera.add_argument("--direction", choices=["entry", "exit"], required=True)
+    camera.add_argument("--name")
+    camera.set_defaults(func=cmd_create_camera)
+
+    demo = sub.add_parser("demo", help="migrate, seed, and run central + a simulated edge")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--no-edge", action="store_true", help="do not start the simulated edge")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValueError as error:  # pydantic ValidationError names the bad PARKING_* variable
+        print(f"invalid settings: {error}", file=sys.stderr)
+        return 2
+    result: int = args.func(settings, args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""FastAPI dependencies: the per-request database session, people (JWT) and cameras (API key)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.central.cameras import service as cameras
+from app.central.cameras.models import Camera
+from app.central.errors import Forbidden, Unauthorized
+from app.central.operators.models import Operator
+from app.central.operators.service import Role, decode_token
+from app.central.state import AppState
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.parking
+    return state
+
+
+State = Annotated[AppState, Depends(app_state)]
+
+
+def db_session(state: State) -> Iterator[Session]:
+    with state.db.session() as session:
+        yield session
+
+
+DB = Annotated[Session, Depends(db_session)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    role: Role
+
+
+def operator_from_token(token: str, db: Session, state: AppState) -> Principal:
+    claims: dict[str, Any] = decode_token(token, key=state.jwt_key)
+    active = db.scalar(select(Operator.active).where(Operator.username == claims["sub"]))
+    if not active:
+        raise Unauthorized("user is unknown or disabled")
+    return Principal(username=claims["sub"], role=Role[claims["role"]])
+
+
+def current_operator(
+    db: DB, state: State, token: Annotated[str | None, Depends(oauth2)]
+) -> Principal:
+    if not token:
+        raise Unauthorized("missing bearer token")
+    return operator_from_token(token, db, state)
+
+
+def require(role: Role) -> Callable[..., Principal]:
+    """Dependency factory: the caller must hold ``role`` or a higher one."""
+
+    def check(principal: Annotated[Principal, Depends(current_operator)]) -> Principal:
+        if principal.role < role:
+            raise Forbidden(f"needs role {role.name} or higher")
+        return principal
+
+    return check
+
+
+Guard = Annotated[Principal, Depends(require(Role.guard))]
+Manager = Annotated[Principal, Depends(require(Role.manager))]
+Admin = Annotated[Principal, Depends(require(Role.admin))]
+
+
+def current_camera(
+    db: DB, state: State, x_api_key: Annotated[str | None, Header()] = None
+) -> Camera:
+    if not x_api_key:
+        raise Unauthorized("missing X-API-Key header")
+    camera = cameras.camera_for_key(db, api_key=x_api_key)
+    if camera is None:
+        raise Unauthorized("unknown or disabled camera key")
+    state.camera_limiter.take(camera.id, "camera")
+    return camera
+
+
+CameraAuth = Annotated[Camera, Depends(current_camera)]

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+
+from app.central.deps import DB, CameraAuth, Guard, State
+from app.central.errors import NotFound
+from app.central.events import service
+from app.central.events.schemas import EventOut
+from app.central.metrics import EVENTS_INGESTED
+from app.contract import EventAck, EventBatchAck, PlateEvent, PlateEventBatch
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+
+def _policy(state: State) -> service.IngestPolicy:
+    return service.IngestPolicy(
+        low_confidence=state.settings.low_confidence, timezone=state.settings.timezone
+    )
+
+
+@router.post("", response_model=EventAck)
+def ingest_event(event: PlateEvent, camera: CameraAuth, db: DB, state: State) -> JSONResponse:
+    result = service.ingest(db, camera=camera, event=event, policy=_policy(state))
+    EVENTS_INGESTED.labels(result="duplicate" if result.replay else "accepted").inc()
+    headers = {"X-Idempotent-Replay": "true"} if result.replay else {}
+    return JSONResponse(result.ack, headers=headers)
+
+
+@router.post("/batch", response_model=EventBatchAck)
+def ingest_batch(batch: PlateEventBatch, camera: CameraAuth, db: DB, state: State) -> JSONResponse:
+    results = service.ingest_batch(db, camera=camera, events=batch.events, policy=_policy(state))
+    for result in results:
+        EVENTS_INGESTED.labels(result="duplicate" if result.replay else "accepted").inc()
+    return JSONResponse({"acks": [r.ack for r in results]})
+
+
+@router.get("", response_model=list[EventOut])
+def list_events(
+    db: DB,
+    _: Guard,
+    camera_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[EventOut]:
+    rows = service.list_events(db, camera_id=camera_id, limit=limit, offset=offset)
+    return [EventOut.model_validate(row) for row in rows]
+
+
+@router.get("/{event_id}/snapshot", responses={200: {"content": {"image/jpeg": {}}}})
+def snapshot(event_id: UUID, db: DB, _: Guard) -> Response:
+    jpeg = service.get_snapshot(db, event_id=event_id)
+    if jpeg is None:
+        raise NotFound("no snapshot for this event (never sent, or past retention)")
+    return Response(
+        jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
+    )

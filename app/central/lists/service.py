@@ -1,0 +1,116 @@
+"""Allow list, deny list and monthly subscriptions, looked up by normalized plate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from app.central.errors import InvalidInput, NotFound
+from app.central.lists.models import ListEntry, Subscription
+from app.contract import normalize_plate
+
+
+def list_status(db: Session, *, plate_normalized: str, lot_id: str, at: datetime) -> str | None:
+    """``deny`` wins over ``allow``; None when the plate is on neither list."""
+    kinds = set(
+        db.scalars(
+            select(ListEntry.kind).where(
+                ListEntry.plate_normalized == plate_normalized,
+                or_(ListEntry.lot_id.is_(None), ListEntry.lot_id == lot_id),
+                or_(ListEntry.expires_at.is_(None), ListEntry.expires_at > at),
+            )
+        )
+    )
+    if "deny" in kinds:
+        return "deny"
+    if "allow" in kinds:
+        return "allow"
+    return None
+
+
+def active_subscription(
+    db: Session, *, plate_normalized: str, lot_id: str, at: datetime
+) -> Subscription | None:
+    return db.scalar(
+        select(Subscription)
+        .where(
+            Subscription.plate_normalized == plate_normalized,
+            Subscription.lot_id == lot_id,
+            Subscription.valid_from <= at,
+            Subscription.valid_until > at,
+        )
+        .limit(1)
+    )
+
+
+def add_list_entry(
+    db: Session,
+    *,
+    plate: str,
+    kind: str,
+    lot_id: str | None,
+    reason: str,
+    expires_at: datetime | None,
+) -> ListEntry:
+    if kind not in {"allow", "deny"}:
+        raise InvalidInput("kind must be allow or deny", field="kind")
+    entry = ListEntry(
+        plate_normalized=normalize_plate(plate),
+        plate_display=plate,
+        kind=kind,
+        lot_id=lot_id,
+        reason=reason,
+        expires_at=expires_at,
+    )
+    db.add(entry)
+    db.flush()
+    return entry
+
+
+def remove_list_entry(db: Session, *, entry_id: int) -> ListEntry:
+    entry = db.get(ListEntry, entry_id)
+    if entry is None:
+        raise NotFound(f"list entry {entry_id} does not exist")
+    db.delete(entry)
+    db.flush()
+    return entry
+
+
+def list_entries(db: Session, *, kind: str | None = None) -> list[ListEntry]:
+    query = select(ListEntry).order_by(ListEntry.id)
+    if kind:
+        query = query.where(ListEntry.kind == kind)
+    return list(db.scalars(query))
+
+
+def add_subscription(
+    db: Session,
+    *,
+    plate: str,
+    lot_id: str,
+    holder: str,
+    valid_from: datetime,
+    valid_until: datetime,
+) -> Subscription:
+    if valid_until <= valid_from:
+        raise InvalidInput("valid_until must be after valid_from", field="valid_until")
+    sub = Subscription(
+        plate_normalized=normalize_plate(plate),
+        plate_display=plate,
+        lot_id=lot_id,
+        holder=holder,
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
+    db.add(sub)
+    db.flush()
+    return sub
+
+
+def list_subscriptions(db: Session, *, lot_id: str | None = None) -> list[Subscription]:
+    query = select(Subscription).order_by(Subscription.id)
+    if lot_id:
+        query = query.where(Subscription.lot_id == lot_id)
+    return list(db.scalars(query))

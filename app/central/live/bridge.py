@@ -1,0 +1,111 @@
+"""Carries announced messages from committed transactions to every instance's hub."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import psycopg
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.central.live.hub import LiveHub
+from app.central.live.service import CHANNEL, PENDING_KEY
+
+log = logging.getLogger(__name__)
+
+
+def install(factory: sessionmaker[Session], hub: LiveHub, *, postgres: bool) -> None:
+    """Hook the session factory so committed announcements reach the hub(s)."""
+
+    @event.listens_for(factory, "after_rollback")
+    def _drop(session: Session) -> None:
+        session.info.pop(PENDING_KEY, None)
+
+    if postgres:
+
+        @event.listens_for(factory, "before_commit")
+        def _notify(session: Session) -> None:
+            for message in session.info.pop(PENDING_KEY, []):
+                session.execute(select(func.pg_notify(CHANNEL, json.dumps(message))))
+
+    else:
+
+        @event.listens_for(factory, "after_commit")
+        def _deliver(session: Session) -> None:
+            for message in session.info.pop(PENDING_KEY, []):
+                hub.deliver(message)
+
+
+def libpq_conninfo(sqlalchemy_url: str) -> str:
+    """Turn a SQLAlchemy PostgreSQL URL (multi-host included) into a libpq conninfo string."""
+    url = make_url(sqlalchemy_url)
+    params: dict[str, Any] = {}
+    if url.username:
+        params["user"] = url.username
+    if url.password:
+        params["password"] = url.password
+    if url.database:
+        params["dbname"] = url.database
+    hosts: list[str] = []
+    ports: list[str] = []
+    if url.host:
+        hosts.append(url.host)
+        ports.append(str(url.port or 5432))
+    for key, value in url.query.items():
+        values = value if isinstance(value, tuple) else (value,)
+        if key == "host":
+            for item in values:
+                host, _, port = item.partition(":")
+                hosts.append(host)
+                ports.append(port or "5432")
+        else:
+            params[key] = values[-1]
+    if hosts:
+        params["host"] = ",".join(hosts)
+        params["port"] = ",".join(ports)
+    params.setdefault("connect_timeout", "2")
+    return psycopg.conninfo.make_conninfo(**params)
+
+
+class PgListener:
+    """A thread that LISTENs on the live channel and hands messages to the hub.
+
+    Survives database failover: on any error it reconnects (to whichever host is the primary
+    now) with capped backoff. Messages committed while it was disconnected are not replayed;
+    dashboards re-read state on reconnect.
+    """
+
+    def __init__(self, conninfo: str, hub: LiveHub) -> None:
+        self._conninfo = conninfo
+        self._hub = hub
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-live-listener", daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.connected.set()
+                    delay = 0.5
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            self._hub.deliver(json.loads(note.payload))
+            except (psycopg.Error, OSError) as error:
+                self.connected.clear()
+                log.warning("live listener lost the database: %s", error)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)

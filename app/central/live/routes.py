@@ -1,0 +1,77 @@
+"""``WS /api/v1/live``: session and camera changes as they commit.
+
+Browsers cannot set headers on a WebSocket, so the JWT comes as the ``token`` query
+parameter or as the subprotocol ``bearer.<token>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from app.central.deps import operator_from_token
+from app.central.errors import DomainError
+from app.central.state import AppState
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+@router.websocket("/api/v1/live")
+async def live_feed(websocket: WebSocket) -> None:
+    state: AppState = websocket.app.state.parking
+    token = websocket.query_params.get("token")
+    subprotocol = None
+    for proto in websocket.scope.get("subprotocols", []):
+        if proto.startswith("bearer."):
+            token, subprotocol = proto.removeprefix("bearer."), proto
+    try:
+        if not token:
+            raise DomainError("missing token")
+        with state.db.session() as db:
+            principal = await asyncio.to_thread(operator_from_token, token, db, state)
+    except DomainError:
+        await websocket.close(code=4401, reason="unauthorized")
+        return
+    except Exception:  # database down: ask the client to come back later
+        await websocket.close(code=1013, reason="try again later")
+        return
+    await websocket.accept(subprotocol=subprotocol)
+    queue = state.hub.register(websocket)
+    await websocket.send_json(
+        {"type": "hello", "data": {"user": principal.username, "role": principal.role.name}}
+    )
+
+    async def drain_incoming() -> None:
+        # The client sends nothing we need; reading notices its disconnect promptly.
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                await websocket.receive_text()
+
+    reader = asyncio.create_task(drain_incoming())
+    try:
+        while not reader.done():
+            getter = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait(
+                {getter, reader},
+                timeout=state.settings.ws_ping_interval_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if getter not in done:
+                getter.cancel()
+                if not reader.done():
+                    await websocket.send_json({"type": "ping"})
+                continue
+            message = getter.result()
+            if message is None:
+                await websocket.close(code=1008, reason="too slow")
+                break
+            await websocket.send_json(message)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    finally:
+        reader.cancel()
+        state.hub.unregister(websocket)

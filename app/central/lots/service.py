@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.central.errors import InvalidInput, NotFound
+from app.central.lots.models import Lot
+from app.central.sessions.service import occupancy
+
+DEFAULT_CAPACITY = 100
+
+
+def ensure_lot(
+    db: Session, *, lot_id: str, name: str | None = None, capacity: int = DEFAULT_CAPACITY
+) -> Lot:
+    lot = db.get(Lot, lot_id)
+    if lot is None:
+        lot = Lot(id=lot_id, name=name or lot_id, capacity=capacity)
+        db.add(lot)
+        db.flush()
+    return lot
+
+
+def update_lot(db: Session, *, lot_id: str, name: str | None, capacity: int | None) -> Lot:
+    lot = db.get(Lot, lot_id)
+    if lot is None:
+        raise NotFound(f"lot {lot_id!r} does not exist")
+    if capacity is not None:
+        if capacity < 0:
+            raise InvalidInput("capacity must be >= 0", field="capacity")
+        lot.capacity = capacity
+    if name is not None:
+        lot.name = name
+    db.flush()
+    return lot
+
+
+def list_lots_with_occupancy(db: Session) -> list[tuple[Lot, int]]:
+    return [(lot, occupancy(db, lot_id=lot.id)) for lot in db.scalars(select(Lot).order_by(Lot.id))]

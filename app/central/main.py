@@ -1,0 +1,258 @@
+"""The application factory: settings -> database -> routers, error mapping, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.central import __version__
+from app.central.audit.routes import router as audit_router
+from app.central.cameras.routes import router as cameras_router
+from app.central.db import Database, is_db_unavailable
+from app.central.duties import Duties
+from app.central.errors import DomainError, InvalidInput, RateLimited, Unauthorized
+from app.central.events.routes import router as events_router
+from app.central.health.routes import router as health_router
+from app.central.lists.routes import router as lists_router
+from app.central.live import bridge
+from app.central.live.hub import LiveHub
+from app.central.live.routes import router as live_router
+from app.central.logs import configure_logging
+from app.central.lots.routes import router as lots_router
+from app.central.metrics import (
+    DB_UNAVAILABLE,
+    REGISTRY,
+    DatabaseCollector,
+    metrics_middleware,
+)
+from app.central.migrate import head_revision
+from app.central.operators.routes import router as operators_router
+from app.central.ratelimit import TokenBucket
+from app.central.sessions.routes import router as sessions_router
+from app.central.settings import Settings, get_settings
+from app.central.state import AppState
+from app.central.tariffs.routes import router as tariffs_router
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "dashboard"
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit (413) before they reach a route, also when the
+    client streams without Content-Length."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "detail": [
+                    {
+                        "loc": ["body"],
+                        "msg": f"request body exceeds {self.max_bytes} bytes",
+                        "type": "body_too_large",
+                    }
+                ]
+            },
+            status_code=413,
+        )
+        await response(
+            {"type": "http", "method": "POST", "path": "/", "headers": []},
+            _no_receive,
+            send,
+        )
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _unavailable(state: AppState) -> JSONResponse:
+    DB_UNAVAILABLE.inc()
+    return JSONResponse(
+        {"detail": "database unavailable, retry shortly"},
+        status_code=503,
+        headers={"Retry-After": str(state.settings.retry_after_s)},
+    )
+
+
+def _install_error_mapping(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, error: DomainError) -> JSONResponse:
+        headers: dict[str, str] = {}
+        if isinstance(error, RateLimited):
+            headers["Retry-After"] = str(error.retry_after_s)
+        if isinstance(error, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        body: dict[str, Any]
+        if isinstance(error, InvalidInput) or error.field:
+            body = {
+                "detail": [
+                    {
+                        "loc": ["body", error.field or ""],
+                        "msg": error.message,
+                        "type": type(error).__name__,
+                    }
+                ]
+            }
+        else:
+            body = {"detail": error.message}
+        return JSONResponse(body, status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # Name the field, never echo the input back (it may be a megabyte of base64).
+        details = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in error.errors()
+        ]
+        return JSONResponse({"detail": details}, status_code=422)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(request: Request, error: SQLAlchemyError) -> Response:
+        if is_db_unavailable(error):
+            log.warning("database unavailable: %s", error)
+            return _unavailable(request.app.state.parking)
+        log.exception("database error", exc_info=error)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def _init_sentry(settings: Settings) -> None:
+    if not settings.sentry_dsn:
+        return
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn,
+        environment=settings.environment,
+        release=settings.release,
+        send_default_pii=False,
+        traces_sample_rate=0.0,
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, database: Database | None = None, run_duties: bool = True
+) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(
+        level=settings.log_level, json_lines=settings.log_json, file=settings.log_file
+    )
+    _init_sentry(settings)
+    db = database or Database(settings)
+    hub = LiveHub()
+    bridge.install(db.sessionmaker, hub, postgres=db.is_postgres)
+    state = AppState(
+        settings=settings,
+        db=db,
+        hub=hub,
+        jwt_key=settings.jwt_key(),
+        camera_limiter=TokenBucket(
+            rate_per_s=settings.camera_rate_per_s, burst=settings.camera_burst
+        ),
+        login_limiter=TokenBucket(
+            rate_per_s=settings.login_attempts_per_min / 60.0, burst=settings.login_attempts_per_min
+        ),
+        ready_revision=head_revision(),
+    )
+    collector = DatabaseCollector(db, offline_after_s=settings.camera_offline_after_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub.bind(asyncio.get_running_loop())
+        listener = None
+        if db.is_postgres:
+            listener = bridge.PgListener(bridge.libpq_conninfo(db.url), hub)
+            listener.start()
+        duties = Duties(db, settings)
+        if run_duties:
+            duties.start()
+        with contextlib.suppress(ValueError):  # a second app in one process (tests)
+            REGISTRY.register(collector)
+        app.state.listener = listener
+        app.state.duties = duties
+        log.info("central started", extra={"version": __version__, "postgres": db.is_postgres})
+        try:
+            yield
+        finally:
+            with contextlib.suppress(KeyError):
+                REGISTRY.unregister(collector)
+            await hub.close_all(1001)
+            if listener is not None:
+                listener.stop()
+            if run_duties:
+                duties.stop()
+            if database is None:
+                db.dispose()
+            log.info("central stopped")
+
+    app = FastAPI(title="Parking 24/7 central", version=__version__, lifespan=lifespan)
+    app.state.parking = state
+    _install_error_mapping(app)
+    app.middleware("http")(metrics_middleware)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    for router in (
+        health_router,
+        events_router,
+        sessions_router,
+        cameras_router,
+        operators_router,
+        lots_router,
+        tariffs_router,
+        lists_router,
+        audit_router,
+        live_router,
+    ):
+        app.include_router(router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    if STATIC_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
+    return app

@@ -1,0 +1,146 @@
+"""Prometheus metrics. Request metrics are counted here; database-backed gauges are read
+from the database at scrape time so every instance reports the same truth."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.central.cameras.models import Camera
+from app.central.clock import utcnow
+from app.central.db import Database
+from app.central.sessions.models import ParkingSession
+
+log = logging.getLogger(__name__)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter(
+    "parking_http_requests_total",
+    "HTTP requests by route, method and status",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "parking_http_request_duration_seconds",
+    "HTTP request latency by route and method",
+    ["route", "method"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+EVENTS_INGESTED = Counter(
+    "parking_events_ingested_total",
+    "Plate events by result (accepted, duplicate)",
+    ["result"],
+    registry=REGISTRY,
+)
+DB_UNAVAILABLE = Counter(
+    "parking_db_unavailable_total",
+    "Requests answered 503 because the database was unreachable",
+    registry=REGISTRY,
+)
+
+
+def route_template(request: Request) -> str:
+    """The matched route's path template (``/api/v1/sessions/{session_id}``), never the raw
+    path, so label cardinality stays bounded. The router records the route in the scope."""
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+async def metrics_middleware(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    if request.scope["type"] != "http":
+        return await call_next(request)
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await call_next(request)
+        status = response.status_code
+        return response
+    finally:
+        route = route_template(request)
+        REQUESTS.labels(route, request.method, str(status)).inc()
+        LATENCY.labels(route, request.method).observe(time.perf_counter() - start)
+
+
+class DatabaseCollector(Collector):
+    """Open sessions, cameras online, seconds since each camera's heartbeat, pool figures."""
+
+    def __init__(self, db: Database, *, offline_after_s: int) -> None:
+        self._db = db
+        self._offline_after_s = offline_after_s
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []  # unchecked collector: registering it must not query the database
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        pool = self._db.engine.pool
+        pool_gauge = GaugeMetricFamily(
+            "parking_db_pool_connections", "Database pool connections by state", labels=["state"]
+        )
+        for state, getter in (
+            ("checked_out", "checkedout"),
+            ("idle", "checkedin"),
+            ("overflow", "overflow"),
+            ("size", "size"),
+        ):
+            value = getattr(pool, getter, None)
+            if callable(value):
+                pool_gauge.add_metric([state], float(value()))
+        yield pool_gauge
+
+        up = GaugeMetricFamily("parking_db_up", "1 when the database answered this scrape")
+        try:
+            with self._db.session() as db:
+                open_rows = db.execute(
+                    select(ParkingSession.lot_id, func.count())
+                    .where(ParkingSession.status == "open")
+                    .group_by(ParkingSession.lot_id)
+                ).all()
+                cameras = db.execute(
+                    select(Camera.id, Camera.lot_id, Camera.last_heartbeat_at)
+                ).all()
+        except Exception as error:
+            log.warning("metrics: database unavailable: %s", error)
+            up.add_metric([], 0.0)
+            yield up
+            return
+        up.add_metric([], 1.0)
+        yield up
+
+        sessions = GaugeMetricFamily(
+            "parking_open_sessions", "Open parking sessions per lot", labels=["lot"]
+        )
+        for lot_id, count in open_rows:
+            sessions.add_metric([lot_id], float(count))
+        yield sessions
+
+        now = utcnow()
+        online = 0
+        since = GaugeMetricFamily(
+            "parking_camera_seconds_since_heartbeat",
+            "Seconds since the camera's last heartbeat (absent before the first)",
+            labels=["camera", "lot"],
+        )
+        for camera_id, lot_id, last in cameras:
+            if last is None:
+                continue
+            age = (now - last).total_seconds()
+            since.add_metric([camera_id, lot_id], age)
+            online += age <= self._offline_after_s
+        yield since
+        total = GaugeMetricFamily("parking_cameras", "Cameras by status", labels=["status"])
+        total.add_metric(["online"], float(online))
+        total.add_metric(["offline"], float(len(cameras) - online))
+        yield total

@@ -1,0 +1,24 @@
+"""Every table, imported in one place for Alembic and for ``Base.metadata``."""
+
+from app.central.audit.models import AuditEntry
+from app.central.cameras.models import Camera
+from app.central.events.models import PlateEvent, Snapshot
+from app.central.lists.models import ListEntry, Subscription
+from app.central.lots.models import Lot
+from app.central.operators.models import Operator
+from app.central.sessions.models import Anomaly, ParkingSession
+from app.central.tariffs.models import Tariff
+
+__all__ = [
+    "Anomaly",
+    "AuditEntry",
+    "Camera",
+    "ListEntry",
+    "Lot",
+    "Operator",
+    "ParkingSession",
+    "PlateEvent",
+    "Snapshot",
+    "Subscription",
+    "Tariff",
+]

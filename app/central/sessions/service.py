@@ -1,0 +1,359 @@
+"""Parking sessions: open on entry, match and close on exit, fees, corrections, anomalies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.central.audit import service as audit
+from app.central.errors import Conflict, InvalidInput, NotFound
+from app.central.lists import service as lists
+from app.central.live.service import announce
+from app.central.lots.models import Lot
+from app.central.sessions.matching import within_one_edit
+from app.central.sessions.models import Anomaly, ParkingSession
+from app.central.tariffs.service import Fee, compute_fee, tariff_for
+from app.contract import GateAction, GateDecision, GateReason, normalize_plate
+
+# A second entry read of a plate already inside within this window is the same arrival.
+SAME_ARRIVAL = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What the session logic needs to know about one plate event."""
+
+    event_id: UUID
+    camera_id: str
+    lot: Lot
+    plate: str
+    plate_normalized: str
+    candidates: tuple[str, ...]
+    confidence: float
+    vehicle_type: str
+    captured_at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: GateDecision
+    session: ParkingSession | None
+    anomaly: str | None
+
+
+def session_view(session: ParkingSession) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "lot_id": session.lot_id,
+        "plate": session.plate_display,
+        "status": session.status,
+        "vehicle_type": session.vehicle_type,
+        "entered_at": session.entered_at.isoformat(),
+        "exited_at": session.exited_at.isoformat() if session.exited_at else None,
+        "fee": session.fee,
+    }
+
+
+def occupancy(db: Session, *, lot_id: str) -> int:
+    return (
+        db.scalar(
+            select(func.count())
+            .select_from(ParkingSession)
+            .where(ParkingSession.lot_id == lot_id, ParkingSession.status == "open")
+        )
+        or 0
+    )
+
+
+def record_anomaly(
+    db: Session,
+    *,
+    kind: str,
+    sighting: Sighting,
+    session_id: int | None = None,
+    detail: str = "",
+) -> None:
+    db.add(
+        Anomaly(
+            kind=kind,
+            lot_id=sighting.lot.id,
+            camera_id=sighting.camera_id,
+            event_id=sighting.event_id,
+            session_id=session_id,
+            plate=sighting.plate,
+            detail=detail,
+        )
+    )
+    announce(
+        db,
+        kind="anomaly",
+        data={"kind": kind, "lot_id": sighting.lot.id, "plate": sighting.plate, "detail": detail},
+    )
+
+
+def decide_entry(db: Session, *, sighting: Sighting, low_confidence: float) -> Outcome:
+    lot, plate_n, at = sighting.lot, sighting.plate_normalized, sighting.captured_at
+    anomaly: str | None = None
+    if sighting.confidence < low_confidence:
+        anomaly = "low_confidence"
+        record_anomaly(db, kind=anomaly, sighting=sighting, detail=f"{sighting.confidence:.2f}")
+
+    status = lists.list_status(db, plate_normalized=plate_n, lot_id=lot.id, at=at)
+    if status == "deny":
+        record_anomaly(db, kind="deny_listed", sighting=sighting)
+        return Outcome(
+            GateDecision(
+                action=GateAction.DENY,
+                reason=GateReason.DENY_LISTED,
+                message="vehicle is on the deny list",
+            ),
+            None,
+            "deny_listed",
+        )
+
+    inside = db.scalar(
+        select(ParkingSession).where(
+            ParkingSession.lot_id == lot.id,
+            ParkingSession.plate_normalized == plate_n,
+            ParkingSession.status == "open",
+        )
+    )
+    if inside is not None:
+        if abs(at - inside.entered_at) > SAME_ARRIVAL:
+            anomaly = "duplicate_entry"
+            record_anomaly(
+                db,
+                kind=anomaly,
+                sighting=sighting,
+                session_id=inside.id,
+                detail=f"already inside since {inside.entered_at.isoformat()}",
+            )
+        return Outcome(
+            GateDecision(
+                action=GateAction.OPEN,
+                reason=GateReason.ALREADY_INSIDE,
+                message="an open session for this plate exists",
+            ),
+            inside,
+            anomaly,
+        )
+
+    subscriber = lists.active_subscription(db, plate_normalized=plate_n, lot_id=lot.id, at=at)
+    if status == "allow":
+        reason, basis = GateReason.ALLOW_LISTED, "allow_listed"
+    elif subscriber is not None:
+        reason, basis = GateReason.SUBSCRIBER, "subscriber"
+    else:
+        if occupancy(db, lot_id=lot.id) >= lot.capacity:
+            return Outcome(
+                GateDecision(
+                    action=GateAction.DENY,
+                    reason=GateReason.LOT_FULL,
+                    message=f"lot {lot.id} is full ({lot.capacity})",
+                ),
+                None,
+                anomaly,
+            )
+        reason, basis = GateReason.ENTRY_ALLOWED, "tariff"
+
+    session = ParkingSession(
+        lot_id=lot.id,
+        plate_normalized=plate_n,
+        plate_display=sighting.plate,
+        vehicle_type=sighting.vehicle_type,
+        status="open",
+        entry_event_id=sighting.event_id,
+        entered_at=at,
+        fee_basis={"entry": basis},
+    )
+    db.add(session)
+    db.flush()
+    announce(db, kind="session_opened", data=session_view(session))
+    return Outcome(GateDecision(action=GateAction.OPEN, reason=reason), session, anomaly)
+
+
+def match_exit(db: Session, *, sighting: Sighting) -> tuple[ParkingSession | None, bool]:
+    """The open session this exit belongs to, and whether the plate had to be matched fuzzily.
+
+    Exact plate first, then the reader's other candidates, then the single open session in
+    the lot within one character (edit distance 1). Two or more fuzzy matches: no match.
+    """
+    base = select(ParkingSession).where(
+        ParkingSession.lot_id == sighting.lot.id, ParkingSession.status == "open"
+    )
+    for plate_n in (sighting.plate_normalized, *sighting.candidates):
+        found = db.scalar(base.where(ParkingSession.plate_normalized == plate_n))
+        if found is not None:
+            return found, plate_n != sighting.plate_normalized
+    length = len(sighting.plate_normalized)
+    near = [
+        s
+        for s in db.scalars(
+            base.where(func.length(ParkingSession.plate_normalized).between(length - 1, length + 1))
+        )
+        if within_one_edit(s.plate_normalized, sighting.plate_normalized)
+    ]
+    return (near[0], True) if len(near) == 1 else (None, False)
+
+
+def _fee_for(
+    db: Session, *, session: ParkingSession, plate_n: str, exited_at: datetime, tz: str
+) -> Fee:
+    if (
+        lists.list_status(db, plate_normalized=plate_n, lot_id=session.lot_id, at=exited_at)
+        == "allow"
+    ):
+        return Fee(0, 0, 0, 0, 0, "allow_listed")
+    if (
+        lists.active_subscription(
+            db, plate_normalized=plate_n, lot_id=session.lot_id, at=session.entered_at
+        )
+        is not None
+    ):
+        return Fee(0, 0, 0, 0, 0, "subscriber")
+    tariff = tariff_for(db, lot_id=session.lot_id, vehicle_type=session.vehicle_type)
+    return compute_fee(tariff, entered_at=session.entered_at, exited_at=exited_at, tz=tz)
+
+
+def decide_exit(db: Session, *, sighting: Sighting, low_confidence: float, tz: str) -> Outcome:
+    anomaly: str | None = None
+    if sighting.confidence < low_confidence:
+        anomaly = "low_confidence"
+        record_anomaly(db, kind=anomaly, sighting=sighting, detail=f"{sighting.confidence:.2f}")
+    session, fuzzy = match_exit(db, sighting=sighting)
+    if session is None:
+        record_anomaly(db, kind="exit_without_entry", sighting=sighting)
+        return Outcome(
+            GateDecision(
+                action=GateAction.DENY,
+                reason=GateReason.NO_ENTRY_RECORD,
+                message="no open session matches this plate; call a guard",
+            ),
+            None,
+            "exit_without_entry",
+        )
+    if fuzzy:
+        anomaly = "plate_mismatch"
+        record_anomaly(
+            db,
+            kind=anomaly,
+            sighting=sighting,
+            session_id=session.id,
+            detail=f"entry {session.plate_display} / exit {sighting.plate}",
+        )
+    fee = _fee_for(
+        db,
+        session=session,
+        plate_n=session.plate_normalized,
+        exited_at=sighting.captured_at,
+        tz=tz,
+    )
+    session.status = "closed"
+    session.exit_event_id = sighting.event_id
+    session.exited_at = max(sighting.captured_at, session.entered_at)
+    session.exit_plate = sighting.plate
+    session.fee = fee.total
+    session.fee_basis = {**(session.fee_basis or {}), "exit": fee.as_dict()}
+    db.flush()
+    announce(db, kind="session_closed", data=session_view(session))
+    reason = GateReason.EXIT_PAID if fee.total else GateReason.EXIT_FREE
+    return Outcome(
+        GateDecision(action=GateAction.OPEN, reason=reason, fee=fee.total),
+        session,
+        anomaly,
+    )
+
+
+def correct_plate(
+    db: Session, *, session_id: int, plate: str, actor: str, reason: str, tz: str
+) -> ParkingSession:
+    """A manager fixes a misread plate; the fee is re-evaluated and the change audited."""
+    session = db.get(ParkingSession, session_id)
+    if session is None:
+        raise NotFound(f"session {session_id} does not exist")
+    new_n = normalize_plate(plate)
+    if not 2 <= len(new_n) <= 12:
+        raise InvalidInput("plate must hold 2-12 letters and digits", field="plate")
+    if session.status == "open":
+        clash = db.scalar(
+            select(ParkingSession.id).where(
+                ParkingSession.lot_id == session.lot_id,
+                ParkingSession.plate_normalized == new_n,
+                ParkingSession.status == "open",
+                ParkingSession.id != session.id,
+            )
+        )
+        if clash is not None:
+            raise Conflict(f"session {clash} is already open for {plate}", field="plate")
+    before = {"plate": session.plate_display, "fee": session.fee}
+    session.plate_display = plate
+    session.plate_normalized = new_n
+    if session.status == "closed" and session.exited_at is not None:
+        fee = _fee_for(db, session=session, plate_n=new_n, exited_at=session.exited_at, tz=tz)
+        session.fee = fee.total
+        session.fee_basis = {**(session.fee_basis or {}), "exit": fee.as_dict()}
+    db.flush()
+    audit.record(
+        db,
+        actor=actor,
+        action="session.correct_plate",
+        target_type="session",
+        target_id=str(session.id),
+        reason=reason,
+        details={"before": before, "after": {"plate": session.plate_display, "fee": session.fee}},
+    )
+    announce(db, kind="session_updated", data=session_view(session))
+    return session
+
+
+def list_sessions(
+    db: Session,
+    *,
+    plate: str | None = None,
+    fuzzy: bool = False,
+    status: str | None = None,
+    lot_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[ParkingSession]:
+    query = select(ParkingSession).order_by(ParkingSession.id.desc())
+    if status:
+        query = query.where(ParkingSession.status == status)
+    if lot_id:
+        query = query.where(ParkingSession.lot_id == lot_id)
+    if plate:
+        plate_n = normalize_plate(plate)
+        if not fuzzy:
+            query = query.where(ParkingSession.plate_normalized == plate_n)
+        else:
+            query = query.where(
+                func.length(ParkingSession.plate_normalized).between(
+                    len(plate_n) - 1, len(plate_n) + 1
+                )
+            )
+            rows = [s for s in db.scalars(query) if within_one_edit(s.plate_normalized, plate_n)]
+            return rows[offset : offset + limit]
+    return list(db.scalars(query.limit(limit).offset(offset)))
+
+
+def get_session(db: Session, *, session_id: int) -> ParkingSession:
+    session = db.get(ParkingSession, session_id)
+    if session is None:
+        raise NotFound(f"session {session_id} does not exist")
+    return session
+
+
+def list_anomalies(
+    db: Session, *, kind: str | None = None, resolved: bool | None = None, limit: int = 100
+) -> list[Anomaly]:
+    query = select(Anomaly).order_by(Anomaly.id.desc()).limit(limit)
+    if kind:
+        query = query.where(Anomaly.kind == kind)
+    if resolved is not None:
+        query = query.where(Anomaly.resolved == resolved)
+    return list(db.scalars(query))

@@ -1,0 +1,85 @@
+"""All of central's settings, read once from the environment (prefix ``PARKING_``)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARKING_", extra="ignore")
+
+    environment: str = "development"
+    data_dir: Path = Path("data")
+    # Default: SQLite under data_dir. Production: a PostgreSQL URL listing every Patroni host,
+    # e.g. postgresql+psycopg://parking:***@/parking?host=db1:5432&host=db2:5432&target_session_attrs=read-write
+    database_url: str | None = None
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout_s: float = Field(default=2.0, gt=0)
+    db_connect_timeout_s: int = Field(default=2, ge=1)
+    db_statement_timeout_ms: int = Field(default=5000, ge=100)
+    retry_after_s: int = Field(default=2, ge=1, description="Retry-After on 503")
+
+    jwt_secret: SecretStr | None = None
+    jwt_ttl_s: int = Field(default=1800, ge=60)
+    jwt_algorithm: Literal["HS256"] = "HS256"
+
+    camera_offline_after_s: int = Field(default=300, ge=10)
+    snapshot_retention_days: int = Field(default=30, ge=1)
+    duty_interval_s: float = Field(default=15.0, gt=0)
+    low_confidence: float = Field(default=0.6, ge=0, le=1)
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    camera_rate_per_s: float = Field(default=50.0, gt=0)
+    camera_burst: int = Field(default=200, ge=1)
+    login_attempts_per_min: int = Field(default=10, ge=1)
+
+    log_level: str = "INFO"
+    log_file: Path | None = None
+    log_json: bool = True
+
+    sentry_dsn: str | None = None
+    release: str = "parking-central@0.1.0"
+
+    ws_ping_interval_s: float = Field(default=20.0, gt=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'parking.db').resolve()}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.effective_database_url.startswith("postgresql")
+
+    def jwt_key(self) -> str:
+        """The signing key: from the environment, else generated once into the data dir."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = self.data_dir / "jwt-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,207 @@
+"""Version 1 of the edge <-> central wire contract.
+
+* ``PlateEvent``  edge -> central, ``POST /api/v1/events`` (header ``X-API-Key``).
+* ``EventAck``    central -> edge, the answer: stored, and replayed byte-for-byte when the same
+                  ``event_id`` arrives again, so a retry can never have a second effect.
+* ``CameraHeartbeat`` edge -> central, ``POST /api/v1/cameras/{camera_id}/heartbeat``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+API_PREFIX = "/api/v1"
+MAX_SNAPSHOT_BYTES = 512 * 1024
+# Edge clocks are NTP-synced; more than this ahead of central's clock is a broken clock.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+# Display forms as the reader prints them: letters, digits and the separators used on
+# Vietnamese (``51F-123.45``, ``59-X1 123.45``) and generic plates. Đ is written D.
+_PLATE_DISPLAY = re.compile(r"^[A-Z0-9][A-Z0-9 .\-/]{0,14}[A-Z0-9]$")
+_NOT_ALNUM = re.compile(r"[^A-Z0-9]")
+_CAMERA_ID = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
+
+
+def normalize_plate(plate: str) -> str:
+    """Form used for matching: letters and digits only (``51F-123.45`` -> ``51F12345``)."""
+    return _NOT_ALNUM.sub("", plate.upper().replace("Đ", "D"))
+
+
+class VehicleType(StrEnum):
+    CAR = "car"
+    MOTORBIKE = "motorbike"
+    TRUCK = "truck"
+    BUS = "bus"
+    UNKNOWN = "unknown"
+
+
+class CameraDirection(StrEnum):
+    ENTRY = "entry"
+    EXIT = "exit"
+
+
+class GateAction(StrEnum):
+    OPEN = "open"
+    DENY = "deny"
+
+
+class GateReason(StrEnum):
+    ENTRY_ALLOWED = "entry_allowed"
+    SUBSCRIBER = "subscriber"
+    ALLOW_LISTED = "allow_listed"
+    EXIT_PAID = "exit_paid"
+    EXIT_FREE = "exit_free"
+    LOT_FULL = "lot_full"
+    DENY_LISTED = "deny_listed"
+    NO_ENTRY_RECORD = "no_entry_record"
+    ALREADY_INSIDE = "already_inside"
+    MANUAL = "manual"
+    OFFLINE_POLICY = "offline_policy"
+
+
+def _check_plate(value: str) -> str:
+    value = value.strip().upper().replace("Đ", "D")
+    if not _PLATE_DISPLAY.match(value):
+        raise ValueError(
+            "plate must be 2-16 characters of A-Z, 0-9 and the separators ' .-/', "
+            "starting and ending with a letter or digit"
+        )
+    if not 2 <= len(normalize_plate(value)) <= 12:
+        raise ValueError("plate must hold 2-12 letters and digits")
+    return value
+
+
+class PlateCandidate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plate: str
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)]
+
+    @field_validator("plate")
+    @classmethod
+    def _plate_charset(cls, value: str) -> str:
+        return _check_plate(value)
+
+
+class PlateEvent(BaseModel):
+    """One vehicle seen at one lane: several agreeing reads aggregated on the edge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: UUID = Field(description="UUIDv7 made at capture; the idempotency key")
+    camera_id: Annotated[str, Field(pattern=_CAMERA_ID)]
+    captured_at: datetime = Field(description="timezone-aware capture time")
+    plate: str = Field(description="display form, e.g. 51F-123.45")
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)]
+    vehicle_type: VehicleType = VehicleType.UNKNOWN
+    candidates: Annotated[list[PlateCandidate], Field(max_length=10)] = []
+    snapshot_b64: str | None = Field(
+        default=None, description=f"base64 JPEG, at most {MAX_SNAPSHOT_BYTES} bytes decoded"
+    )
+
+    @field_validator("plate")
+    @classmethod
+    def _plate_charset(cls, value: str) -> str:
+        return _check_plate(value)
+
+    @field_validator("captured_at")
+    @classmethod
+    def _aware_and_not_future(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("captured_at must carry a timezone offset")
+        value = value.astimezone(UTC)
+        if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+            raise ValueError("captured_at is more than 5 minutes in the future")
+        return value
+
+    @field_validator("snapshot_b64")
+    @classmethod
+    def _jpeg(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) > (MAX_SNAPSHOT_BYTES * 4) // 3 + 4:
+            raise ValueError(f"snapshot larger than {MAX_SNAPSHOT_BYTES} bytes")
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("snapshot_b64 is not valid base64") from None
+        if len(raw) > MAX_SNAPSHOT_BYTES:
+            raise ValueError(f"snapshot larger than {MAX_SNAPSHOT_BYTES} bytes")
+        if not (raw.startswith(b"\xff\xd8\xff") and raw.rstrip(b"\x00").endswith(b"\xff\xd9")):
+            raise ValueError("snapshot is not a JPEG image")
+        return value
+
+    def snapshot_bytes(self) -> bytes | None:
+        return base64.b64decode(self.snapshot_b64) if self.snapshot_b64 else None
+
+    @property
+    def plate_normalized(self) -> str:
+        return normalize_plate(self.plate)
+
+
+class GateDecision(BaseModel):
+    action: GateAction
+    reason: GateReason
+    message: str = ""
+    fee: int = Field(default=0, description="amount due at exit, in the lot's currency unit")
+
+
+class EventAck(BaseModel):
+    """Central's answer to a ``PlateEvent``; identical for every retry of the same event_id."""
+
+    event_id: UUID
+    accepted_at: datetime
+    session_id: int | None
+    decision: GateDecision
+    anomaly: str | None = None
+
+
+class CameraHeartbeat(BaseModel):
+    """Health figures the edge reports every ``heartbeat_interval`` seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sent_at: datetime
+    agent_version: Annotated[str, Field(max_length=40)] = "unknown"
+    uptime_s: Annotated[float, Field(ge=0)] = 0.0
+    fps: Annotated[float, Field(ge=0)] = 0.0
+    inference_ms: Annotated[float, Field(ge=0)] | None = None
+    outbox_depth: Annotated[int, Field(ge=0)] = 0
+    outbox_oldest_age_s: Annotated[float, Field(ge=0)] = 0.0
+    outbox_bytes: Annotated[int, Field(ge=0)] = 0
+    dead_letters: Annotated[int, Field(ge=0)] = 0
+    captured_total: Annotated[int, Field(ge=0)] = 0
+    delivered_total: Annotated[int, Field(ge=0)] = 0
+    reads_rejected_total: Annotated[int, Field(ge=0)] = 0
+    disk_free_bytes: Annotated[int, Field(ge=0)] | None = None
+    cpu_temp_c: float | None = None
+    last_error: Annotated[str, Field(max_length=500)] | None = None
+
+    @model_validator(mode="after")
+    def _delivered_le_captured(self) -> CameraHeartbeat:
+        if self.delivered_total > self.captured_total:
+            raise ValueError("delivered_total cannot exceed captured_total")
+        return self
+
+
+MAX_BATCH_EVENTS = 100
+
+
+class PlateEventBatch(BaseModel):
+    """``POST /api/v1/events/batch``: a backlog drained in capture order, one commit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: Annotated[list[PlateEvent], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
+
+
+class EventBatchAck(BaseModel):
+    acks: list[EventAck]

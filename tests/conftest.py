@@ -1,0 +1,179 @@
+"""Fixtures that build real things: a throwaway PostgreSQL cluster, migrated databases on
+SQLite and PostgreSQL, the real app. Tests are isolated by a rolled-back transaction each
+(``db`` / ``client``) or, where real commits matter (concurrency), a fresh database each
+(``fresh_url``)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.central.cameras.service import create_camera
+from app.central.db import Database
+from app.central.deps import db_session
+from app.central.lots.service import ensure_lot
+from app.central.main import create_app
+from app.central.migrate import upgrade
+from app.central.operators.service import create_operator
+from app.central.settings import Settings
+from app.central.tariffs.service import put_tariff
+from tests.support.pg import PgCluster
+
+BACKENDS = ["sqlite", "postgres"]
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    cluster = PgCluster().init()
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("parking")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    param: str = request.param
+    return param
+
+
+@pytest.fixture(scope="session")
+def template_url(backend: str, workdir: Path, request: pytest.FixtureRequest) -> str:
+    """A migrated database per backend, never connected to, copied by ``fresh_url``."""
+    if backend == "sqlite":
+        url = f"sqlite:///{workdir / 'template.db'}"
+    else:
+        cluster: PgCluster = request.getfixturevalue("pg")
+        url = cluster.create_database("parking_template")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def shared_database(backend: str, workdir: Path, request: pytest.FixtureRequest
+                    ) -> Iterator[Database]:
+    """The migrated database that ``db``/``client`` tests share, isolated by rollback."""
+    if backend == "sqlite":
+        url = f"sqlite:///{workdir / 'shared.db'}"
+    else:
+        cluster: PgCluster = request.getfixturevalue("pg")
+        url = cluster.create_database("parking_shared")
+    upgrade(url)
+    database = Database(Settings(database_url=url, data_dir=workdir))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def fresh_url(backend: str, template_url: str, tmp_path: Path,
+              request: pytest.FixtureRequest) -> str:
+    """A database of its own for this test (real commits, e.g. concurrency), at head."""
+    if backend == "sqlite":
+        target = tmp_path / "parking.db"
+        shutil.copy(template_url.removeprefix("sqlite:///"), target)
+        return f"sqlite:///{target}"
+    cluster: PgCluster = request.getfixturevalue("pg")
+    return cluster.create_database(f"t_{uuid.uuid4().hex[:12]}", template="parking_template")
+
+
+def make_settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir, "database_url": url, "log_json": False,
+        "camera_rate_per_s": 10_000, "camera_burst": 10_000, "login_attempts_per_min": 1000,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, shared_database: Database) -> Settings:
+    return make_settings(tmp_path, shared_database.url)
+
+
+@pytest.fixture
+def db(shared_database: Database) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test; the code under
+    test may commit (that commits a savepoint)."""
+    connection = shared_database.engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint",
+                      expire_on_commit=False)
+    yield session
+    session.close()
+    outer.rollback()
+    connection.close()
+
+
+@dataclass
+class World:
+    """A lot with an entry and an exit lane, a tariff and one operator per role."""
+
+    lot_id: str
+    entry_key: str
+    exit_key: str
+    users: dict[str, str]
+
+
+def build_world(db: Session, *, capacity: int = 10) -> World:
+    ensure_lot(db, lot_id="lot-a", name="Lot A", capacity=capacity)
+    put_tariff(db, lot_id="lot-a", vehicle_type="car", free_minutes=15, hourly_rate=20_000,
+               daily_cap=150_000, overnight_fee=30_000)
+    _, entry_key = create_camera(db, camera_id="lane-in", lot_id="lot-a", direction="entry")
+    _, exit_key = create_camera(db, camera_id="lane-out", lot_id="lot-a", direction="exit")
+    users = {}
+    for role in ("guard", "manager", "admin"):
+        create_operator(db, username=role, password=PASSWORD, role=role)
+        users[role] = role
+    db.commit()
+    return World("lot-a", entry_key, exit_key, users)
+
+
+@pytest.fixture
+def world(db: Session) -> World:
+    return build_world(db)
+
+
+@pytest.fixture
+def client(settings: Settings, shared_database: Database, db: Session) -> Iterator[TestClient]:
+    app = create_app(settings, database=shared_database, run_duties=False)
+
+    def transactional() -> Iterator[Session]:
+        yield db
+
+    app.dependency_overrides[db_session] = transactional
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def token(client: TestClient, username: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/token",
+                           data={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def event_body(camera_id: str, plate: str, *, at: datetime | None = None,
+               confidence: float = 0.95, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "camera_id": camera_id,
+        "captured_at": (at or datetime.now(UTC)).isoformat(),
+        "plate": plate,
+        "confidence": confidence,
+        "vehicle_type": "car",
+        **extra,
+    }
