@@ -52,20 +52,44 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def template_url(backend: str, workdir: Path, request: pytest.FixtureRequest) -> str:
-    """A migrated database per backend, never connected to, copied by ``fresh_url``."""
-    if backend == "sqlite":
-        url = f"sqlite:///{workdir / 'template.db'}"
-    else:
-        cluster: PgCluster = request.getfixturevalue("pg")
-        url = cluster.create_database("parking_template")
+def pg_template(pg: PgCluster) -> str:
+    """A migrated PostgreSQL database, never connected to, that ``CREATE DATABASE`` copies."""
+    url = pg.create_database("parking_template")
     upgrade(url)
     return url
 
 
 @pytest.fixture(scope="session")
-def shared_database(backend: str, workdir: Path, request: pytest.FixtureRequest
-                    ) -> Iterator[Database]:
+def sqlite_template(workdir: Path) -> Path:
+    path = workdir / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def fresh_pg_url(pg: PgCluster, pg_template: str) -> str:
+    """A PostgreSQL database of this test's own (real commits), at head."""
+    return pg.create_database(f"t_{uuid.uuid4().hex[:12]}", template="parking_template")
+
+
+@pytest.fixture
+def fresh_sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    target = tmp_path / "parking.db"
+    shutil.copy(sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def fresh_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """A database of this test's own on the current backend."""
+    url: str = request.getfixturevalue(f"fresh_{'pg' if backend == 'postgres' else 'sqlite'}_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def shared_database(
+    backend: str, workdir: Path, request: pytest.FixtureRequest
+) -> Iterator[Database]:
     """The migrated database that ``db``/``client`` tests share, isolated by rollback."""
     if backend == "sqlite":
         url = f"sqlite:///{workdir / 'shared.db'}"
@@ -78,22 +102,14 @@ def shared_database(backend: str, workdir: Path, request: pytest.FixtureRequest
     database.dispose()
 
 
-@pytest.fixture
-def fresh_url(backend: str, template_url: str, tmp_path: Path,
-              request: pytest.FixtureRequest) -> str:
-    """A database of its own for this test (real commits, e.g. concurrency), at head."""
-    if backend == "sqlite":
-        target = tmp_path / "parking.db"
-        shutil.copy(template_url.removeprefix("sqlite:///"), target)
-        return f"sqlite:///{target}"
-    cluster: PgCluster = request.getfixturevalue("pg")
-    return cluster.create_database(f"t_{uuid.uuid4().hex[:12]}", template="parking_template")
-
-
 def make_settings(data_dir: Path, url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "data_dir": data_dir, "database_url": url, "log_json": False,
-        "camera_rate_per_s": 10_000, "camera_burst": 10_000, "login_attempts_per_min": 1000,
+        "data_dir": data_dir,
+        "database_url": url,
+        "log_json": False,
+        "camera_rate_per_s": 10_000,
+        "camera_burst": 10_000,
+        "login_attempts_per_min": 1000,
     }
     values.update(overrides)
     return Settings(**values)
@@ -110,8 +126,9 @@ def db(shared_database: Database) -> Iterator[Session]:
     test may commit (that commits a savepoint)."""
     connection = shared_database.engine.connect()
     outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint",
-                      expire_on_commit=False)
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     yield session
     session.close()
     outer.rollback()
@@ -130,8 +147,15 @@ class World:
 
 def build_world(db: Session, *, capacity: int = 10) -> World:
     ensure_lot(db, lot_id="lot-a", name="Lot A", capacity=capacity)
-    put_tariff(db, lot_id="lot-a", vehicle_type="car", free_minutes=15, hourly_rate=20_000,
-               daily_cap=150_000, overnight_fee=30_000)
+    put_tariff(
+        db,
+        lot_id="lot-a",
+        vehicle_type="car",
+        free_minutes=15,
+        hourly_rate=20_000,
+        daily_cap=150_000,
+        overnight_fee=30_000,
+    )
     _, entry_key = create_camera(db, camera_id="lane-in", lot_id="lot-a", direction="entry")
     _, exit_key = create_camera(db, camera_id="lane-out", lot_id="lot-a", direction="exit")
     users = {}
@@ -160,14 +184,19 @@ def client(settings: Settings, shared_database: Database, db: Session) -> Iterat
 
 
 def token(client: TestClient, username: str) -> dict[str, str]:
-    response = client.post("/api/v1/auth/token",
-                           data={"username": username, "password": PASSWORD})
+    response = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-def event_body(camera_id: str, plate: str, *, at: datetime | None = None,
-               confidence: float = 0.95, **extra: Any) -> dict[str, Any]:
+def event_body(
+    camera_id: str,
+    plate: str,
+    *,
+    at: datetime | None = None,
+    confidence: float = 0.95,
+    **extra: Any,
+) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()),
         "camera_id": camera_id,

@@ -45,6 +45,9 @@ class Duties:
     def _release(self) -> None:
         if self._lock_conn is not None:
             with contextlib.suppress(Exception):  # the connection may already be gone
+                # Invalidate: really close it, so the session-level lock dies with it
+                # instead of living on in the pool.
+                self._lock_conn.invalidate()
                 self._lock_conn.close()
             self._lock_conn = None
         self.is_leader = False

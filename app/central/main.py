@@ -169,7 +169,6 @@ def _init_sentry(settings: Settings) -> None:
         dsn=settings.sentry_dsn,
         environment=settings.environment,
         release=settings.release,
-        send_default_pii=False,
         traces_sample_rate=0.0,
     )
 

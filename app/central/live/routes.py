@@ -34,9 +34,13 @@ async def live_feed(websocket: WebSocket) -> None:
         with state.db.session() as db:
             principal = await asyncio.to_thread(operator_from_token, token, db, state)
     except DomainError:
+        # Accept, then close with an application code the browser can read (a refusal
+        # before accept is only an HTTP 403 to JavaScript).
+        await websocket.accept(subprotocol=subprotocol)
         await websocket.close(code=4401, reason="unauthorized")
         return
     except Exception:  # database down: ask the client to come back later
+        await websocket.accept(subprotocol=subprotocol)
         await websocket.close(code=1013, reason="try again later")
         return
     await websocket.accept(subprotocol=subprotocol)

@@ -1,0 +1,130 @@
+"""The live feed: an event ingested by one central reaches dashboards on every central."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from app.central.db import Database
+from app.central.main import create_app
+from tests.conftest import PASSWORD, build_world, event_body, make_settings
+from tests.support.server import serving
+
+
+def login(base: str, username: str) -> str:
+    response = httpx.post(
+        f"{base}/api/v1/auth/token", data={"username": username, "password": PASSWORD}
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+def next_of_type(
+    ws: Any, kind: str, timeout: float = 5.0, seen: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The next message of ``kind``; others are kept in ``seen`` by type."""
+    seen = {} if seen is None else seen
+    deadline = time.monotonic() + timeout
+    while kind not in seen:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"no {kind} message within {timeout}s; saw {sorted(seen)}"
+        message: dict[str, Any] = json.loads(ws.recv(timeout=remaining))
+        seen.setdefault(message["type"], message)
+    return seen.pop(kind)
+
+
+def test_ws_delivery_across_two_instances_on_one_database(
+    fresh_pg_url: str, tmp_path: Path
+) -> None:
+    """Two instances share state only through PostgreSQL (LISTEN/NOTIFY)."""
+    settings = make_settings(tmp_path, fresh_pg_url)
+    db_a, db_b = Database(settings), Database(settings)
+    with db_a.session() as db:
+        world = build_world(db)
+    app_a = create_app(settings, database=db_a, run_duties=False)
+    app_b = create_app(settings, database=db_b, run_duties=False)
+    with serving(app_a) as base_a, serving(app_b) as base_b:
+        ws_url = base_b.replace("http", "ws") + f"/api/v1/live?token={login(base_b, 'guard')}"
+        with connect(ws_url) as ws:
+            assert next_of_type(ws, "hello")["data"]["role"] == "guard"
+            listener = app_b.state.listener
+            assert listener.connected.wait(10), "instance B never started LISTENing"
+            body = event_body("lane-in", "51F-246.80")
+            sent = time.monotonic()
+            response = httpx.post(
+                f"{base_a}/api/v1/events", json=body, headers={"X-API-Key": world.entry_key}
+            )
+            assert response.status_code == 200
+            seen: dict[str, dict[str, Any]] = {}
+            message = next_of_type(ws, "plate_event", timeout=2.0, seen=seen)
+            assert time.monotonic() - sent < 1.0
+            assert message["data"]["event_id"] == body["event_id"]
+            assert message["data"]["decision"]["action"] == "open"
+            opened = next_of_type(ws, "session_opened", seen=seen)
+            assert opened["data"]["plate"] == "51F-246.80"
+    db_a.dispose()
+    db_b.dispose()
+
+
+def test_ws_in_process_on_sqlite_and_auth(fresh_sqlite_url: str, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, fresh_sqlite_url)
+    database = Database(settings)
+    with database.session() as db:
+        world = build_world(db)
+    app = create_app(settings, database=database, run_duties=False)
+    with serving(app) as base:
+        ws_base = base.replace("http", "ws") + "/api/v1/live"
+        with pytest.raises(ConnectionClosed) as refused, connect(f"{ws_base}?token=bogus") as ws:
+            ws.recv(timeout=5)
+        assert refused.value.rcvd is not None and refused.value.rcvd.code == 4401
+        # The token may also travel as a subprotocol (browsers cannot set headers).
+        token = login(base, "manager")
+        with connect(ws_base, subprotocols=[f"bearer.{token}"]) as ws:  # type: ignore[list-item]
+            next_of_type(ws, "hello")
+            httpx.post(
+                f"{base}/api/v1/events",
+                json=event_body("lane-in", "30A-111.22"),
+                headers={"X-API-Key": world.entry_key},
+            ).raise_for_status()
+            assert next_of_type(ws, "plate_event")["data"]["plate"] == "30A-111.22"
+            guard_open = httpx.post(
+                f"{base}/api/v1/cameras/lane-in/open",
+                json={"reason": "visitor without plate"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert guard_open.status_code == 202
+            assert next_of_type(ws, "gate_opened")["data"]["reason"] == "visitor without plate"
+    database.dispose()
+
+
+def test_shutdown_closes_live_clients_with_going_away(
+    fresh_sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, fresh_sqlite_url)
+    database = Database(settings)
+    with database.session() as db:
+        build_world(db)
+    app = create_app(settings, database=database, run_duties=False)
+    with serving(app) as base:
+        ws = connect(base.replace("http", "ws") + f"/api/v1/live?token={login(base, 'guard')}")
+        next_of_type(ws, "hello")
+        import asyncio
+
+        from app.central.state import AppState
+
+        state: AppState = app.state.parking
+        loop = state.hub._loop
+        assert loop is not None
+        asyncio.run_coroutine_threadsafe(state.hub.close_all(1001), loop).result(5)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    database.dispose()
