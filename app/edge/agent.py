@@ -1,0 +1,515 @@
+"""Wires the edge together: source -> reader -> aggregator -> event -> outbox -> uploader.
+
+``EdgeRuntime`` owns what every mode shares (outbox, uploader, heartbeats, metrics, systemd);
+``LaneAgent`` drives it from a camera; ``Simulator`` from synthetic plates (load tests, demo).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.contract import CameraDirection, EventAck, PlateCandidate, PlateEvent, VehicleType
+from app.edge.aggregate import ReadAggregator, Sighting
+from app.edge.config import EdgeConfig, SourceKind
+from app.edge.gate import GateController, GateOutcome, LoggingRelay, OfflinePolicy, Relay
+from app.edge.heartbeat import FrameRate, HeartbeatSender, HeartbeatSource
+from app.edge.ids import EventIdFactory
+from app.edge.metrics import EdgeMetrics, MetricsServer
+from app.edge.outbox import Outbox, OutboxFullError
+from app.edge.reader import PlateReader
+from app.edge.reader.sidecar import GroundTruthSidecarReader
+from app.edge.snapshot import encode_snapshot
+from app.edge.sources import FrameSource
+from app.edge.systemd import SystemdNotifier
+from app.edge.uploader import (
+    BREAKER_GAUGE,
+    Backoff,
+    BreakerState,
+    CentralClient,
+    CircuitBreaker,
+    Uploader,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    camera_id: str
+    direction: CameraDirection
+    api_key: str
+
+
+@dataclass
+class RuntimeSettings:
+    central_url: str
+    data_dir: Path
+    outbox_max_bytes: int = 1 << 30
+    max_permanent_attempts: int = 3
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 10.0
+    verify_tls: bool | str = True
+    batch_max_events: int = 100
+    batch_max_bytes: int = 900_000
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    breaker_failures: int = 5
+    breaker_reset_s: float = 15.0
+    heartbeat_interval_s: float = 10.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no /metrics server
+
+
+@dataclass
+class EdgeRuntime:
+    """The durable half of the agent, the same for a real lane and the simulator."""
+
+    lanes: list[Lane]
+    outbox: Outbox
+    uploader: Uploader
+    metrics: EdgeMetrics
+    heartbeats: HeartbeatSender
+    notifier: SystemdNotifier
+    ids: EventIdFactory = field(default_factory=EventIdFactory)
+    metrics_server: MetricsServer | None = None
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def build(
+        cls,
+        settings: RuntimeSettings,
+        lanes: list[Lane],
+        *,
+        frame_rate: FrameRate | None = None,
+        reads_rejected: Callable[[], int] = lambda: 0,
+        rng: random.Random | None = None,
+    ) -> EdgeRuntime:
+        metrics = EdgeMetrics()
+        outbox = Outbox(
+            settings.data_dir / "outbox",
+            max_bytes=settings.outbox_max_bytes,
+            max_permanent_attempts=settings.max_permanent_attempts,
+        )
+        removed = outbox.remove_orphan_snapshots()
+        if removed:
+            log.info("outbox: removed %d snapshot files left by an interrupted write", removed)
+        metrics.bind_outbox(outbox.stats)
+
+        def on_breaker(state: BreakerState) -> None:
+            metrics.breaker_state.set(BREAKER_GAUGE[state])
+            metrics.breaker_transitions.labels(state.value).inc()
+
+        client = CentralClient(
+            settings.central_url,
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+            verify=settings.verify_tls,
+            metrics=metrics,
+        )
+        uploader = Uploader(
+            outbox,
+            client,
+            {lane.camera_id: lane.api_key for lane in lanes},
+            breaker=CircuitBreaker(
+                failure_threshold=settings.breaker_failures,
+                reset_after_s=settings.breaker_reset_s,
+                on_change=on_breaker,
+            ),
+            backoff=Backoff(
+                base_s=settings.backoff_base_s,
+                cap_s=settings.backoff_cap_s,
+                rng=rng or random.Random(),  # noqa: S311 - jitter, not secrecy
+            ),
+            batch_max_events=settings.batch_max_events,
+            batch_max_bytes=settings.batch_max_bytes,
+            metrics=metrics,
+        )
+        started = time.monotonic()
+        heartbeats = HeartbeatSender(
+            [
+                HeartbeatSource(
+                    camera_id=lane.camera_id,
+                    outbox=outbox,
+                    started_monotonic=started,
+                    frame_rate=frame_rate,
+                    reads_rejected=reads_rejected,
+                    last_error=lambda: uploader.last_error,
+                )
+                for lane in lanes
+            ],
+            uploader,
+            interval_s=settings.heartbeat_interval_s,
+        )
+        server = None
+        if settings.metrics_port is not None:
+            server = MetricsServer(metrics, settings.metrics_host, settings.metrics_port)
+        return cls(
+            lanes=lanes,
+            outbox=outbox,
+            uploader=uploader,
+            metrics=metrics,
+            heartbeats=heartbeats,
+            notifier=SystemdNotifier(),
+            metrics_server=server,
+            started_monotonic=started,
+        )
+
+    def start(self) -> None:
+        self.uploader.start()
+        self.heartbeats.start()
+        self.notifier.ready(f"{len(self.lanes)} lane(s), outbox {self.outbox.directory}")
+
+    def capture(
+        self,
+        lane: Lane,
+        *,
+        captured_at: datetime,
+        plate: str,
+        confidence: float,
+        candidates: list[PlateCandidate],
+        vehicle_type: VehicleType,
+        snapshot: bytes | None,
+    ) -> tuple[PlateEvent, Future[EventAck]]:
+        """Make the event, store it durably, wake the uploader. The future gets central's ack
+        (or an exception when the event was refused or dead-lettered)."""
+        event = PlateEvent(
+            event_id=self.ids.new(captured_at),
+            camera_id=lane.camera_id,
+            captured_at=captured_at,
+            plate=plate,
+            confidence=confidence,
+            vehicle_type=vehicle_type,
+            candidates=candidates,
+        )
+        future = self.uploader.waiter(event.event_id)
+        self.metrics.events_captured.labels(lane.camera_id).inc()
+        try:
+            self.outbox.enqueue(event, snapshot)
+        except OutboxFullError as exc:
+            self.metrics.events_refused.labels(lane.camera_id).inc()
+            self.uploader.forget_waiter(event.event_id)
+            future.set_exception(exc)
+            return event, future
+        self.uploader.wake()
+        return event, future
+
+    def drained(self) -> bool:
+        return self.outbox.stats().depth == 0
+
+    def close(self) -> None:
+        """Stop sending, close the outbox cleanly (a checkpointed WAL), tell systemd."""
+        self.notifier.stopping()
+        self.heartbeats.stop()
+        self.uploader.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+        self.outbox.close()
+        self.notifier.close()
+
+
+class LaneAgent:
+    """One camera at one lane: frames in, events and gate actions out."""
+
+    def __init__(
+        self,
+        runtime: EdgeRuntime,
+        lane: Lane,
+        source: FrameSource,
+        reader: PlateReader,
+        aggregator: ReadAggregator,
+        gate: GateController | None,
+        *,
+        frame_rate: FrameRate,
+        snapshot_max_side: int = 1280,
+        snapshot_quality: int = 85,
+    ) -> None:
+        self.runtime = runtime
+        self.lane = lane
+        self.source = source
+        self.reader = reader
+        self.aggregator = aggregator
+        self.gate = gate
+        self.frame_rate = frame_rate
+        self._snapshot_max_side = snapshot_max_side
+        self._snapshot_quality = snapshot_quality
+        self.gate_outcomes: list[Future[GateOutcome]] = []
+
+    def emit(self, sighting: Sighting) -> PlateEvent:
+        snapshot = encode_snapshot(
+            sighting.frame.image, max_side=self._snapshot_max_side, quality=self._snapshot_quality
+        )
+        event, ack = self.runtime.capture(
+            self.lane,
+            captured_at=sighting.captured_at,
+            plate=sighting.plate,
+            confidence=sighting.confidence,
+            candidates=sighting.candidates,
+            vehicle_type=sighting.vehicle_type,
+            snapshot=snapshot,
+        )
+        log.info(
+            "event %s: %s (%.2f, %d reads)",
+            event.event_id,
+            event.plate,
+            event.confidence,
+            sighting.support,
+        )
+        if self.gate is not None:
+            event_id = event.event_id
+            outcome = self.gate.handle(
+                event_id, ack, lambda: self.runtime.uploader.forget_waiter(event_id)
+            )
+            self.gate_outcomes = [f for f in self.gate_outcomes if not f.done()] + [outcome]
+        return event
+
+    def run(self, stop: threading.Event, *, exit_when_drained: bool = False) -> int:
+        """Process frames until ``stop``; returns the number of events made."""
+        notifier = self.runtime.notifier
+        made = 0
+        for frame in self.source.frames():
+            if stop.is_set():
+                break
+            started = time.perf_counter()
+            reads = self.reader.read(frame)
+            elapsed = time.perf_counter() - started
+            self.frame_rate.add(elapsed)
+            self.runtime.metrics.frames.inc()
+            self.runtime.metrics.inference_seconds.observe(elapsed)
+            for sighting in self.aggregator.feed(frame, reads):
+                self.emit(sighting)
+                made += 1
+            notifier.watchdog()
+        for sighting in self.aggregator.flush(time.monotonic()):
+            self.emit(sighting)
+            made += 1
+        # The source ended (a finite replay): keep delivering until told to stop.
+        while not stop.wait(0.2):
+            notifier.watchdog()
+            if exit_when_drained and self.runtime.drained():
+                break
+        self.source.close()
+        return made
+
+
+# -- simulation ------------------------------------------------------------------------------
+
+
+def synthetic_plate(rng: random.Random) -> str:
+    """A Vietnamese-style car plate, e.g. ``51F-123.45``."""
+    province = rng.randint(11, 99)
+    series = rng.choice("ABCDEFGHKLMNPSTUVXYZ")
+    digits = rng.randint(0, 99999)
+    return f"{province}{series}-{digits // 100:03d}.{digits % 100:02d}"
+
+
+def synthetic_snapshot(plate: str, rng: random.Random) -> bytes:
+    """A small JPEG with the plate drawn on it, so the dashboard has something to show."""
+    paper = np.full((120, 360, 3), 235, dtype=np.uint8)
+    noise = np.frombuffer(rng.randbytes(120 * 360 * 3), dtype=np.uint8).reshape(120, 360, 3)
+    image = cv2.addWeighted(paper, 0.9, noise, 0.1, 0)
+    cv2.rectangle(image, (8, 8), (352, 112), (20, 20, 20), 3)
+    cv2.putText(image, plate, (22, 78), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (10, 10, 10), 3)
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buffer.tobytes()
+
+
+class Simulator:
+    """Synthetic vehicles entering and, after a dwell, leaving, through the real outbox."""
+
+    def __init__(
+        self,
+        runtime: EdgeRuntime,
+        *,
+        rate: float,
+        dwell_s: tuple[float, float] = (20.0, 120.0),
+        rng: random.Random | None = None,
+        snapshots: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runtime = runtime
+        self.rate = rate
+        self.dwell_s = dwell_s
+        self.rng = rng or random.Random()  # noqa: S311 - synthetic traffic
+        self.snapshots = snapshots
+        self._clock = clock
+        self._entries = [lane for lane in runtime.lanes if lane.direction is CameraDirection.ENTRY]
+        self._exits = [lane for lane in runtime.lanes if lane.direction is CameraDirection.EXIT]
+        self._inside: list[tuple[float, str]] = []  # (leaves at, plate)
+        self.made = 0
+
+    def _next(self, now: float) -> tuple[Lane, str]:
+        if self._exits and self._inside and (self._inside[0][0] <= now or not self._entries):
+            _, plate = self._inside.pop(0)
+            return self.rng.choice(self._exits), plate
+        lane = self.rng.choice(self._entries or self._exits)
+        plate = synthetic_plate(self.rng)
+        if lane.direction is CameraDirection.ENTRY and self._exits:
+            self._inside.append((now + self.rng.uniform(*self.dwell_s), plate))
+            self._inside.sort()
+        return lane, plate
+
+    def step(self) -> PlateEvent:
+        lane, plate = self._next(self._clock())
+        confidence = round(self.rng.uniform(0.82, 0.99), 3)
+        event, _ = self.runtime.capture(
+            lane,
+            captured_at=datetime.now(UTC),
+            plate=plate,
+            confidence=confidence,
+            candidates=[PlateCandidate(plate=plate, confidence=confidence)],
+            vehicle_type=VehicleType.CAR,
+            snapshot=synthetic_snapshot(plate, self.rng) if self.snapshots else None,
+        )
+        self.made += 1
+        return event
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        count: int | None = None,
+        duration_s: float | None = None,
+        exit_when_drained: bool = False,
+    ) -> int:
+        started = self._clock()
+        interval = 1.0 / self.rate if self.rate > 0 else 0.0
+        notifier = self.runtime.notifier
+        while not stop.is_set():
+            if count is not None and self.made >= count:
+                break
+            if duration_s is not None and self._clock() - started >= duration_s:
+                break
+            self.step()
+            notifier.watchdog()
+            due = started + self.made * interval
+            delay = due - self._clock()
+            if delay > 0 and stop.wait(delay):
+                break
+        while exit_when_drained and not stop.is_set() and not self.runtime.drained():
+            notifier.watchdog()
+            stop.wait(0.1)
+        if not exit_when_drained:
+            while not stop.wait(0.5):
+                notifier.watchdog()
+        return self.made
+
+
+# -- from the config file ------------------------------------------------------------------
+
+
+def build_lane_agent(config: EdgeConfig) -> LaneAgent:
+    lane = Lane(config.camera.id, config.camera.direction, config.camera.resolved_api_key())
+    verify: bool | str = str(config.central.ca_file) if config.central.ca_file else True
+    if not config.central.verify_tls:
+        verify = False
+    frame_rate = FrameRate()
+    aggregator = ReadAggregator(
+        min_agreeing=config.aggregate.min_agreeing,
+        window_s=config.aggregate.window_s,
+        leave_after_s=config.aggregate.leave_after_s,
+        cooldown_s=config.aggregate.cooldown_s,
+        min_confidence=config.aggregate.min_confidence,
+        min_support_on_leave=config.aggregate.min_support_on_leave,
+    )
+    runtime = EdgeRuntime.build(
+        RuntimeSettings(
+            central_url=config.central.url,
+            data_dir=config.outbox.dir,
+            outbox_max_bytes=config.outbox.max_bytes,
+            max_permanent_attempts=config.outbox.max_permanent_attempts,
+            connect_timeout_s=config.central.connect_timeout_s,
+            read_timeout_s=config.central.read_timeout_s,
+            verify_tls=verify,
+            batch_max_events=config.uploader.batch_max_events,
+            batch_max_bytes=config.uploader.batch_max_bytes,
+            backoff_base_s=config.uploader.backoff_base_s,
+            backoff_cap_s=config.uploader.backoff_cap_s,
+            breaker_failures=config.uploader.breaker_failures,
+            breaker_reset_s=config.uploader.breaker_reset_s,
+            heartbeat_interval_s=config.heartbeat.interval_s,
+            metrics_host=config.metrics.host,
+            metrics_port=config.metrics.port if config.metrics.enabled else None,
+        ),
+        [lane],
+        frame_rate=frame_rate,
+        reads_rejected=lambda: aggregator.reads_rejected_total,
+    )
+    gate_config = config.gate
+    relay: Relay
+    if gate_config.driver == "gpio":
+        from app.edge.gate import GpioRelay
+
+        relay = GpioRelay(gate_config.pin, active_high=gate_config.active_high)
+    else:
+        relay = LoggingRelay()
+    outbox = runtime.outbox
+
+    def record(outcome: GateOutcome) -> None:
+        runtime.metrics.gate_actions.labels(outcome.action.value, str(outcome.offline)).inc()
+        outbox.record_gate_action(
+            event_id=outcome.event_id,
+            camera_id=lane.camera_id,
+            action=outcome.action.value,
+            reason=str(outcome.reason),
+            offline=outcome.offline,
+            flagged=outcome.flagged,
+        )
+
+    gate = GateController(
+        relay,
+        direction=lane.direction,
+        deadline_s=gate_config.deadline_s,
+        open_pulse_s=gate_config.open_pulse_s,
+        policy=OfflinePolicy(
+            gate_config.offline_entry, gate_config.offline_exit, gate_config.flag_offline_exit
+        ),
+        record=record,
+    )
+    return LaneAgent(
+        runtime,
+        lane,
+        open_source(config),
+        GroundTruthSidecarReader(confidence=config.reader.confidence),
+        aggregator,
+        gate,
+        frame_rate=frame_rate,
+        snapshot_max_side=config.outbox.snapshot_max_side,
+        snapshot_quality=config.outbox.snapshot_quality,
+    )
+
+
+def open_source(config: EdgeConfig) -> FrameSource:
+    source = config.source
+    if source.kind is SourceKind.FOLDER:
+        from app.edge.sources.folder import ImageFolderSource
+
+        assert source.path is not None
+        return ImageFolderSource(
+            source.path,
+            fps=source.fps,
+            loop=source.loop,
+            frames_per_image=source.frames_per_image,
+            gap_frames=source.gap_frames,
+            limit=source.limit,
+        )
+    if source.kind is SourceKind.OPENCV:
+        from app.edge.sources.opencv import OpenCVSource
+
+        assert source.uri is not None
+        return OpenCVSource(source.uri)
+    from app.edge.sources.picamera import Picamera2Source
+
+    return Picamera2Source(width=source.width, height=source.height, fps=source.fps or 10.0)

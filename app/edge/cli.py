@@ -1,0 +1,258 @@
+"""``parking-edge``: run a lane, simulate traffic, look into the outbox.
+
+parking-edge run --config /etc/parking-edge/edge.toml
+parking-edge simulate --central URL --entry-key KEY --exit-key KEY --rate 0.5
+parking-edge outbox stats|dead-letters|requeue ID [--data-dir DIR | --config FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+
+from app.contract import CameraDirection
+from app.edge import __version__
+from app.edge.config import ConfigError, load_config
+
+log = logging.getLogger("app.edge")
+
+DEFAULT_DATA_DIR = "/var/lib/parking-edge"
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(signum: int, _: FrameType | None) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from app.edge.agent import build_lane_agent
+
+    config = load_config(args.config)
+    agent = build_lane_agent(config)
+    stop = _stop_on_signals()
+    agent.runtime.start()
+    log.info(
+        "lane %s (%s) running, central %s",
+        config.camera.id,
+        config.camera.direction,
+        config.central.url,
+    )
+    try:
+        agent.run(stop, exit_when_drained=args.exit_when_drained)
+    finally:
+        if agent.gate is not None:
+            agent.gate.close()
+        agent.runtime.close()
+    return 0
+
+
+def _parse_camera(spec: str) -> tuple[str, CameraDirection, str]:
+    """``ID:DIRECTION=KEY``, e.g. ``gate-2-in:entry=K3y``."""
+    try:
+        head, key = spec.split("=", 1)
+        camera_id, direction = head.split(":", 1)
+        return camera_id, CameraDirection(direction), key
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--camera {spec!r}: expected ID:entry=KEY or ID:exit=KEY"
+        ) from None
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from app.edge.agent import EdgeRuntime, Lane, RuntimeSettings, Simulator
+
+    lanes: list[Lane] = []
+    if args.entry_key:
+        lanes.append(Lane(args.entry_camera, CameraDirection.ENTRY, args.entry_key))
+    if args.exit_key:
+        lanes.append(Lane(args.exit_camera, CameraDirection.EXIT, args.exit_key))
+    lanes += [Lane(*_parse_camera(spec)) for spec in args.camera]
+    if args.cameras is not None:
+        if args.cameras > len(lanes):
+            raise ConfigError(
+                f"--cameras {args.cameras}: only {len(lanes)} camera(s) have keys "
+                "(give --entry-key/--exit-key or --camera ID:DIRECTION=KEY)"
+            )
+        lanes = lanes[: args.cameras]
+    if not lanes:
+        raise ConfigError("simulate needs at least one camera: --entry-key, --exit-key or --camera")
+    settings = RuntimeSettings(
+        central_url=args.central,
+        data_dir=args.data_dir,
+        outbox_max_bytes=args.outbox_max_bytes,
+        backoff_cap_s=args.backoff_cap_s,
+        breaker_reset_s=args.breaker_reset_s,
+        heartbeat_interval_s=args.heartbeat_interval_s,
+        metrics_port=args.metrics_port,
+    )
+    runtime = EdgeRuntime.build(settings, lanes)
+    rng = random.Random(args.seed)  # noqa: S311 - synthetic traffic
+    simulator = Simulator(
+        runtime,
+        rate=args.rate,
+        dwell_s=(args.dwell[0], args.dwell[1]),
+        rng=rng,
+        snapshots=not args.no_snapshots,
+    )
+    stop = _stop_on_signals()
+    runtime.start()
+    log.info(
+        "simulating %s at %.2f events/s to %s",
+        ", ".join(f"{lane.camera_id} ({lane.direction})" for lane in lanes),
+        args.rate,
+        args.central,
+    )
+    try:
+        made = simulator.run(
+            stop,
+            count=args.count,
+            duration_s=args.duration,
+            exit_when_drained=args.exit_when_drained,
+        )
+    finally:
+        runtime.close()
+    log.info("simulated %d events", made)
+    return 0
+
+
+def _outbox_dir(args: argparse.Namespace) -> Path:
+    if args.config is not None:
+        return Path(load_config(args.config).outbox.dir) / "outbox"
+    return Path(args.data_dir) / "outbox"
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from app.edge.outbox import DB_NAME, Outbox
+
+    directory = _outbox_dir(args)
+    if not (directory / DB_NAME).exists():
+        print(f"error: no outbox at {directory}", file=sys.stderr)
+        return 2
+    with Outbox(directory) as outbox:
+        if args.outbox_command == "stats":
+            stats = asdict(outbox.stats())
+            stats.pop("max_bytes")  # the agent's bound lives in its config, not the database
+            if args.json:
+                print(json.dumps(stats))
+            else:
+                for key, value in stats.items():
+                    print(f"{key:<24} {value}")
+        elif args.outbox_command == "dead-letters":
+            letters = outbox.dead_letters()
+            for letter in letters:
+                print(
+                    f"{letter.seq}\t{letter.event_id}\t{letter.camera_id}\t{letter.captured_at}\t"
+                    f"tries={letter.attempts}\tstatus={letter.last_status}\t"
+                    f"{(letter.last_error or '').replace(chr(10), ' ')[:160]}"
+                )
+            print(f"{len(letters)} dead letter(s)", file=sys.stderr)
+        else:
+            if not outbox.requeue(args.id):
+                print(f"error: no dead letter {args.id}", file=sys.stderr)
+                return 1
+            print(f"requeued {args.id}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parking-edge", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"parking-edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one lane from a config file")
+    run.add_argument("--config", type=Path, required=True)
+    run.add_argument(
+        "--exit-when-drained",
+        action="store_true",
+        help="exit once a finite source has ended and the outbox is empty",
+    )
+    run.set_defaults(func=cmd_run)
+
+    sim = sub.add_parser("simulate", help="synthetic plate events through the real outbox")
+    sim.add_argument("--central", required=True, help="central's (VIP) base URL")
+    sim.add_argument("--entry-key", help="API key of the entry camera")
+    sim.add_argument("--entry-camera", default="gate-1-in")
+    sim.add_argument("--exit-key", help="API key of the exit camera")
+    sim.add_argument("--exit-camera", default="gate-1-out")
+    sim.add_argument("--camera", action="append", default=[], metavar="ID:DIRECTION=KEY")
+    sim.add_argument("--cameras", type=int, help="drive only the first N of those cameras")
+    sim.add_argument("--rate", type=float, default=0.5, help="events per second, all cameras")
+    sim.add_argument("--count", type=int, help="stop making events after this many")
+    sim.add_argument("--duration", type=float, help="stop making events after this many seconds")
+    sim.add_argument(
+        "--dwell",
+        type=float,
+        nargs=2,
+        default=(20.0, 120.0),
+        metavar=("MIN_S", "MAX_S"),
+        help="time a vehicle stays before it exits",
+    )
+    sim.add_argument("--seed", type=int)
+    sim.add_argument("--no-snapshots", action="store_true")
+    sim.add_argument("--exit-when-drained", action="store_true")
+    sim.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("PARKING_EDGE_DATA_DIR", "data/edge"))
+    )
+    sim.add_argument("--outbox-max-bytes", type=int, default=256 << 20)
+    sim.add_argument("--backoff-cap-s", type=float, default=10.0)
+    sim.add_argument("--breaker-reset-s", type=float, default=5.0)
+    sim.add_argument("--heartbeat-interval-s", type=float, default=10.0)
+    sim.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT")
+    sim.set_defaults(func=cmd_simulate)
+
+    box = sub.add_parser("outbox", help="inspect the outbox")
+    box_sub = box.add_subparsers(dest="outbox_command", required=True)
+    for name, text in (
+        ("stats", "queue figures"),
+        ("dead-letters", "list dead letters"),
+        ("requeue", "move a dead letter back to the queue"),
+    ):
+        cmd = box_sub.add_parser(name, help=text)
+        where = cmd.add_mutually_exclusive_group()
+        where.add_argument("--config", type=Path)
+        where.add_argument(
+            "--data-dir",
+            type=Path,
+            default=Path(os.environ.get("PARKING_EDGE_DATA_DIR", DEFAULT_DATA_DIR)),
+        )
+        if name == "stats":
+            cmd.add_argument("--json", action="store_true")
+        if name == "requeue":
+            cmd.add_argument("id", help="event id or outbox sequence number")
+        cmd.set_defaults(func=cmd_outbox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

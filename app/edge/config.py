@@ -1,0 +1,192 @@
+"""The agent's one configuration file (TOML), read and checked in one place.
+
+An invalid file stops the agent with a message that names the key, e.g.
+``config /etc/parking-edge/edge.toml: gate.deadline_s: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from app.contract import CameraDirection
+
+_CAMERA_ID = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Section):
+    id: Annotated[str, Field(pattern=_CAMERA_ID)]
+    direction: CameraDirection
+    api_key: str | None = None
+    api_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> CameraConfig:
+        if (self.api_key is None) == (self.api_key_file is None):
+            raise ValueError("give exactly one of api_key and api_key_file")
+        return self
+
+    def resolved_api_key(self) -> str:
+        if self.api_key is not None:
+            return self.api_key
+        assert self.api_key_file is not None
+        try:
+            return self.api_key_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"camera.api_key_file: cannot read {self.api_key_file}: {exc}"
+            ) from exc
+
+
+class CentralConfig(_Section):
+    url: Annotated[str, Field(pattern=r"^https?://")]  # the VIP in front of central
+    connect_timeout_s: Annotated[float, Field(gt=0, le=30)] = 2.0
+    read_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    ca_file: Path | None = None
+    verify_tls: bool = True
+
+
+class SourceKind(StrEnum):
+    FOLDER = "folder"
+    OPENCV = "opencv"
+    PICAMERA2 = "picamera2"
+
+
+class SourceConfig(_Section):
+    kind: SourceKind
+    path: Path | None = None  # folder
+    uri: str | None = None  # opencv: file, rtsp://..., or a USB index "0"
+    fps: Annotated[float, Field(ge=0, le=120)] = 5.0
+    loop: bool = False
+    frames_per_image: Annotated[int, Field(ge=1, le=100)] = 3
+    gap_frames: Annotated[int, Field(ge=0, le=100)] = 1
+    limit: Annotated[int, Field(ge=1)] | None = None  # folder: replay only the first N pictures
+    width: Annotated[int, Field(ge=64, le=8192)] = 1920
+    height: Annotated[int, Field(ge=64, le=8192)] = 1080
+
+    @model_validator(mode="after")
+    def _target(self) -> SourceConfig:
+        if self.kind is SourceKind.FOLDER and self.path is None:
+            raise ValueError("kind 'folder' needs path")
+        if self.kind is SourceKind.OPENCV and not self.uri:
+            raise ValueError("kind 'opencv' needs uri")
+        return self
+
+
+class ReaderConfig(_Section):
+    # "sidecar" is the stand-in until issue 5 brings the TFLite reader.
+    kind: Literal["sidecar"] = "sidecar"
+    confidence: Annotated[float, Field(ge=0, le=1)] = 0.9
+
+
+class AggregateConfig(_Section):
+    min_agreeing: Annotated[int, Field(ge=1, le=50)] = 3
+    window_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    leave_after_s: Annotated[float, Field(gt=0, le=60)] = 1.5
+    cooldown_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.5
+    min_support_on_leave: Annotated[int, Field(ge=1, le=50)] = 1
+
+
+class OutboxConfig(_Section):
+    dir: Path = Path("/var/lib/parking-edge")
+    max_bytes: Annotated[int, Field(ge=1 << 20)] = 1 << 30
+    max_permanent_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    snapshot_max_side: Annotated[int, Field(ge=160, le=4096)] = 1280
+    snapshot_quality: Annotated[int, Field(ge=30, le=100)] = 85
+
+
+class UploaderConfig(_Section):
+    batch_max_events: Annotated[int, Field(ge=1, le=100)] = 100
+    # Central refuses bodies over 1 MiB by default; stay under it.
+    batch_max_bytes: Annotated[int, Field(ge=64 << 10)] = 900_000
+    backoff_base_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    backoff_cap_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    breaker_reset_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
+
+
+class OfflineAction(StrEnum):
+    OPEN = "open"
+    DENY = "deny"
+
+
+class GateConfig(_Section):
+    driver: Literal["log", "gpio"] = "log"
+    pin: Annotated[int, Field(ge=0, le=40)] = 17
+    active_high: bool = True
+    open_pulse_s: Annotated[float, Field(gt=0, le=30)] = 1.0
+    deadline_s: Annotated[float, Field(gt=0, le=30)] = 1.5
+    offline_entry: OfflineAction = OfflineAction.OPEN
+    offline_exit: OfflineAction = OfflineAction.OPEN
+    flag_offline_exit: bool = True
+
+
+class HeartbeatConfig(_Section):
+    interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+
+
+class MetricsConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9108
+    enabled: bool = True
+
+
+class EdgeConfig(_Section):
+    camera: CameraConfig
+    central: CentralConfig
+    source: SourceConfig
+    reader: ReaderConfig = ReaderConfig()
+    aggregate: AggregateConfig = AggregateConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    uploader: UploaderConfig = UploaderConfig()
+    gate: GateConfig = GateConfig()
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
+    metrics: MetricsConfig = MetricsConfig()
+
+
+def describe_errors(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        parts.append(f"{key}: {message}")
+    return "; ".join(parts)
+
+
+def load_config(path: Path) -> EdgeConfig:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config {path}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path}: not valid TOML: {exc}") from exc
+    return parse_config(raw, origin=str(path))
+
+
+def parse_config(raw: dict[str, object], *, origin: str = "config") -> EdgeConfig:
+    # Relative paths in the file are relative to the process; keep env overrides for secrets.
+    try:
+        config = EdgeConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"config {origin}: {describe_errors(exc)}") from None
+    env_key = os.environ.get("PARKING_EDGE_API_KEY")
+    if env_key:
+        camera = config.camera.model_copy(update={"api_key": env_key, "api_key_file": None})
+        config = config.model_copy(update={"camera": camera})
+    return config

@@ -1,0 +1,106 @@
+"""Local Prometheus metrics (``/metrics``): queue depth, send latency, failures, breaker state.
+
+Everything lives on one ``CollectorRegistry`` owned by ``EdgeMetrics``, never the global one, so
+tests and several agents in one process (``simulate``) do not collide.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class EdgeMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events_captured = Counter(
+            "parking_edge_events_captured", "Events made from sightings", ["camera"], registry=r
+        )
+        self.events_refused = Counter(
+            "parking_edge_events_refused",
+            "Events refused because the outbox rows fill its byte bound or the disk",
+            ["camera"],
+            registry=r,
+        )
+        self.events_delivered = Counter(
+            "parking_edge_events_delivered",
+            "Events acknowledged by central",
+            ["camera"],
+            registry=r,
+        )
+        self.events_dead_lettered = Counter(
+            "parking_edge_events_dead_lettered",
+            "Events central refused permanently, moved to dead letters",
+            ["camera"],
+            registry=r,
+        )
+        self.send_failures = Counter(
+            "parking_edge_send_failures",
+            "Failed sends to central by kind (transport, http_5xx, http_429, http_4xx, ...)",
+            ["kind"],
+            registry=r,
+        )
+        self.send_latency = Histogram(
+            "parking_edge_send_latency_seconds",
+            "Time of one POST to central",
+            ["endpoint"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "parking_edge_breaker_state",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open",
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "parking_edge_breaker_transitions", "Breaker state changes", ["to"], registry=r
+        )
+        self.gate_actions = Counter(
+            "parking_edge_gate_actions",
+            "Gate actions by action and whether the offline policy decided",
+            ["action", "offline"],
+            registry=r,
+        )
+        self.reads_rejected = Counter(
+            "parking_edge_reads_rejected", "Plate reads below confidence or grammar", registry=r
+        )
+        self.frames = Counter("parking_edge_frames", "Frames processed", registry=r)
+        self.inference_seconds = Histogram(
+            "parking_edge_inference_seconds",
+            "Plate reading time per frame",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1),
+            registry=r,
+        )
+        self.outbox_depth = Gauge("parking_edge_outbox_depth", "Undelivered events", registry=r)
+        self.outbox_bytes = Gauge("parking_edge_outbox_bytes", "Outbox bytes in use", registry=r)
+        self.outbox_oldest_age = Gauge(
+            "parking_edge_outbox_oldest_age_seconds",
+            "Age of the oldest undelivered event",
+            registry=r,
+        )
+        self.dead_letters = Gauge("parking_edge_dead_letters", "Dead letters held", registry=r)
+
+    def bind_outbox(self, stats: Callable[[], Any]) -> None:
+        """Read the outbox gauges from ``stats()`` (an ``OutboxStats``) at scrape time."""
+        self.outbox_depth.set_function(lambda: float(stats().depth))
+        self.outbox_bytes.set_function(lambda: float(stats().bytes))
+        self.outbox_oldest_age.set_function(lambda: float(stats().oldest_age_s))
+        self.dead_letters.set_function(lambda: float(stats().dead_letters))
+
+
+class MetricsServer:
+    """``/metrics`` on ``host:port`` in a daemon thread; ``port=0`` picks a free one."""
+
+    def __init__(self, metrics: EdgeMetrics, host: str, port: int) -> None:
+        server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+        self._server = server
+        self._thread: threading.Thread = thread
+        self.port: int = int(server.server_address[1])
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

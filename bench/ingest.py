@@ -1,0 +1,224 @@
+"""Ingest throughput and latency, against its ceiling on the same PostgreSQL.
+
+N simulated cameras each send plate events back to back (closed loop: the next event leaves
+when the previous answer arrived) for T seconds to a running central, through HTTP, exactly as
+edge agents do. In the same run, pgbench measures the ceiling: single-row INSERT commits on the
+same PostgreSQL at the same concurrency. The goal is ingest >= 70 % of that ceiling at 64
+cameras with p99 < 50 ms.
+
+Without --url/--pg-url the script builds everything itself: a throwaway PostgreSQL cluster with
+fsync on (as in production), and ``parking-central serve`` on it.
+
+The last line printed is one JSON object:
+  events_per_s, p50_ms, p99_ms, ceiling_per_s, ratio, cameras, seconds, errors
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.pg import PgCluster, free_port  # noqa: E402
+
+ADMIN_PASSWORD = "bench-admin-password"  # throwaway cluster made by this run
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def camera_loop(client: httpx.AsyncClient, camera_id: str, key: str, stop_at: float,
+                      latencies: list[float], errors: list[str]) -> None:
+    n = 0
+    headers = {"X-API-Key": key}
+    while time.perf_counter() < stop_at:
+        n += 1
+        body = {
+            "event_id": str(uuid.uuid4()),
+            "camera_id": camera_id,
+            "captured_at": datetime.now(UTC).isoformat(),
+            "plate": f"{camera_id[-2:]}A-{n // 100 % 1000:03d}.{n % 100:02d}",
+            "confidence": 0.93,
+            "vehicle_type": "car",
+        }
+        started = time.perf_counter()
+        try:
+            response = await client.post("/api/v1/events", json=body, headers=headers)
+        except httpx.HTTPError as error:
+            errors.append(type(error).__name__)
+            continue
+        if response.status_code != 200:
+            errors.append(str(response.status_code))
+            continue
+        latencies.append(time.perf_counter() - started)
+
+
+async def run_load(url: str, cameras: list[tuple[str, str]], seconds: float,
+                   warmup: float) -> tuple[list[float], list[str], float]:
+    limits = httpx.Limits(max_connections=len(cameras) + 8,
+                          max_keepalive_connections=len(cameras) + 8)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        if warmup:
+            await asyncio.gather(*(camera_loop(client, cid, key, time.perf_counter() + warmup,
+                                               [], []) for cid, key in cameras))
+        latencies: list[float] = []
+        errors: list[str] = []
+        start = time.perf_counter()
+        await asyncio.gather(*(camera_loop(client, cid, key, start + seconds, latencies, errors)
+                               for cid, key in cameras))
+        return latencies, errors, time.perf_counter() - start
+
+
+def pgbench_ceiling(cluster: PgCluster | None, dsn_url: str, clients: int,
+                    seconds: int) -> float:
+    """Single-row INSERT commits per second at the given concurrency, by pgbench."""
+    bindir = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))[-1]).parent
+    from sqlalchemy.engine import make_url
+
+    url = make_url(dsn_url)
+    env = {**os.environ, "PGHOST": url.host or "127.0.0.1", "PGPORT": str(url.port or 5432),
+           "PGUSER": url.username or "postgres", "PGDATABASE": url.database or "postgres"}
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    psql = [str(bindir / "psql"), "-q", "-c"]
+    subprocess.run([*psql, "CREATE TABLE IF NOT EXISTS bench_ceiling "
+                    "(id bigserial primary key, camera text, plate text, at timestamptz)"],
+                   check=True, env=env, capture_output=True)
+    script = Path(tempfile.mkdtemp()) / "insert.sql"
+    script.write_text("INSERT INTO bench_ceiling (camera, plate, at) "
+                      "VALUES ('cam', '51F12345', now());\n")
+    script.chmod(0o644)
+    script.parent.chmod(0o755)
+    result = subprocess.run(
+        [str(bindir / "pgbench"), "-n", "-c", str(clients), "-j", str(min(clients, 4)),
+         "-T", str(seconds), "-f", str(script)],
+        check=True, env=env, capture_output=True, text=True,
+    )
+    subprocess.run([*psql, "DROP TABLE bench_ceiling"], check=True, env=env, capture_output=True)
+    match = re.search(r"tps = ([0-9.]+)", result.stdout)
+    if not match:
+        raise RuntimeError(f"pgbench printed no tps:\n{result.stdout}\n{result.stderr}")
+    return float(match.group(1))
+
+
+def start_central(db_url: str, data_dir: Path, port: int, workers_env: dict[str, str]
+                  ) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PARKING_DATABASE_URL": db_url, "PARKING_DATA_DIR": str(data_dir),
+           "PARKING_LOG_LEVEL": "WARNING", "PARKING_CAMERA_RATE_PER_S": "100000",
+           "PARKING_CAMERA_BURST": "100000", **workers_env}
+    bindir = Path(sys.executable).parent
+    subprocess.run([str(bindir / "parking-central"), "migrate"], env=env, check=True,
+                   capture_output=True)
+    subprocess.run([str(bindir / "parking-central"), "create-user", "bench-admin", "--role",
+                    "admin"], env=env, input=f"{ADMIN_PASSWORD}\n".encode(), check=False,
+                   capture_output=True)
+    proc = subprocess.Popen([str(bindir / "parking-central"), "serve", "--port", str(port)],
+                            env=env)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health/ready").status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("central did not become ready")
+        time.sleep(0.2)
+
+
+def make_cameras(url: str, count: int, password: str) -> list[tuple[str, str]]:
+    token = httpx.post(f"{url}/api/v1/auth/token",
+                       data={"username": "bench-admin", "password": password}).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    httpx.post(f"{url}/api/v1/lots", json={"id": "bench", "capacity": 1_000_000},
+               headers=headers)
+    run = uuid.uuid4().hex[:6]
+    cameras = []
+    for i in range(count):
+        camera_id = f"bench-{run}-{i:02d}"
+        made = httpx.post(f"{url}/api/v1/cameras", headers=headers,
+                          json={"id": camera_id, "lot_id": "bench", "direction": "entry"})
+        made.raise_for_status()
+        cameras.append((camera_id, made.json()["api_key"]))
+    return cameras
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cameras", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--url", help="a running central (needs --pg-url and --admin-password)")
+    parser.add_argument("--pg-url", help="the PostgreSQL that central uses, for the ceiling")
+    parser.add_argument("--admin-password", default=ADMIN_PASSWORD)
+    args = parser.parse_args()
+
+    cluster: PgCluster | None = None
+    central: subprocess.Popen[bytes] | None = None
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        if args.url:
+            if not args.pg_url:
+                parser.error("--url needs --pg-url (the ceiling is measured on that database)")
+            url, pg_url = args.url.rstrip("/"), args.pg_url
+        else:
+            cluster = PgCluster(fsync=True, max_connections=300).init()
+            cluster.start()
+            pg_url = cluster.create_database("parking")
+            port = free_port()
+            central = start_central(pg_url, data_dir, port, {})
+            url = f"http://127.0.0.1:{port}"
+        cameras = make_cameras(url, args.cameras, args.admin_password)
+        latencies, errors, elapsed = asyncio.run(
+            run_load(url, cameras, args.seconds, args.warmup))
+        ceiling = pgbench_ceiling(cluster, pg_url, args.cameras, int(args.seconds))
+    finally:
+        if central is not None:
+            central.terminate()
+            central.wait(timeout=30)
+        if cluster is not None:
+            cluster.destroy()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    events_per_s = len(latencies) / elapsed
+    figures: dict[str, Any] = {
+        "events_per_s": round(events_per_s, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,
+        "ceiling_per_s": round(ceiling, 1),
+        "ratio": round(events_per_s / ceiling, 3) if ceiling else None,
+        "cameras": args.cameras,
+        "seconds": args.seconds,
+        "events": len(latencies),
+        "errors": len(errors),
+    }
+    print(f"ingest: {figures['events_per_s']} events/s, p50 {figures['p50_ms']} ms, "
+          f"p99 {figures['p99_ms']} ms over {args.cameras} cameras; ceiling (pgbench single-row "
+          f"INSERT commits, same concurrency) {figures['ceiling_per_s']}/s; "
+          f"ratio {figures['ratio']}", file=sys.stderr)
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
