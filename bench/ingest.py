@@ -46,8 +46,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def camera_loop(client: httpx.AsyncClient, camera_id: str, key: str, stop_at: float,
-                      latencies: list[float], errors: list[str]) -> None:
+async def camera_loop(
+    client: httpx.AsyncClient,
+    camera_id: str,
+    key: str,
+    stop_at: float,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
     n = 0
     headers = {"X-API-Key": key}
     while time.perf_counter() < stop_at:
@@ -72,46 +78,81 @@ async def camera_loop(client: httpx.AsyncClient, camera_id: str, key: str, stop_
         latencies.append(time.perf_counter() - started)
 
 
-async def run_load(url: str, cameras: list[tuple[str, str]], seconds: float,
-                   warmup: float) -> tuple[list[float], list[str], float]:
-    limits = httpx.Limits(max_connections=len(cameras) + 8,
-                          max_keepalive_connections=len(cameras) + 8)
+async def run_load(
+    url: str, cameras: list[tuple[str, str]], seconds: float, warmup: float
+) -> tuple[list[float], list[str], float]:
+    limits = httpx.Limits(
+        max_connections=len(cameras) + 8, max_keepalive_connections=len(cameras) + 8
+    )
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         if warmup:
-            await asyncio.gather(*(camera_loop(client, cid, key, time.perf_counter() + warmup,
-                                               [], []) for cid, key in cameras))
+            await asyncio.gather(
+                *(
+                    camera_loop(client, cid, key, time.perf_counter() + warmup, [], [])
+                    for cid, key in cameras
+                )
+            )
         latencies: list[float] = []
         errors: list[str] = []
         start = time.perf_counter()
-        await asyncio.gather(*(camera_loop(client, cid, key, start + seconds, latencies, errors)
-                               for cid, key in cameras))
+        await asyncio.gather(
+            *(
+                camera_loop(client, cid, key, start + seconds, latencies, errors)
+                for cid, key in cameras
+            )
+        )
         return latencies, errors, time.perf_counter() - start
 
 
-def pgbench_ceiling(cluster: PgCluster | None, dsn_url: str, clients: int,
-                    seconds: int) -> float:
+def pgbench_ceiling(cluster: PgCluster | None, dsn_url: str, clients: int, seconds: int) -> float:
     """Single-row INSERT commits per second at the given concurrency, by pgbench."""
     bindir = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))[-1]).parent
     from sqlalchemy.engine import make_url
 
     url = make_url(dsn_url)
-    env = {**os.environ, "PGHOST": url.host or "127.0.0.1", "PGPORT": str(url.port or 5432),
-           "PGUSER": url.username or "postgres", "PGDATABASE": url.database or "postgres"}
+    env = {
+        **os.environ,
+        "PGHOST": url.host or "127.0.0.1",
+        "PGPORT": str(url.port or 5432),
+        "PGUSER": url.username or "postgres",
+        "PGDATABASE": url.database or "postgres",
+    }
     if url.password:
         env["PGPASSWORD"] = url.password
     psql = [str(bindir / "psql"), "-q", "-c"]
-    subprocess.run([*psql, "CREATE TABLE IF NOT EXISTS bench_ceiling "
-                    "(id bigserial primary key, camera text, plate text, at timestamptz)"],
-                   check=True, env=env, capture_output=True)
+    subprocess.run(
+        [
+            *psql,
+            "CREATE TABLE IF NOT EXISTS bench_ceiling "
+            "(id bigserial primary key, camera text, plate text, at timestamptz)",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     script = Path(tempfile.mkdtemp()) / "insert.sql"
-    script.write_text("INSERT INTO bench_ceiling (camera, plate, at) "
-                      "VALUES ('cam', '51F12345', now());\n")
+    script.write_text(
+        "INSERT INTO bench_ceiling (camera, plate, at) VALUES ('cam', '51F12345', now());\n"
+    )
     script.chmod(0o644)
     script.parent.chmod(0o755)
     result = subprocess.run(
-        [str(bindir / "pgbench"), "-n", "-c", str(clients), "-j", str(min(clients, 4)),
-         "-T", str(seconds), "-f", str(script)],
-        check=True, env=env, capture_output=True, text=True,
+        [
+            str(bindir / "pgbench"),
+            "-n",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 4)),
+            "-T",
+            str(seconds),
+            "-f",
+            str(script),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     subprocess.run([*psql, "DROP TABLE bench_ceiling"], check=True, env=env, capture_output=True)
     match = re.search(r"tps = ([0-9.]+)", result.stdout)
@@ -120,19 +161,32 @@ def pgbench_ceiling(cluster: PgCluster | None, dsn_url: str, clients: int,
     return float(match.group(1))
 
 
-def start_central(db_url: str, data_dir: Path, port: int, workers_env: dict[str, str]
-                  ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PARKING_DATABASE_URL": db_url, "PARKING_DATA_DIR": str(data_dir),
-           "PARKING_LOG_LEVEL": "WARNING", "PARKING_CAMERA_RATE_PER_S": "100000",
-           "PARKING_CAMERA_BURST": "100000", **workers_env}
+def start_central(
+    db_url: str, data_dir: Path, port: int, workers_env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PARKING_DATABASE_URL": db_url,
+        "PARKING_DATA_DIR": str(data_dir),
+        "PARKING_LOG_LEVEL": "WARNING",
+        "PARKING_CAMERA_RATE_PER_S": "100000",
+        "PARKING_CAMERA_BURST": "100000",
+        **workers_env,
+    }
     bindir = Path(sys.executable).parent
-    subprocess.run([str(bindir / "parking-central"), "migrate"], env=env, check=True,
-                   capture_output=True)
-    subprocess.run([str(bindir / "parking-central"), "create-user", "bench-admin", "--role",
-                    "admin"], env=env, input=f"{ADMIN_PASSWORD}\n".encode(), check=False,
-                   capture_output=True)
-    proc = subprocess.Popen([str(bindir / "parking-central"), "serve", "--port", str(port)],
-                            env=env)
+    subprocess.run(
+        [str(bindir / "parking-central"), "migrate"], env=env, check=True, capture_output=True
+    )
+    subprocess.run(
+        [str(bindir / "parking-central"), "create-user", "bench-admin", "--role", "admin"],
+        env=env,
+        input=f"{ADMIN_PASSWORD}\n".encode(),
+        check=False,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        [str(bindir / "parking-central"), "serve", "--port", str(port)], env=env
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -146,25 +200,29 @@ def start_central(db_url: str, data_dir: Path, port: int, workers_env: dict[str,
 
 
 def make_cameras(url: str, count: int, password: str) -> list[tuple[str, str]]:
-    token = httpx.post(f"{url}/api/v1/auth/token",
-                       data={"username": "bench-admin", "password": password}).json()
+    token = httpx.post(
+        f"{url}/api/v1/auth/token", data={"username": "bench-admin", "password": password}
+    ).json()
     headers = {"Authorization": f"Bearer {token['access_token']}"}
-    httpx.post(f"{url}/api/v1/lots", json={"id": "bench", "capacity": 1_000_000},
-               headers=headers)
+    httpx.post(f"{url}/api/v1/lots", json={"id": "bench", "capacity": 1_000_000}, headers=headers)
     run = uuid.uuid4().hex[:6]
     cameras = []
     for i in range(count):
         camera_id = f"bench-{run}-{i:02d}"
-        made = httpx.post(f"{url}/api/v1/cameras", headers=headers,
-                          json={"id": camera_id, "lot_id": "bench", "direction": "entry"})
+        made = httpx.post(
+            f"{url}/api/v1/cameras",
+            headers=headers,
+            json={"id": camera_id, "lot_id": "bench", "direction": "entry"},
+        )
         made.raise_for_status()
         cameras.append((camera_id, made.json()["api_key"]))
     return cameras
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cameras", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
@@ -189,8 +247,7 @@ def main() -> int:
             central = start_central(pg_url, data_dir, port, {})
             url = f"http://127.0.0.1:{port}"
         cameras = make_cameras(url, args.cameras, args.admin_password)
-        latencies, errors, elapsed = asyncio.run(
-            run_load(url, cameras, args.seconds, args.warmup))
+        latencies, errors, elapsed = asyncio.run(run_load(url, cameras, args.seconds, args.warmup))
         ceiling = pgbench_ceiling(cluster, pg_url, args.cameras, int(args.seconds))
     finally:
         if central is not None:
@@ -212,10 +269,13 @@ def main() -> int:
         "events": len(latencies),
         "errors": len(errors),
     }
-    print(f"ingest: {figures['events_per_s']} events/s, p50 {figures['p50_ms']} ms, "
-          f"p99 {figures['p99_ms']} ms over {args.cameras} cameras; ceiling (pgbench single-row "
-          f"INSERT commits, same concurrency) {figures['ceiling_per_s']}/s; "
-          f"ratio {figures['ratio']}", file=sys.stderr)
+    print(
+        f"ingest: {figures['events_per_s']} events/s, p50 {figures['p50_ms']} ms, "
+        f"p99 {figures['p99_ms']} ms over {args.cameras} cameras; ceiling (pgbench single-row "
+        f"INSERT commits, same concurrency) {figures['ceiling_per_s']}/s; "
+        f"ratio {figures['ratio']}",
+        file=sys.stderr,
+    )
     print(json.dumps(figures))
     return 0
 

@@ -144,10 +144,13 @@ def ingest(
     if event.camera_id != camera.id:
         raise Conflict("camera_id does not match the API key's camera", field="camera_id")
     for attempt in range(RACE_RETRIES + 1):
-        stored = _stored_ack(db, event_id=event.event_id, camera=camera)
-        if stored is not None:
-            db.rollback()
-            return Ingested(stored, replay=True)
+        # Optimistic: new events are the rule, so the first attempt does not look first; a
+        # retry collides on the primary key (or the open-session index) and comes back here.
+        if attempt:
+            stored = _stored_ack(db, event_id=event.event_id, camera=camera)
+            if stored is not None:
+                db.rollback()
+                return Ingested(stored, replay=True)
         try:
             ack = _apply(db, camera=camera, event=event, policy=policy, now=now or utcnow())
             db.commit()

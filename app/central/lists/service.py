@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import Exists, exists, or_, select
 from sqlalchemy.orm import Session
 
 from app.central.errors import InvalidInput, NotFound
 from app.central.lists.models import ListEntry, Subscription
 from app.contract import normalize_plate
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the lists say about one plate in one lot at one moment."""
+
+    listed: str | None  # "deny" | "allow" | None; deny wins
+    subscriber: bool
+
+
+def standing(db: Session, *, plate_normalized: str, lot_id: str, at: datetime) -> Standing:
+    """Deny list, allow list and subscription in one round trip (the ingest hot path)."""
+
+    def listed(kind: str) -> Exists:
+        return exists().where(
+            ListEntry.plate_normalized == plate_normalized,
+            ListEntry.kind == kind,
+            or_(ListEntry.lot_id.is_(None), ListEntry.lot_id == lot_id),
+            or_(ListEntry.expires_at.is_(None), ListEntry.expires_at > at),
+        )
+
+    subscribed = exists().where(
+        Subscription.plate_normalized == plate_normalized,
+        Subscription.lot_id == lot_id,
+        Subscription.valid_from <= at,
+        Subscription.valid_until > at,
+    )
+    deny, allow, sub = db.execute(select(listed("deny"), listed("allow"), subscribed)).one()
+    return Standing("deny" if deny else "allow" if allow else None, bool(sub))
 
 
 def list_status(db: Session, *, plate_normalized: str, lot_id: str, at: datetime) -> str | None:

@@ -29,8 +29,10 @@ def install(factory: sessionmaker[Session], hub: LiveHub, *, postgres: bool) -> 
 
         @event.listens_for(factory, "before_commit")
         def _notify(session: Session) -> None:
-            for message in session.info.pop(PENDING_KEY, []):
-                session.execute(select(func.pg_notify(CHANNEL, json.dumps(message))))
+            # One NOTIFY per transaction carrying all its messages (fewer round trips),
+            # chunked below PostgreSQL's 8000-byte payload limit.
+            for payload in _payloads(session.info.pop(PENDING_KEY, [])):
+                session.execute(select(func.pg_notify(CHANNEL, payload)))
 
     else:
 
@@ -38,6 +40,25 @@ def install(factory: sessionmaker[Session], hub: LiveHub, *, postgres: bool) -> 
         def _deliver(session: Session) -> None:
             for message in session.info.pop(PENDING_KEY, []):
                 hub.deliver(message)
+
+
+NOTIFY_LIMIT = 7900
+
+
+def _payloads(messages: list[dict[str, Any]]) -> list[str]:
+    chunks: list[str] = []
+    batch: list[str] = []
+    size = 2
+    for message in messages:
+        text = json.dumps(message, separators=(",", ":"))
+        if batch and size + len(text) + 1 > NOTIFY_LIMIT:
+            chunks.append("[" + ",".join(batch) + "]")
+            batch, size = [], 2
+        batch.append(text)
+        size += len(text) + 1
+    if batch:
+        chunks.append("[" + ",".join(batch) + "]")
+    return chunks
 
 
 def libpq_conninfo(sqlalchemy_url: str) -> str:
@@ -103,7 +124,8 @@ class PgListener:
                     delay = 0.5
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            self._hub.deliver(json.loads(note.payload))
+                            for message in json.loads(note.payload):
+                                self._hub.deliver(message)
             except (psycopg.Error, OSError) as error:
                 self.connected.clear()
                 log.warning("live listener lost the database: %s", error)

@@ -70,6 +70,17 @@ def occupancy(db: Session, *, lot_id: str) -> int:
     )
 
 
+def has_room(db: Session, *, lot: Lot) -> bool:
+    """Whether one more vehicle fits; counts at most ``capacity`` rows, whatever the lot's size."""
+    inside = (
+        select(ParkingSession.id)
+        .where(ParkingSession.lot_id == lot.id, ParkingSession.status == "open")
+        .limit(lot.capacity)
+    )
+    counted = db.scalar(select(func.count()).select_from(inside.subquery())) or 0
+    return counted < lot.capacity
+
+
 def record_anomaly(
     db: Session,
     *,
@@ -103,8 +114,8 @@ def decide_entry(db: Session, *, sighting: Sighting, low_confidence: float) -> O
         anomaly = "low_confidence"
         record_anomaly(db, kind=anomaly, sighting=sighting, detail=f"{sighting.confidence:.2f}")
 
-    status = lists.list_status(db, plate_normalized=plate_n, lot_id=lot.id, at=at)
-    if status == "deny":
+    standing = lists.standing(db, plate_normalized=plate_n, lot_id=lot.id, at=at)
+    if standing.listed == "deny":
         record_anomaly(db, kind="deny_listed", sighting=sighting)
         return Outcome(
             GateDecision(
@@ -143,13 +154,12 @@ def decide_entry(db: Session, *, sighting: Sighting, low_confidence: float) -> O
             anomaly,
         )
 
-    subscriber = lists.active_subscription(db, plate_normalized=plate_n, lot_id=lot.id, at=at)
-    if status == "allow":
+    if standing.listed == "allow":
         reason, basis = GateReason.ALLOW_LISTED, "allow_listed"
-    elif subscriber is not None:
+    elif standing.subscriber:
         reason, basis = GateReason.SUBSCRIBER, "subscriber"
     else:
-        if occupancy(db, lot_id=lot.id) >= lot.capacity:
+        if not has_room(db, lot=lot):
             return Outcome(
                 GateDecision(
                     action=GateAction.DENY,
