@@ -39,8 +39,10 @@ test: venv lint typecheck test-python $(TEST_TARGETS)
 # Quick local loop: Python tests only (SQLite + a throwaway PostgreSQL).
 test-fast: venv test-python
 
+# The integration tests start their own throwaway PostgreSQL clusters from Debian's binaries.
 test-python: venv
-	scripts/with-postgres.sh $(VENV)/bin/pytest -q tests/unit tests/integration
+	scripts/ensure-postgres.sh
+	$(VENV)/bin/pytest -q tests/unit tests/integration
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
