@@ -66,10 +66,19 @@ class Database:
         self.is_postgres = self.url.startswith("postgresql")
         self.engine: Engine = _build_engine(self.url, settings, **engine_kw)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = sessionmaker(
+            self.engine.execution_options(read_only=True), expire_on_commit=False
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self.sessionmaker() as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """For work that only reads (health, metrics): on SQLite it never waits for writers."""
+        with self._reader() as session:
             yield session
 
     def ping(self) -> None:
@@ -108,10 +117,11 @@ def _build_engine(url: str, settings: Settings, **engine_kw: Any) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin_immediate(conn: Any) -> None:
-            # Take the write lock at BEGIN so two writers queue instead of deadlocking
-            # on a lock upgrade (pysqlite's default BEGIN is deferred).
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _sqlite_begin(conn: Any) -> None:
+            # Writers take the write lock at BEGIN so two of them queue instead of failing
+            # on a lock upgrade; read-only work (health, metrics) never waits for writers.
+            read_only = conn.get_execution_options().get("read_only", False)
+            conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
         @event.listens_for(engine, "connect")
         def _sqlite_no_autobegin(dbapi_conn: Any, _record: Any) -> None:

@@ -102,7 +102,7 @@ class DatabaseCollector(Collector):
 
         up = GaugeMetricFamily("parking_db_up", "1 when the database answered this scrape")
         try:
-            with self._db.session() as db:
+            with self._db.read_session() as db:
                 open_rows = db.execute(
                     select(ParkingSession.lot_id, func.count())
                     .where(ParkingSession.status == "open")

@@ -22,7 +22,7 @@ def health(state: State) -> JSONResponse:
     now = utcnow()
     body: dict[str, Any] = {"status": "ok", "timestamp": now.isoformat(), "database": "ok"}
     try:
-        with state.db.session() as db:
+        with state.db.read_session() as db:
             rows = db.execute(select(Camera.last_heartbeat_at)).scalars().all()
     except Exception as error:
         if not is_db_unavailable(error):
@@ -53,7 +53,7 @@ def live() -> dict[str, str]:
 def ready(state: State) -> JSONResponse:
     """Ready for traffic: the database answers and its schema is at this release's head."""
     try:
-        with state.db.session() as db:
+        with state.db.read_session() as db:
             current = db.scalar(text("SELECT version_num FROM alembic_version"))
             db.scalar(select(func.count()).select_from(Camera))
     except Exception as error:
