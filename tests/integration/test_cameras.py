@@ -82,3 +82,11 @@ def test_metrics_expose_requests_and_ingest(client: TestClient, world: World) ->
     assert 'parking_events_ingested_total{result="accepted"}' in text
     assert "parking_http_request_duration_seconds_bucket" in text
     assert 'parking_db_pool_connections{state="size"}' in text
+
+
+def test_dashboard_is_served_without_shadowing_the_api(client: TestClient, world: World) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert 'id="login"' in page.text
+    assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/api/health/live").json() == {"status": "alive"}
