@@ -41,6 +41,7 @@ from app.central.metrics import (
 from app.central.migrate import head_revision
 from app.central.operators.routes import router as operators_router
 from app.central.ratelimit import TokenBucket
+from app.central.reports.routes import router as reports_router
 from app.central.sessions.routes import router as sessions_router
 from app.central.settings import Settings, get_settings
 from app.central.state import AppState
@@ -244,6 +245,7 @@ def create_app(
         tariffs_router,
         lists_router,
         audit_router,
+        reports_router,
         live_router,
     ):
         app.include_router(router)

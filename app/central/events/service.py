@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,13 +46,19 @@ class Ingested:
     replay: bool
 
 
+_STORED = select(PlateEventRow.camera_id, PlateEventRow.ack).where(
+    PlateEventRow.event_id == bindparam("event_id")
+)
+
+
 def _stored_ack(db: Session, *, event_id: UUID, camera: Camera) -> dict[str, Any] | None:
-    row = db.get(PlateEventRow, event_id)
+    row = db.execute(_STORED, {"event_id": event_id}).one_or_none()
     if row is None:
         return None
     if row.camera_id != camera.id:
         raise Conflict(f"event_id {event_id} was already used by another camera", field="event_id")
-    return row.ack
+    stored: dict[str, Any] = row.ack
+    return stored
 
 
 def _apply(
@@ -176,24 +182,32 @@ def ingest_batch(
         if event.camera_id != camera.id:
             raise Conflict("camera_id does not match the API key's camera", field="camera_id")
     now = now or utcnow()
-    results: list[Ingested] = []
-    seen: dict[UUID, dict[str, Any]] = {}
     try:
-        for event in events:
-            stored = seen.get(event.event_id) or _stored_ack(
-                db, event_id=event.event_id, camera=camera
-            )
-            if stored is not None:
-                results.append(Ingested(stored, replay=True))
-                continue
-            ack = _apply(db, camera=camera, event=event, policy=policy, now=now)
-            seen[event.event_id] = ack
-            results.append(Ingested(ack, replay=False))
+        # Event rows wait for one multi-row INSERT at commit instead of an autoflush before
+        # every query; the session logic flushes what it must read back itself.
+        with db.no_autoflush:
+            results = _apply_in_order(db, camera=camera, events=events, policy=policy, now=now)
         db.commit()
         return results
     except IntegrityError:
         db.rollback()
     return [ingest(db, camera=camera, event=event, policy=policy, now=now) for event in events]
+
+
+def _apply_in_order(
+    db: Session, *, camera: Camera, events: list[PlateEvent], policy: IngestPolicy, now: datetime
+) -> list[Ingested]:
+    results: list[Ingested] = []
+    seen: dict[UUID, dict[str, Any]] = {}
+    for event in events:
+        stored = seen.get(event.event_id) or _stored_ack(db, event_id=event.event_id, camera=camera)
+        if stored is not None:
+            results.append(Ingested(stored, replay=True))
+            continue
+        ack = _apply(db, camera=camera, event=event, policy=policy, now=now)
+        seen[event.event_id] = ack
+        results.append(Ingested(ack, replay=False))
+    return results
 
 
 def get_snapshot(db: Session, *, event_id: UUID) -> bytes | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Exists, exists, or_, select
+from sqlalchemy import Exists, bindparam, exists, or_, select
 from sqlalchemy.orm import Session
 
 from app.central.errors import InvalidInput, NotFound
@@ -21,24 +21,33 @@ class Standing:
     subscriber: bool
 
 
+def _listed(kind: str) -> Exists:
+    return exists().where(
+        ListEntry.plate_normalized == bindparam("plate"),
+        ListEntry.kind == kind,
+        or_(ListEntry.lot_id.is_(None), ListEntry.lot_id == bindparam("lot")),
+        or_(ListEntry.expires_at.is_(None), ListEntry.expires_at > bindparam("at")),
+    )
+
+
+# Built once: the ingest hot path only binds values (statement construction is the costly part).
+_STANDING = select(
+    _listed("deny"),
+    _listed("allow"),
+    exists().where(
+        Subscription.plate_normalized == bindparam("plate"),
+        Subscription.lot_id == bindparam("lot"),
+        Subscription.valid_from <= bindparam("at"),
+        Subscription.valid_until > bindparam("at"),
+    ),
+)
+
+
 def standing(db: Session, *, plate_normalized: str, lot_id: str, at: datetime) -> Standing:
     """Deny list, allow list and subscription in one round trip (the ingest hot path)."""
-
-    def listed(kind: str) -> Exists:
-        return exists().where(
-            ListEntry.plate_normalized == plate_normalized,
-            ListEntry.kind == kind,
-            or_(ListEntry.lot_id.is_(None), ListEntry.lot_id == lot_id),
-            or_(ListEntry.expires_at.is_(None), ListEntry.expires_at > at),
-        )
-
-    subscribed = exists().where(
-        Subscription.plate_normalized == plate_normalized,
-        Subscription.lot_id == lot_id,
-        Subscription.valid_from <= at,
-        Subscription.valid_until > at,
-    )
-    deny, allow, sub = db.execute(select(listed("deny"), listed("allow"), subscribed)).one()
+    deny, allow, sub = db.execute(
+        _STANDING, {"plate": plate_normalized, "lot": lot_id, "at": at}
+    ).one()
     return Standing("deny" if deny else "allow" if allow else None, bool(sub))
 
 

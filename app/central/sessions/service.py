@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from app.central.audit import service as audit
@@ -70,14 +70,22 @@ def occupancy(db: Session, *, lot_id: str) -> int:
     )
 
 
+_OPEN_SESSION = select(ParkingSession).where(
+    ParkingSession.lot_id == bindparam("lot"),
+    ParkingSession.plate_normalized == bindparam("plate"),
+    ParkingSession.status == "open",
+)
+_ROOM = select(func.count()).select_from(
+    select(ParkingSession.id)
+    .where(ParkingSession.lot_id == bindparam("lot"), ParkingSession.status == "open")
+    .limit(bindparam("capacity"))
+    .subquery()
+)
+
+
 def has_room(db: Session, *, lot: Lot) -> bool:
     """Whether one more vehicle fits; counts at most ``capacity`` rows, whatever the lot's size."""
-    inside = (
-        select(ParkingSession.id)
-        .where(ParkingSession.lot_id == lot.id, ParkingSession.status == "open")
-        .limit(lot.capacity)
-    )
-    counted = db.scalar(select(func.count()).select_from(inside.subquery())) or 0
+    counted = db.scalar(_ROOM, {"lot": lot.id, "capacity": lot.capacity}) or 0
     return counted < lot.capacity
 
 
@@ -127,13 +135,7 @@ def decide_entry(db: Session, *, sighting: Sighting, low_confidence: float) -> O
             "deny_listed",
         )
 
-    inside = db.scalar(
-        select(ParkingSession).where(
-            ParkingSession.lot_id == lot.id,
-            ParkingSession.plate_normalized == plate_n,
-            ParkingSession.status == "open",
-        )
-    )
+    inside = db.scalar(_OPEN_SESSION, {"lot": lot.id, "plate": plate_n})
     if inside is not None:
         if abs(at - inside.entered_at) > SAME_ARRIVAL:
             anomaly = "duplicate_entry"
