@@ -13,9 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from tests.support.pg import free_port
+
+
+def drain(ws: ClientConnection) -> None:
+    while True:
+        ws.recv(timeout=10)
 
 
 def test_sigterm_closes_websockets_with_1001_and_shuts_down(tmp_path: Path) -> None:
@@ -54,8 +59,7 @@ def test_sigterm_closes_websockets_with_1001_and_shuts_down(tmp_path: Path) -> N
             assert '"hello"' in str(ws.recv(timeout=5))
             server.send_signal(signal.SIGTERM)
             with pytest.raises(ConnectionClosed) as closed:
-                while True:
-                    ws.recv(timeout=10)
+                drain(ws)
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1001
         # uvicorn finishes its graceful shutdown, then re-raises the signal: for systemd that
