@@ -67,9 +67,11 @@ def test_unhandled_error_is_reported_with_environment_and_release(
     )
     app = create_app(settings, run_duties=False)
 
-    @app.get("/boom")
     def boom() -> None:
         raise RuntimeError("gate controller exploded")
+
+    app.add_api_route("/boom", boom)
+    app.router.routes.insert(0, app.router.routes.pop())  # ahead of the dashboard's mount at /
 
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
