@@ -12,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.central.cameras import service as cameras
-from app.central.cameras.models import Camera
 from app.central.errors import Forbidden, Unauthorized
 from app.central.operators.models import Operator
 from app.central.operators.service import Role, decode_token
@@ -46,6 +45,9 @@ class Principal:
 def operator_from_token(token: str, db: Session, state: AppState) -> Principal:
     claims: dict[str, Any] = decode_token(token, key=state.jwt_key)
     active = db.scalar(select(Operator.active).where(Operator.username == claims["sub"]))
+    # End the read at once: a request waiting for a worker thread between its dependencies
+    # and its route must not sit on a pooled connection (that starves the pool under load).
+    db.rollback()
     if not active:
         raise Unauthorized("user is unknown or disabled")
     return Principal(username=claims["sub"], role=Role[claims["role"]])
@@ -77,14 +79,15 @@ Admin = Annotated[Principal, Depends(require(Role.admin))]
 
 def current_camera(
     db: DB, state: State, x_api_key: Annotated[str | None, Header()] = None
-) -> Camera:
+) -> cameras.CameraIdentity:
     if not x_api_key:
         raise Unauthorized("missing X-API-Key header")
     camera = cameras.camera_for_key(db, api_key=x_api_key)
+    db.rollback()  # release the connection before the route runs (see operator_from_token)
     if camera is None:
         raise Unauthorized("unknown or disabled camera key")
     state.camera_limiter.take(camera.id, "camera")
     return camera
 
 
-CameraAuth = Annotated[Camera, Depends(current_camera)]
+CameraAuth = Annotated[cameras.CameraIdentity, Depends(current_camera)]

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -36,7 +37,7 @@ from app.central.metrics import (
     DB_UNAVAILABLE,
     REGISTRY,
     DatabaseCollector,
-    metrics_middleware,
+    RequestMetrics,
 )
 from app.central.migrate import head_revision
 from app.central.operators.routes import router as operators_router
@@ -203,6 +204,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub.bind(asyncio.get_running_loop())
+        # Sync routes run in this pool. More threads than cores only add GIL contention; the
+        # database pool is sized to match so no thread waits for a connection.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         listener = None
         if db.is_postgres:
             listener = bridge.PgListener(bridge.libpq_conninfo(db.url), hub)
@@ -232,8 +236,8 @@ def create_app(
     app = FastAPI(title="Parking 24/7 central", version=__version__, lifespan=lifespan)
     app.state.parking = state
     _install_error_mapping(app)
-    app.middleware("http")(metrics_middleware)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)  # outermost: a 413 is counted too
 
     for router in (
         health_router,

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.central.cameras.models import Camera
 from app.central.clock import utcnow
@@ -49,29 +48,41 @@ DB_UNAVAILABLE = Counter(
 )
 
 
-def route_template(request: Request) -> str:
+def route_template(scope: Scope) -> str:
     """The matched route's path template (``/api/v1/sessions/{session_id}``), never the raw
     path, so label cardinality stays bounded. The router records the route in the scope."""
-    route = request.scope.get("route")
+    route = scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return str(path) if path else "unmatched"
 
 
-async def metrics_middleware(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    if request.scope["type"] != "http":
-        return await call_next(request)
-    start = time.perf_counter()
-    status = 500
-    try:
-        response = await call_next(request)
-        status = response.status_code
-        return response
-    finally:
-        route = route_template(request)
-        REQUESTS.labels(route, request.method, str(status)).inc()
-        LATENCY.labels(route, request.method).observe(time.perf_counter() - start)
+class RequestMetrics:
+    """Pure ASGI middleware (no per-request task or stream like ``BaseHTTPMiddleware``):
+    counts requests by route, method and status and observes their latency."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = route_template(scope)
+            method = scope.get("method", "")
+            REQUESTS.labels(route, method, str(status)).inc()
+            LATENCY.labels(route, method).observe(time.perf_counter() - start)
 
 
 class DatabaseCollector(Collector):

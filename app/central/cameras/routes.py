@@ -47,7 +47,7 @@ def rotate_key(camera_id: str, db: DB, who: Admin) -> CameraCreated:
 def heartbeat(camera_id: str, body: CameraHeartbeat, camera: CameraAuth, db: DB) -> Response:
     if camera.id != camera_id:
         raise Forbidden("this key belongs to another camera")
-    service.record_heartbeat(db, camera=camera, heartbeat=body, now=utcnow())
+    service.record_heartbeat(db, camera_id=camera.id, heartbeat=body, now=utcnow())
     db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

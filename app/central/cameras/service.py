@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from app.central.audit import service as audit
@@ -84,14 +85,29 @@ def get_camera(db: Session, *, camera_id: str) -> Camera:
     return camera
 
 
-def camera_for_key(db: Session, *, api_key: str) -> Camera | None:
-    camera = db.scalar(select(Camera).where(Camera.api_key_hash == hash_api_key(api_key)))
-    return camera if camera is not None and camera.enabled else None
+@dataclass(frozen=True)
+class CameraIdentity:
+    """Who is calling with a camera key: plain values, tied to no database session."""
+
+    id: str
+    lot_id: str
+    direction: str
+
+
+_BY_KEY = select(Camera.id, Camera.lot_id, Camera.direction).where(
+    Camera.api_key_hash == bindparam("key_hash"), Camera.enabled.is_(True)
+)
+
+
+def camera_for_key(db: Session, *, api_key: str) -> CameraIdentity | None:
+    row = db.execute(_BY_KEY, {"key_hash": hash_api_key(api_key)}).one_or_none()
+    return CameraIdentity(row.id, row.lot_id, row.direction) if row else None
 
 
 def record_heartbeat(
-    db: Session, *, camera: Camera, heartbeat: CameraHeartbeat, now: datetime
+    db: Session, *, camera_id: str, heartbeat: CameraHeartbeat, now: datetime
 ) -> None:
+    camera = get_camera(db, camera_id=camera_id)
     camera.last_heartbeat_at = now
     camera.last_health = heartbeat.model_dump(mode="json")
     if not camera.online:

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.central.cameras.models import Camera
+from app.central.cameras.service import CameraIdentity
 from app.central.clock import utcnow
 from app.central.errors import Conflict
 from app.central.events.models import PlateEvent as PlateEventRow
@@ -51,7 +51,7 @@ _STORED = select(PlateEventRow.camera_id, PlateEventRow.ack).where(
 )
 
 
-def _stored_ack(db: Session, *, event_id: UUID, camera: Camera) -> dict[str, Any] | None:
+def _stored_ack(db: Session, *, event_id: UUID, camera: CameraIdentity) -> dict[str, Any] | None:
     row = db.execute(_STORED, {"event_id": event_id}).one_or_none()
     if row is None:
         return None
@@ -62,7 +62,7 @@ def _stored_ack(db: Session, *, event_id: UUID, camera: Camera) -> dict[str, Any
 
 
 def _apply(
-    db: Session, *, camera: Camera, event: PlateEvent, policy: IngestPolicy, now: datetime
+    db: Session, *, camera: CameraIdentity, event: PlateEvent, policy: IngestPolicy, now: datetime
 ) -> dict[str, Any]:
     """Add one new event and its effects to the open transaction; return its answer."""
     lot = db.get(Lot, camera.lot_id)
@@ -141,7 +141,7 @@ def _apply(
 def ingest(
     db: Session,
     *,
-    camera: Camera,
+    camera: CameraIdentity,
     event: PlateEvent,
     policy: IngestPolicy,
     now: datetime | None = None,
@@ -172,7 +172,7 @@ def ingest(
 def ingest_batch(
     db: Session,
     *,
-    camera: Camera,
+    camera: CameraIdentity,
     events: list[PlateEvent],
     policy: IngestPolicy,
     now: datetime | None = None,
@@ -195,7 +195,12 @@ def ingest_batch(
 
 
 def _apply_in_order(
-    db: Session, *, camera: Camera, events: list[PlateEvent], policy: IngestPolicy, now: datetime
+    db: Session,
+    *,
+    camera: CameraIdentity,
+    events: list[PlateEvent],
+    policy: IngestPolicy,
+    now: datetime,
 ) -> list[Ingested]:
     results: list[Ingested] = []
     seen: dict[UUID, dict[str, Any]] = {}

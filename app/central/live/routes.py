@@ -31,7 +31,7 @@ async def live_feed(websocket: WebSocket) -> None:
     try:
         if not token:
             raise DomainError("missing token")
-        with state.db.session() as db:
+        with state.db.read_session() as db:
             principal = await asyncio.to_thread(operator_from_token, token, db, state)
     except DomainError:
         # Accept, then close with an application code the browser can read (a refusal
