@@ -21,9 +21,11 @@ from uuid import UUID
 import httpx
 import pytest
 
+from tests.support.shared import plates_root
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PLATES = REPO.parent / "shared" / "data" / "plates" / "openalpr-us"
+PLATES = plates_root() / "openalpr-us"
 
 
 def free_port() -> int:
