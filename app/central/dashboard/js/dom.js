@@ -1,0 +1,154 @@
+// Building the page from data without ever parsing data as HTML: every string becomes a text
+// node or an attribute value, event handlers are functions, links may only point inside the app.
+import { t, locale, timezone } from "./i18n.js";
+
+const SAFE_URL = /^(#|\/(?!\/)|blob:)/;
+
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key === "text") el.textContent = String(value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key.startsWith("on")) {
+      if (typeof value !== "function") throw new TypeError(`${key} must be a function`);
+      el.addEventListener(key.slice(2), value);
+    } else if (key === "href" || key === "src") {
+      if (!SAFE_URL.test(String(value))) throw new TypeError(`unsafe ${key}`);
+      el.setAttribute(key, String(value));
+    } else if (key === "value") {
+      if ("defaultValue" in el) el.defaultValue = value;  // what form.reset() goes back to
+      el.value = value;
+    }
+    else if (typeof value === "boolean") {
+      if (key in el) el[key] = value;
+      else el.toggleAttribute(key, value);
+    }
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+
+/** A table: columns are {label, cell(row) -> string|Node, class?}; rows may get a click. */
+export function table(columns, rows, { onRow, empty, rowProps } = {}) {
+  const head = h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.class }, c.label))));
+  const body = h("tbody");
+  if (!rows.length) {
+    body.append(h("tr", {}, h("td", { colspan: columns.length, class: "empty" }, empty || t("common.none"))));
+  }
+  for (const row of rows) {
+    const tr = h("tr", rowProps ? rowProps(row) : {}, columns.map((c) => h("td", { class: c.class }, c.cell(row))));
+    if (onRow) {
+      tr.classList.add("clickable");
+      tr.tabIndex = 0;
+      tr.addEventListener("click", () => onRow(row));
+      tr.addEventListener("keydown", (e) => { if (e.key === "Enter") onRow(row); });
+    }
+    body.append(tr);
+  }
+  return h("table", {}, head, body);
+}
+
+export function field(label, input, hint) {
+  return h("label", { class: "field" }, h("span", {}, label), input, hint ? h("small", {}, hint) : null);
+}
+
+export function select(name, options, value) {
+  return h("select", { name }, options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)));
+}
+
+let toastTimer = null;
+export function toast(message, kind = "info") {
+  const box = $("#toast");
+  box.textContent = message;
+  box.dataset.kind = kind;
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { box.hidden = true; }, kind === "error" ? 8000 : 4000);
+}
+
+/** Shows an error next to a form (and as a toast): the server's message, never its markup. */
+export function showError(target, error) {
+  const message = error && error.message ? error.message : String(error);
+  if (target) target.textContent = message;
+  toast(message, "error");
+}
+
+/** A modal dialog built from nodes; resolves with the submitted FormData or null. */
+export function dialog(title, body, { submit = t("common.confirm"), danger = false } = {}) {
+  return new Promise((resolve) => {
+    const error = h("p", { class: "error", role: "alert" });
+    const form = h("form", { method: "dialog", class: "dialog-form" },
+      h("h2", {}, title), body, error,
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "secondary", value: "cancel", onclick: () => close(null) }, t("common.cancel")),
+        h("button", { type: "submit", class: danger ? "danger" : "primary" }, submit)));
+    const box = h("dialog", { class: "modal" }, form);
+    let done = false;
+    function close(result) {
+      if (done) return;
+      done = true;
+      box.close();
+      box.remove();
+      resolve(result);
+    }
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      close(new FormData(form));
+    });
+    box.addEventListener("cancel", () => close(null));
+    document.body.append(box);
+    box.showModal();
+    const first = form.querySelector("input, textarea, select");
+    if (first) first.focus();
+  });
+}
+
+// Formatting in the operator's language and the lots' timezone.
+export function money(value) {
+  if (value === null || value === undefined) return "";
+  return new Intl.NumberFormat(locale(), { style: "currency", currency: "VND", maximumFractionDigits: 0 }).format(value);
+}
+
+export function dateTime(iso) {
+  if (!iso) return "";
+  return new Intl.DateTimeFormat(locale(), {
+    timeZone: timezone(), year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  }).format(new Date(iso));
+}
+
+export function clock(iso) {
+  if (!iso) return "";
+  return new Intl.DateTimeFormat(locale(), {
+    timeZone: timezone(), hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  }).format(new Date(iso));
+}
+
+export function percent(value) {
+  return `${Math.round((value || 0) * 100)}%`;
+}
+
+export function ago(seconds) {
+  if (seconds === null || seconds === undefined) return t("common.never");
+  if (seconds < 90) return t("time.seconds_ago", { n: Math.max(0, Math.round(seconds)) });
+  if (seconds < 5400) return t("time.minutes_ago", { n: Math.round(seconds / 60) });
+  return t("time.hours_ago", { n: Math.round(seconds / 3600) });
+}
+
+/** Plate text as the server accepts it (the server validates again). */
+export const PLATE_PATTERN = /^[A-Z0-9][A-Z0-9 .\-/]{0,14}[A-Z0-9]$/;
+export function cleanPlate(text) {
+  return String(text || "").trim().toUpperCase().replace(/Đ/g, "D");
+}
