@@ -188,3 +188,24 @@ def test_sessions_search_exact_and_fuzzy(client: TestClient, world: World) -> No
     assert sorted(s["plate"] for s in fuzzy) == ["51F-123.45", "51F-123.46"]
     opened = client.get("/api/v1/sessions", params={"status": "open"}, headers=guard).json()
     assert len(opened) == 3
+
+
+def test_guard_resolves_an_anomaly_with_a_note(client: TestClient, world: World) -> None:
+    client.post(
+        "/api/v1/events",
+        json=event_body("lane-out", "99Z-999.99"),
+        headers={"X-API-Key": world.exit_key},
+    )
+    guard = token(client, "guard")
+    (anomaly,) = client.get("/api/v1/anomalies", params={"resolved": "false"}, headers=guard).json()
+    assert anomaly["kind"] == "exit_without_entry"
+    url = f"/api/v1/anomalies/{anomaly['id']}/resolve"
+    assert client.post(url, json={}, headers=guard).status_code == 422
+    done = client.post(url, json={"note": "visitor, paid cash"}, headers=guard)
+    assert done.status_code == 200
+    assert done.json()["resolved"] is True
+    assert client.post(url, json={"note": "again"}, headers=guard).status_code == 409
+    audit = client.get(
+        "/api/v1/audit", params={"action": "anomaly.resolve"}, headers=token(client, "manager")
+    ).json()
+    assert [(a["actor"], a["reason"]) for a in audit] == [("guard", "visitor, paid cash")]

@@ -6,7 +6,12 @@ from fastapi import APIRouter, Query
 
 from app.central.deps import DB, Guard, Manager, State
 from app.central.sessions import service
-from app.central.sessions.schemas import AnomalyOut, PlateCorrection, SessionOut
+from app.central.sessions.schemas import (
+    AnomalyOut,
+    AnomalyResolution,
+    PlateCorrection,
+    SessionOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["sessions"])
 
@@ -61,3 +66,10 @@ def list_anomalies(
         AnomalyOut.model_validate(a)
         for a in service.list_anomalies(db, kind=kind, resolved=resolved, limit=limit)
     ]
+
+
+@router.post("/anomalies/{anomaly_id}/resolve", response_model=AnomalyOut)
+def resolve_anomaly(anomaly_id: int, body: AnomalyResolution, db: DB, who: Guard) -> AnomalyOut:
+    anomaly = service.resolve_anomaly(db, anomaly_id=anomaly_id, actor=who.username, note=body.note)
+    db.commit()
+    return AnomalyOut.model_validate(anomaly)

@@ -44,6 +44,12 @@ class PlateCorrection(BaseModel):
     reason: Reason
 
 
+class AnomalyResolution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Reason
+
+
 class AnomalyOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -360,6 +360,28 @@ def get_session(db: Session, *, session_id: int) -> ParkingSession:
     return session
 
 
+def resolve_anomaly(db: Session, *, anomaly_id: int, actor: str, note: str) -> Anomaly:
+    """A guard has dealt with it: marked resolved, with the note in the audit log."""
+    anomaly = db.get(Anomaly, anomaly_id)
+    if anomaly is None:
+        raise NotFound(f"anomaly {anomaly_id} does not exist")
+    if anomaly.resolved:
+        raise Conflict(f"anomaly {anomaly_id} is already resolved")
+    anomaly.resolved = True
+    audit.record(
+        db,
+        actor=actor,
+        action="anomaly.resolve",
+        target_type="anomaly",
+        target_id=str(anomaly_id),
+        reason=note,
+        details={"kind": anomaly.kind},
+    )
+    announce(db, kind="anomaly_resolved", data={"id": anomaly_id, "by": actor})
+    db.flush()
+    return anomaly
+
+
 def list_anomalies(
     db: Session, *, kind: str | None = None, resolved: bool | None = None, limit: int = 100
 ) -> list[Anomaly]:
