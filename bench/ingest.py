@@ -41,6 +41,12 @@ from tests.support.pg import PgCluster, free_port  # noqa: E402
 ADMIN_PASSWORD = "bench-admin-password"  # throwaway cluster made by this run
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -247,7 +253,13 @@ def main() -> int:
             central = start_central(pg_url, data_dir, port, {})
             url = f"http://127.0.0.1:{port}"
         cameras = make_cameras(url, args.cameras, args.admin_password)
-        latencies, errors, elapsed = asyncio.run(run_load(url, cameras, args.seconds, args.warmup))
+        if args.warmup:
+            asyncio.run(run_load(url, cameras, args.warmup, 0))
+        server_cpu_0 = process_cpu_s(central.pid) if central else 0.0
+        client_cpu_0 = time.process_time()
+        latencies, errors, elapsed = asyncio.run(run_load(url, cameras, args.seconds, 0))
+        server_cpu = (process_cpu_s(central.pid) - server_cpu_0) if central else None
+        client_cpu = time.process_time() - client_cpu_0
         ceiling = pgbench_ceiling(cluster, pg_url, args.cameras, int(args.seconds))
     finally:
         if central is not None:
@@ -268,6 +280,15 @@ def main() -> int:
         "seconds": args.seconds,
         "events": len(latencies),
         "errors": len(errors),
+        # Where the time goes: CPU per event in the central process and in this load client
+        # (both Python, sharing the machine's cores with PostgreSQL).
+        "server_cpu_ms_per_event": (
+            round(1000 * server_cpu / len(latencies), 2) if server_cpu and latencies else None
+        ),
+        "client_cpu_ms_per_event": round(1000 * client_cpu / len(latencies), 2)
+        if latencies
+        else None,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
     print(
         f"ingest: {figures['events_per_s']} events/s, p50 {figures['p50_ms']} ms, "
