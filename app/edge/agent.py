@@ -28,7 +28,6 @@ from app.edge.ids import EventIdFactory
 from app.edge.metrics import EdgeMetrics, MetricsServer
 from app.edge.outbox import Outbox, OutboxFullError
 from app.edge.reader import PlateReader
-from app.edge.reader.sidecar import GroundTruthSidecarReader
 from app.edge.snapshot import encode_snapshot
 from app.edge.sources import FrameSource
 from app.edge.systemd import SystemdNotifier
@@ -482,13 +481,32 @@ def build_lane_agent(config: EdgeConfig) -> LaneAgent:
         runtime,
         lane,
         open_source(config),
-        GroundTruthSidecarReader(confidence=config.reader.confidence),
+        open_reader(config),
         aggregator,
         gate,
         frame_rate=frame_rate,
         snapshot_max_side=config.outbox.snapshot_max_side,
         snapshot_quality=config.outbox.snapshot_quality,
     )
+
+
+def open_reader(config: EdgeConfig) -> PlateReader:
+    reader = config.reader
+    if reader.kind == "litert":
+        from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader
+
+        return LiteRTPlateReader(
+            models_dir=reader.models_dir or MODELS_DIR,
+            threads=reader.threads,
+            grammars=reader.grammars,
+            generic_patterns=reader.generic_patterns,
+            generic_templates=reader.generic_templates,
+            max_plates=reader.max_plates,
+            detector=reader.detector,
+        )
+    from app.edge.reader.sidecar import GroundTruthSidecarReader
+
+    return GroundTruthSidecarReader(confidence=reader.confidence)
 
 
 def open_source(config: EdgeConfig) -> FrameSource:

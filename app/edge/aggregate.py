@@ -9,7 +9,7 @@ never gets there is reported with its best-supported read once it has not been s
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -184,6 +184,21 @@ class ReadAggregator:
             candidates.append(
                 PlateCandidate(plate=top.read.text, confidence=self._mean_confidence(track, text))
             )
+        # Then the readers' own alternatives (other layouts or corrections of the same plate).
+        known = {normalize_plate(c.plate) for c in candidates}
+        alternatives: dict[str, PlateCandidate] = {}
+        for o in chosen:
+            for display, confidence in o.read.candidates:
+                key = normalize_plate(display)
+                if key in known or len(candidates) + len(alternatives) >= MAX_CANDIDATES:
+                    continue
+                try:
+                    alt = PlateCandidate(plate=display, confidence=confidence)
+                except ValidationError:
+                    continue
+                if key not in alternatives or alternatives[key].confidence < alt.confidence:
+                    alternatives[key] = alt
+        candidates += alternatives.values()
         vehicle_types = Counter(
             o.read.vehicle_type for o in chosen if o.read.vehicle_type is not VehicleType.UNKNOWN
         )
@@ -205,4 +220,4 @@ class ReadAggregator:
 def _with_text(read: PlateRead, text: str) -> PlateRead:
     if read.text == text:
         return read
-    return PlateRead(text, read.confidence, read.box, read.vehicle_type)
+    return replace(read, text=text)

@@ -7,6 +7,7 @@ An invalid file stops the agent with a message that names the key, e.g.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -87,9 +88,33 @@ class SourceConfig(_Section):
 
 
 class ReaderConfig(_Section):
-    # "sidecar" is the stand-in until issue 5 brings the TFLite reader.
-    kind: Literal["sidecar"] = "sidecar"
-    confidence: Annotated[float, Field(ge=0, le=1)] = 0.9
+    # "litert": the TFLite plate reader (docs/reader.md). "sidecar": a test stand-in that
+    # replays the ground truth written next to replayed images (openalpr-us format).
+    kind: Literal["sidecar", "litert"] = "sidecar"
+    confidence: Annotated[float, Field(ge=0, le=1)] = 0.9  # sidecar only
+    threads: Annotated[int, Field(ge=1, le=16)] = 1
+    models_dir: Path | None = None  # default: the models shipped in app/edge/models
+    # Plate grammars in order of preference: "vn" (Vietnamese layouts, look-alike correction),
+    # "generic" (the regular expressions below, over letters and digits only).
+    grammars: Annotated[list[Literal["vn", "generic"]], Field(min_length=1)] = ["vn", "generic"]
+    generic_patterns: Annotated[list[str], Field(min_length=1)] = ["[A-Z0-9]{4,8}"]
+    # Layouts for the generic grammar ("9" digit, "L" letter, "*" either), e.g. the common US
+    # ones "9LLL999", "LL9L9L", "LLL9999": a read that fits one with a correction the
+    # recognizer found likely (O/0, I/1, ...) is corrected; others stay as read.
+    generic_templates: list[Annotated[str, Field(pattern=r"^[9AL*][9AL* .\-/]*$")]] = []
+    max_plates: Annotated[int, Field(ge=1, le=10)] = 1  # plates reported per frame
+    # Full-frame text detector: "fast" (384x640) or "fine" (544x960: small plates in wide
+    # scenes are found far more often, at ~2x the time per frame).
+    detector: Literal["fast", "fine"] = "fast"
+
+    @model_validator(mode="after")
+    def _patterns(self) -> ReaderConfig:
+        for pattern in self.generic_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"generic_patterns: {pattern!r} is not a regex: {exc}") from None
+        return self
 
 
 class AggregateConfig(_Section):

@@ -1,8 +1,8 @@
 """Plate reading: one frame in, the plates seen in it out.
 
-This issue defines only the interface and a stand-in (``sidecar.GroundTruthSidecarReader``) that
-replays ground truth; the real TFLite detector and recognizer arrive with issue 5 and implement
-the same ``PlateReader`` protocol, so nothing else in the agent changes.
+``litert.LiteRTPlateReader`` is the real reader (TFLite text detection + line recognition +
+plate grammar, see docs/reader.md); ``sidecar.GroundTruthSidecarReader`` is a test stand-in that
+replays ground truth written next to replayed images.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class PlateRead:
     confidence: float  # 0..1
     box: PlateBox
     vehicle_type: VehicleType = VehicleType.UNKNOWN
+    plate: str = ""  # normalized (letters and digits, lines in reading order); "" = from text
+    candidates: tuple[tuple[str, float], ...] = ()  # other readings (display, confidence)
 
 
 class PlateReader(Protocol):

@@ -1,0 +1,236 @@
+"""Frame -> plates: detect text lines, crop and deskew each, read it, group lines into plates.
+
+Two lines are one candidate plate when one sits right above the other (the two-line Vietnamese
+car and motorbike plates), two side by side on one baseline when a gap split one line; every
+single line is a candidate too. Each candidate goes through the grammar; the plates chosen are
+the best candidates that share no line, preferring the deployment's first grammar, then reads
+that hold a digit, then the tallest confident text (a plate's number is its largest print).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+
+from app.contract import VehicleType
+from app.edge.reader import PlateBox
+from app.edge.reader.grammar import PlateGrammar, PlateMatch
+from app.edge.reader.ocr import (
+    CharRead,
+    Image,
+    LineRead,
+    TextBox,
+    TextDetector,
+    TextRecognizer,
+    crop_quad,
+)
+
+MAX_CANDIDATES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PlateResult:
+    plate: str  # normalized (matching)
+    display: str
+    confidence: float
+    box: PlateBox
+    vehicle_type: VehicleType
+    candidates: tuple[tuple[str, float], ...]  # display forms, best first (the plate included)
+    raw: str  # what the recognizer read, lines joined by " / "
+    line_height: float  # pixels, of its tallest text line
+    rank: tuple[float, ...]  # lower is better (see PlatePipeline)
+    grammar: str  # which grammar it matched: "vn" or "generic"
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    box: TextBox
+    read: LineRead
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    lines: tuple[int, ...]
+    matches: tuple[PlateMatch, ...]
+    rank: tuple[float, ...]
+
+
+class PlatePipeline:
+    """Detectors run in order, cheapest first (a small input, then the full-frame one): a
+    plate found by an earlier one is kept when it matched the first grammar, surely
+    (``trust_confidence``), and its text was large enough in that detector's input
+    (``trust_px``) to be seen whole; otherwise the next detector looks again."""
+
+    def __init__(
+        self,
+        detectors: Sequence[TextDetector],
+        recognizer: TextRecognizer,
+        grammar: PlateGrammar,
+        *,
+        max_plates: int = 1,
+        max_lines: int = 8,
+        min_line_height: float = 8.0,
+        trust_px: float = 14.0,
+        trust_confidence: float = 0.9,
+        min_early_scale: float = 0.25,
+        min_aspect: float = 1.3,
+    ) -> None:
+        if not detectors:
+            raise ValueError("need at least one detector")
+        self.detectors = list(detectors)
+        self.recognizer = recognizer
+        self.grammar = grammar
+        self.max_plates = max_plates
+        self.max_lines = max_lines
+        self.min_line_height = min_line_height
+        self.trust_px = trust_px
+        self.trust_confidence = trust_confidence
+        self.min_early_scale = min_early_scale
+        self.min_aspect = min_aspect
+
+    def read_image(self, image: Image) -> list[PlateResult]:
+        if image.size == 0 or image.shape[0] < 4 or image.shape[1] < 4:
+            return []
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        elif image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        passes: list[list[PlateResult]] = []
+        for n, detector in enumerate(self.detectors):
+            last = n == len(self.detectors) - 1
+            if not last and detector.scale_for(image) < self.min_early_scale:
+                continue  # a large frame: this detector would see only the largest print
+            results = self._read_with(detector, image)
+            if results and not last and self._trusted(results[0], detector.scale_for(image)):
+                return results
+            passes.append(results)
+        # No pass was sure: the finest detector's plates, unless a cheaper one found a plate of a
+        # better grammar or with more characters (a finer one may cut a line in two).
+        found = [(n, p) for n, p in enumerate(passes) if p]
+        if not found:
+            return []
+        _, best = min(found, key=lambda f: (*f[1][0].rank[:2], -len(f[1][0].plate), -f[0]))
+        return best
+
+    def _trusted(self, result: PlateResult, scale: float) -> bool:
+        """A plate from a cheaper detector that needs no second look."""
+        return (
+            result.grammar == self.grammar.grammars[0]
+            and result.confidence >= self.trust_confidence
+            and result.line_height * scale >= self.trust_px
+        )
+
+    def _read_with(self, detector: TextDetector, image: Image) -> list[PlateResult]:
+        boxes = [
+            b
+            for b in detector.detect(image)
+            if b.height >= self.min_line_height and b.width >= self.min_aspect * b.height
+        ][: self.max_lines]
+        lines = []
+        for box in boxes:
+            read = self.recognizer.read(crop_quad(image, box.quad))
+            if any(c.char.isalnum() for c in read.chars):
+                lines.append(_Line(box, read))
+        candidates = [
+            c for group in self._groups(lines) if (c := self._candidate(lines, group)) is not None
+        ]
+        candidates.sort(key=lambda c: c.rank)
+        used: set[int] = set()
+        results: list[PlateResult] = []
+        for cand in candidates:
+            if used & set(cand.lines):
+                continue
+            used |= set(cand.lines)
+            results.append(self._result(lines, cand))
+            if len(results) >= self.max_plates:
+                break
+        return results
+
+    @staticmethod
+    def _groups(lines: Sequence[_Line]) -> list[tuple[int, ...]]:
+        groups: list[tuple[int, ...]] = [(i,) for i in range(len(lines))]
+        for i, a in enumerate(lines):
+            ax0, ay0, ax1, ay1 = a.box.bounds()
+            for j, b in enumerate(lines):
+                if i == j:
+                    continue
+                bx0, by0, bx1, by1 = b.box.bounds()
+                ha, hb = ay1 - ay0, by1 - by0
+                if not 0.4 <= ha / max(hb, 1) <= 2.5:
+                    continue
+                overlap = min(ax1, bx1) - max(ax0, bx0)
+                # b right below a, horizontally overlapping: a two-line plate
+                a_above = ay0 + ay1 < by0 + by1
+                gap = by0 - ay1
+                if (
+                    a_above
+                    and overlap >= 0.5 * min(ax1 - ax0, bx1 - bx0)
+                    and gap <= 0.8 * max(ha, hb)
+                ):
+                    groups.append((i, j))
+                # b right of a on the same row: one line split in two
+                same_row = abs((ay0 + ay1) - (by0 + by1)) / 2 <= 0.35 * max(ha, hb)
+                if (
+                    same_row
+                    and 0.7 <= ha / max(hb, 1) <= 1.4
+                    and ax0 < bx0
+                    and -0.2 * ha <= bx0 - ax1 <= 1.2 * max(ha, hb)
+                    and ax1 < bx1
+                ):
+                    groups.append((i, j, -1))  # -1: join into one line
+        return groups
+
+    def _candidate(self, lines: Sequence[_Line], group: tuple[int, ...]) -> _Candidate | None:
+        if group[-1] == -1:
+            i, j = group[:2]
+            chars: list[list[CharRead]] = [[*lines[i].read.chars, *lines[j].read.chars]]
+            members: tuple[int, ...] = (i, j)
+        else:
+            chars = [list(lines[k].read.chars) for k in group]
+            members = group
+        matches = self.grammar.match_all(chars)
+        if not matches:
+            return None
+        best = matches[0]
+        height = max(lines[k].box.height for k in members) / len(chars)
+        has_digit = any(ch.isdigit() for ch in best.plate)
+        rank = (
+            float(self.grammar.grammars.index(best.grammar)),
+            0.0 if has_digit else 1.0,
+            # taller, surer, and up to 7 characters longer is better
+            -height * best.confidence * min(len(best.plate), 7),
+        )
+        return _Candidate(members, tuple(matches), rank)
+
+    def _result(self, lines: Sequence[_Line], cand: _Candidate) -> PlateResult:
+        best = cand.matches[0]
+        x0 = min(lines[k].box.bounds()[0] for k in cand.lines)
+        y0 = min(lines[k].box.bounds()[1] for k in cand.lines)
+        x1 = max(lines[k].box.bounds()[2] for k in cand.lines)
+        y1 = max(lines[k].box.bounds()[3] for k in cand.lines)
+        seen: dict[str, tuple[str, float]] = {}
+        for m in cand.matches:
+            seen.setdefault(m.plate, (m.display, round(m.confidence, 4)))
+        order = sorted(cand.lines, key=lambda k: lines[k].box.bounds()[1])
+        return PlateResult(
+            plate=best.plate,
+            display=best.display,
+            confidence=round(best.confidence, 4),
+            box=PlateBox(x0, y0, x1 - x0, y1 - y0),
+            vehicle_type=_vehicle_type(best),
+            candidates=tuple(list(seen.values())[:MAX_CANDIDATES]),
+            raw=" / ".join(lines[k].read.text for k in order),
+            line_height=max(lines[k].box.height for k in cand.lines),
+            grammar=best.grammar,
+            rank=cand.rank,
+        )
+
+
+def _vehicle_type(match: PlateMatch) -> VehicleType:
+    if match.grammar != "vn":
+        return VehicleType.UNKNOWN
+    if "/" in match.template and match.template.startswith("99-"):
+        return VehicleType.MOTORBIKE
+    return VehicleType.CAR

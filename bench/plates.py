@@ -1,0 +1,178 @@
+"""Plate-reading accuracy and speed of the real edge reader on a folder of labelled images.
+
+    .venv/bin/python bench/plates.py ../shared/data/plates/openalpr-us
+    .venv/bin/python bench/plates.py ../shared/data/plates/vn-gold --predictions /tmp/vn.tsv
+
+Folders in either format of shared/data/plates/README.md: ``NAME.jpg`` + ``NAME.txt``
+(``NAME.jpg<TAB>x<TAB>y<TAB>w<TAB>h<TAB>PLATE``), or ``labels.tsv``
+(``image<TAB>n_lines<TAB>text_by_line``, lines joined by `` / ``) with the images in ``images/``.
+
+Every image goes through ``LiteRTPlateReader.read_image`` (1 thread by default); its best plate
+is the prediction (``--predictions FILE``: one TSV row per image, no header: image, normalized
+plate, display form, confidence, ms; empty plate when none was found). Exact: the normalized
+plate (letters and digits, top line first) equals the label normalized the same way; within
+one: at most one edit away. For Vietnamese labels the display form (dash, dot, line split) is
+scored too. Times are the reader's alone (the JPEG is decoded before the clock starts). The
+last line printed is one JSON object.
+
+The grammar is the deployment's: ``--grammars vn,generic`` (Vietnamese first, then the generic
+patterns) or ``--grammars generic``. By default a ``labels.tsv`` folder (Vietnamese crops) is
+read with ``vn,generic`` and a sidecar folder (US scenes) with ``generic``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.contract import normalize_plate
+from app.edge.aggregate import edit_distance
+from app.edge.reader.grammar import US_GENERIC, US_TEMPLATES, PlateGrammar
+from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    image: Path
+    label: str  # as written; lines joined by " / "
+
+
+def load_samples(folder: Path) -> tuple[list[Sample], str]:
+    """The labelled images of ``folder`` and its format ("tsv" or "sidecar")."""
+    labels = folder / "labels.tsv"
+    if labels.is_file():
+        samples = []
+        for n, line in enumerate(labels.read_text(encoding="utf-8").splitlines()):
+            fields = line.split("\t")
+            if (n == 0 and fields[0] == "image") or not line.strip():
+                continue
+            image = folder / "images" / fields[0]
+            if not image.is_file():
+                image = folder / fields[0]
+            samples.append(Sample(image, fields[2].strip()))
+        return samples, "tsv"
+    samples = []
+    for sidecar in sorted(folder.glob("*.txt")):
+        fields = sidecar.read_text(encoding="utf-8").strip().split("\t")
+        if len(fields) == 6:
+            samples.append(Sample(folder / fields[0], fields[5].strip()))
+    return samples, "sidecar"
+
+
+def label_display(label: str) -> str:
+    """The reader's display form of a label: line split written as one space."""
+    return " ".join(part.strip() for part in label.split("/"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="plate reading accuracy and speed")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--predictions", type=Path, help="write one TSV row per image here")
+    parser.add_argument("--grammars", help="e.g. vn,generic or generic (default: by format)")
+    parser.add_argument(
+        "--generic-pattern", action="append", help=f"regex (default {US_GENERIC[0]})"
+    )
+    parser.add_argument(
+        "--generic-template",
+        action="append",
+        help="layout template for the generic grammar (default: the common US ones for a "
+        "sidecar folder, none for labels.tsv)",
+    )
+    parser.add_argument("--detector", choices=["fast", "fine"], default="fast")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--models", type=Path, default=MODELS_DIR)
+    parser.add_argument("--errors", action="store_true", help="list every miss on stderr")
+    args = parser.parse_args(argv)
+
+    samples, fmt = load_samples(args.folder)
+    if args.limit:
+        samples = samples[: args.limit]
+    if not samples:
+        parser.error(f"no labelled images in {args.folder}")
+    grammars = (args.grammars or ("vn,generic" if fmt == "tsv" else "generic")).split(",")
+    patterns = tuple(args.generic_pattern or US_GENERIC)
+    templates = tuple(args.generic_template or (US_TEMPLATES if fmt == "sidecar" else ()))
+    reader = LiteRTPlateReader(
+        models_dir=args.models,
+        threads=args.threads,
+        grammars=grammars,
+        generic_patterns=patterns,
+        generic_templates=templates,
+        detector=args.detector,
+    )
+    vn_only = PlateGrammar(("vn",), accept_cost=0.0, max_cost=0.0)
+
+    first = cv2.imread(str(samples[0].image))
+    if first is not None:
+        reader.read_image(first)  # warm-up: the first call prepares XNNPACK (~0.1 s), not timed
+    rows: list[str] = []
+    times: list[float] = []
+    cpu_times: list[float] = []  # CPU time of this process: less sensitive to a busy machine
+    exact = within1 = display_total = display_exact = 0
+    for sample in samples:
+        image = cv2.imread(str(sample.image))
+        if image is None:
+            print(f"cannot read {sample.image}", file=sys.stderr)
+            continue
+        started, cpu_started = time.perf_counter(), time.process_time()
+        results = reader.read_image(image)
+        ms = (time.perf_counter() - started) * 1000
+        times.append(ms)
+        cpu_times.append((time.process_time() - cpu_started) * 1000)
+        best = results[0] if results else None
+        plate = best.plate if best else ""
+        display = best.display if best else ""
+        confidence = best.confidence if best else 0.0
+        want = normalize_plate(sample.label)
+        exact += plate == want
+        within1 += edit_distance(plate, want) <= 1
+        if fmt == "tsv" and vn_only.parse(sample.label) is not None:
+            display_total += 1
+            display_exact += display == label_display(sample.label)
+        if args.errors and plate != want:
+            raw = best.raw if best else ""
+            print(
+                f"miss {sample.image.name}: want {sample.label} got {display} [{raw}]",
+                file=sys.stderr,
+            )
+        rows.append(f"{sample.image.name}\t{plate}\t{display}\t{confidence:.4f}\t{ms:.1f}")
+
+    if args.predictions:  # image, plate, display, confidence, ms; no header
+        args.predictions.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    n = len(times)
+    summary: dict[str, object] = {
+        "dir": str(args.folder),
+        "grammars": ",".join(grammars),
+        "generic_templates": ",".join(templates),
+        "detector": args.detector,
+        "threads": args.threads,
+        "n": n,
+        "exact_pct": round(100 * exact / n, 2),
+        "within1_pct": round(100 * within1 / n, 2),
+        "mean_ms": round(float(np.mean(times)), 1),
+        "p95_ms": round(float(np.percentile(times, 95)), 1),
+        "cpu_mean_ms": round(float(np.mean(cpu_times)), 1),
+        "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    if display_total:
+        summary["vn_display_n"] = display_total
+        summary["vn_display_exact_pct"] = round(100 * display_exact / display_total, 2)
+    print(
+        f"{n} images: exact {summary['exact_pct']} %, within one {summary['within1_pct']} %, "
+        f"mean {summary['mean_ms']} ms, p95 {summary['p95_ms']} ms, RSS {summary['rss_mb']} MB"
+    )
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Rebuild app/edge/models/*.tflite from the PaddleOCR ONNX models in the rapidocr-onnxruntime
+# wheel. The converter (onnx2tf + TensorFlow, ~2 GB) gets its own venv, outside the repo by
+# default: MODELS_VENV=/path/to/venv to choose. Extra arguments go to build_models.py.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+venv="${MODELS_VENV:-$here/../../../venv-models}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3.11 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -r "$here/requirements.txt"
+fi
+exec "$venv/bin/python" "$here/build_models.py" "$@"
