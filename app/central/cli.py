@@ -109,26 +109,29 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  login {name:<8} password {user['password']:<14} role {user['role']}")
     print(f"credentials kept in {settings.data_dir / 'demo-credentials.json'}\n", flush=True)
 
-    edge = None
+    edges: list[subprocess.Popen[bytes]] = []
     edge_bin = shutil.which("parking-edge", path=str(Path(sys.executable).parent))
     if edge_bin and not args.no_edge:
-        edge = _start_demo_edge(edge_bin, settings=settings, url=url, creds=creds)
+        edges = _start_demo_edges(edge_bin, settings=settings, url=url, creds=creds)
     try:
         return cmd_serve(settings, args)
     finally:
-        if edge is not None:
+        for edge in edges:
             edge.send_signal(signal.SIGTERM)
+        for edge in edges:
             edge.wait(timeout=15)
 
 
-def _start_demo_edge(
+def _start_demo_edges(
     edge_bin: str, *, settings: Settings, url: str, creds: dict[str, dict[str, dict[str, str]]]
-) -> subprocess.Popen[bytes]:
-    """One simulated edge per demo lane, through the real outbox and uploader."""
-    from app.central.demo_edge import edge_command
+) -> list[subprocess.Popen[bytes]]:
+    """The demo's edge agents (app/central/demo_edge.py), through the real outbox and uploader."""
+    from app.central.demo_edge import edge_commands
 
-    command = edge_command(edge_bin, data_dir=settings.data_dir, url=url, creds=creds)
-    return subprocess.Popen(command, env={**os.environ})
+    commands = edge_commands(edge_bin, data_dir=settings.data_dir, url=url, creds=creds)
+    for command in commands:
+        print(f"edge: {' '.join(command[:4])} ...", flush=True)
+    return [subprocess.Popen(command, env={**os.environ}) for command in commands]
 
 
 def _redacted(url: str) -> str:

@@ -22,7 +22,8 @@ from app.central.operators.models import Operator
 from app.central.tariffs.service import put_tariff
 
 DEMO_LOT = "demo-lot"
-DEMO_CAMERAS = (("gate-1-in", "entry"), ("gate-1-out", "exit"))
+# gate-1: simulated vehicles; gate-2-in: real plate pictures through the real reader.
+DEMO_CAMERAS = (("gate-1-in", "entry"), ("gate-1-out", "exit"), ("gate-2-in", "entry"))
 DEMO_USERS = (("admin", "admin"), ("manager", "manager"), ("guard", "guard"))
 # Vietnamese-style prices in VND.
 DEMO_TARIFFS = (
