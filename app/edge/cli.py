@@ -22,6 +22,7 @@ from types import FrameType
 from app.contract import CameraDirection
 from app.edge import __version__
 from app.edge.config import ConfigError, load_config
+from app.edge.errors import init_error_reporting
 
 log = logging.getLogger("app.edge")
 
@@ -44,6 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from app.edge.agent import build_lane_agent
 
     config = load_config(args.config)
+    init_error_reporting(config.sentry, camera_id=config.camera.id)
     agent = build_lane_agent(config)
     stop = _stop_on_signals()
     agent.runtime.start()

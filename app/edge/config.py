@@ -170,6 +170,12 @@ class MetricsConfig(_Section):
     enabled: bool = True
 
 
+class SentryConfig(_Section):
+    dsn: str | None = None  # env PARKING_EDGE_SENTRY_DSN wins; the DSN comes from vault
+    environment: str = "production"
+    release: str | None = None  # default parking-edge@<version>
+
+
 class EdgeConfig(_Section):
     camera: CameraConfig
     central: CentralConfig
@@ -181,6 +187,7 @@ class EdgeConfig(_Section):
     gate: GateConfig = GateConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     metrics: MetricsConfig = MetricsConfig()
+    sentry: SentryConfig = SentryConfig()
 
 
 def describe_errors(error: ValidationError) -> str:

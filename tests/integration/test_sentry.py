@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sentry_sdk
@@ -16,48 +11,19 @@ from fastapi.testclient import TestClient
 
 from app.central.main import create_app
 from tests.conftest import make_settings
-
-
-class Envelopes:
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-        self.arrived = threading.Event()
+from tests.support.sentry_endpoint import Envelopes, sentry_endpoint
 
 
 @pytest.fixture
-def sentry_endpoint() -> Iterator[tuple[str, Envelopes]]:
-    received = Envelopes()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            if self.headers.get("Content-Encoding") == "gzip":
-                body = gzip.decompress(body)
-            for line in body.splitlines():
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(item, dict) and "exception" in item:
-                    received.items.append(item)
-                    received.arrived.set()
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://publickey@127.0.0.1:{server.server_address[1]}/42", received
-    server.shutdown()
+def sentry() -> Iterator[Envelopes]:
+    with sentry_endpoint() as received:
+        yield received
 
 
 def test_unhandled_error_is_reported_with_environment_and_release(
-    sentry_endpoint: tuple[str, Envelopes], fresh_sqlite_url: str, tmp_path: Path
+    sentry: Envelopes, fresh_sqlite_url: str, tmp_path: Path
 ) -> None:
-    dsn, received = sentry_endpoint
+    dsn, received = sentry.dsn, sentry
     settings = make_settings(
         tmp_path,
         fresh_sqlite_url,
