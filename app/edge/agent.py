@@ -446,6 +446,7 @@ def build_lane_agent(config: EdgeConfig) -> LaneAgent:
         frame_rate=frame_rate,
         reads_rejected=lambda: aggregator.reads_rejected_total,
     )
+    aggregator.on_reject = runtime.metrics.reads_rejected.inc
     gate_config = config.gate
     relay: Relay
     if gate_config.driver == "gpio":

@@ -9,6 +9,7 @@ never gets there is reported with its best-supported read once it has not been s
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -83,6 +84,8 @@ class ReadAggregator:
         self._reported_at: dict[str, float] = {}
         self.reads_rejected_total = 0
         self.suppressed_total = 0
+        # Called once per rejected read (the agent counts it in its /metrics).
+        self.on_reject: Callable[[], None] | None = None
 
     def feed(self, frame: Frame, reads: list[PlateRead]) -> list[Sighting]:
         """Take the reads of one frame; return the sightings that are complete now."""
@@ -136,16 +139,21 @@ class ReadAggregator:
 
     def _accept(self, frame: Frame, read: PlateRead) -> _Observation | None:
         if read.confidence < self.min_confidence:
-            self.reads_rejected_total += 1
+            self._reject()
             return None
         try:
             # The contract's plate grammar decides what is a plate at all.
             display = PlateCandidate(plate=read.text, confidence=read.confidence).plate
         except ValidationError:
-            self.reads_rejected_total += 1
+            self._reject()
             return None
         normalized = normalize_plate(display)
         return _Observation(frame.monotonic_s, _with_text(read, display), normalized, frame)
+
+    def _reject(self) -> None:
+        self.reads_rejected_total += 1
+        if self.on_reject is not None:
+            self.on_reject()
 
     def _track_for(self, normalized: str) -> _Track:
         for track in self._tracks:

@@ -71,3 +71,13 @@ def test_two_vehicles_in_view_are_two_tracks() -> None:
     feed(agg, 0.0, "AAA111", "ZZZ999")
     sightings = feed(agg, 0.1, "AAA111", "ZZZ999")
     assert sorted(s.plate for s in sightings) == ["AAA111", "ZZZ999"]
+
+
+def test_each_rejected_read_is_reported_to_the_metrics_hook() -> None:
+    agg = ReadAggregator(min_confidence=0.5)
+    rejected: list[int] = []
+    agg.on_reject = lambda: rejected.append(1)
+    feed(agg, 0.0, "51F-123.45", confidence=0.2)
+    feed(agg, 0.1, "<not a plate>")
+    feed(agg, 0.2, "51F-123.45")
+    assert len(rejected) == 2 == agg.reads_rejected_total
