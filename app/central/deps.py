@@ -82,8 +82,12 @@ def current_camera(
 ) -> cameras.CameraIdentity:
     if not x_api_key:
         raise Unauthorized("missing X-API-Key header")
-    camera = cameras.camera_for_key(db, api_key=x_api_key)
-    db.rollback()  # release the connection before the route runs (see operator_from_token)
+    camera = state.camera_keys.get(x_api_key)
+    if camera is None:
+        camera = cameras.camera_for_key(db, api_key=x_api_key)
+        db.rollback()  # release the connection before the route runs (see operator_from_token)
+        if camera is not None:
+            state.camera_keys.put(x_api_key, camera)
     if camera is None:
         raise Unauthorized("unknown or disabled camera key")
     state.camera_limiter.take(camera.id, "camera")

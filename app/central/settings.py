@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     # Default: SQLite under data_dir. Production: a PostgreSQL URL listing every Patroni host,
     # e.g. postgresql+psycopg://parking:***@/parking?host=db1:5432&host=db2:5432&target_session_attrs=read-write
     database_url: str | None = None
-    worker_threads: int = Field(default=16, ge=1, le=200)
+    worker_threads: int = Field(default=8, ge=1, le=200)
     db_pool_size: int = Field(default=20, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_pool_timeout_s: float = Field(default=2.0, gt=0)
