@@ -1,0 +1,261 @@
+"""Database failover figures in the lab: write unavailability, acknowledged rows lost, switchover.
+
+    .venv/bin/python bench/failover_db.py [--cases crash,cut,switchover] [--no-bring-up]
+
+Boots db1-db3 (lab/lab up etcd db) and converges playbooks/database.yml unless they already
+answer. A writer on the machine inserts one row per transaction through the multi-host libpq
+URL central uses (every db host, target_session_attrs=read-write) and records every commit
+the server acknowledged. Per case it finds the leader (Patroni's /primary), breaks it (host
+crash: kill -9 of its nspawn; cable cut; planned switchover through the REST API), measures
+the longest time no commit was acknowledged, then counts acknowledged ids missing on the new
+primary. A crashed or cut leader is brought back and must rejoin as a streaming replica.
+The last line is one JSON object (write_unavailable_s = the host-crash case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import itertools
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+LAB = REPO / "lab" / "lab"
+PATRONI_PORT = 8008
+
+
+def lab(*args: str, check: bool = True, timeout: float = 600) -> str:
+    done = subprocess.run(
+        [str(LAB), *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and done.returncode != 0:
+        raise RuntimeError(f"lab/lab {' '.join(args)}: {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def db_hosts() -> dict[str, str]:
+    rows = (line.split() for line in lab("hosts", "db").splitlines() if line.strip())
+    return {row[0]: row[1] for row in rows}
+
+
+def lab_secret(name: str) -> str:
+    """The lab's generated password `name` (inventory/lab/group_vars/db: sha256 of key:name)."""
+    seed = (REPO / ".lab" / "ssh" / "id_ed25519").read_text().rstrip()
+    return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
+
+
+def conninfo(hosts: dict[str, str]) -> str:
+    """What central's URL says, in libpq form, plus timeouts that notice a silent peer."""
+    addresses = ",".join(hosts[name] for name in sorted(hosts))
+    ports = ",".join("5432" for _ in hosts)
+    return (
+        f"host={addresses} port={ports} dbname=parking user=parking "
+        f"password={lab_secret('central_db')} target_session_attrs=read-write "
+        "connect_timeout=2 tcp_user_timeout=3000 keepalives_idle=1 keepalives_interval=1 "
+        "keepalives_count=2"
+    )
+
+
+def rest(address: str, path: str, method: str = "GET", body: dict[str, Any] | None = None) -> int:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"http://{address}:{PATRONI_PORT}{path}", data=data, method=method
+    )
+    if method != "GET":
+        token = base64.b64encode(f"patroni:{lab_secret('patroni_restapi')}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=3) as answer:  # noqa: S310 (http only)
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
+
+
+def cluster(address: str) -> list[dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://{address}:{PATRONI_PORT}/cluster", timeout=3) as a:
+            members: list[dict[str, Any]] = json.load(a)["members"]
+            return members
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> float:
+    """Poll a real condition; return the seconds it took, raise saying what never happened."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise TimeoutError(f"{what}: not true after {timeout:.0f}s")
+
+
+def leader(hosts: dict[str, str]) -> str | None:
+    for name, address in sorted(hosts.items()):
+        if rest(address, "/primary") == 200:
+            return name
+    return None
+
+
+def healthy(hosts: dict[str, str]) -> bool:
+    """One leader, every other member streaming, one of them the synchronous standby."""
+    for address in hosts.values():
+        members = cluster(address)
+        if len(members) != len(hosts):
+            continue
+        roles = sorted(m["role"] for m in members)
+        streaming = all(m["state"] in ("running", "streaming") for m in members)
+        return streaming and roles.count("leader") == 1 and "sync_standby" in roles
+    return False
+
+
+@dataclass
+class Writer:
+    """Inserts ids 1, 2, 3... one transaction each; keeps those whose commit was acknowledged."""
+
+    dsn: str
+    acked: list[tuple[int, float]] = field(default_factory=list)
+    errors: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS failover_probe (id bigint PRIMARY KEY)")
+            conn.execute("TRUNCATE failover_probe")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_id = 1
+        conn: psycopg.Connection[Any] | None = None
+        while not self._stop.is_set():
+            try:
+                if conn is None:
+                    conn = psycopg.connect(self.dsn, autocommit=True)
+                conn.execute("INSERT INTO failover_probe (id) VALUES (%s)", (next_id,))
+                self.acked.append((next_id, time.monotonic()))  # the commit came back: acked
+            except psycopg.Error:
+                self.errors += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+                time.sleep(0.05)
+            next_id += 1
+        if conn is not None:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def acked_since(self, moment: float) -> int:
+        return sum(1 for _, at in self.acked if at > moment)
+
+    def longest_gap_after(self, moment: float) -> float:
+        """Longest stretch without an acknowledged commit, from `moment` on."""
+        times = [moment] + [at for _, at in self.acked if at > moment]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def lost_rows(dsn: str, writer: Writer) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        present = {row[0] for row in conn.execute("SELECT id FROM failover_probe")}
+    return sum(1 for ident, _ in writer.acked if ident not in present)
+
+
+def run_case(case: str, hosts: dict[str, str]) -> dict[str, Any]:
+    wait_for(lambda: healthy(hosts), "cluster healthy before the case", timeout=180)
+    old = leader(hosts)
+    assert old is not None, "no leader"
+    dsn = conninfo(hosts)
+    writer = Writer(dsn)
+    writer.start()
+    wait_for(lambda: len(writer.acked) > 50, "writer running")
+    moment = time.monotonic()
+    if case == "crash":
+        lab("crash", old)
+    elif case == "cut":
+        lab("cut", old)
+    else:
+        candidate = next(m["name"] for m in cluster(hosts[old]) if m["role"] == "sync_standby")
+        status = rest(hosts[old], "/switchover", "POST", {"leader": old, "candidate": candidate})
+        assert status == 200, f"switchover refused: HTTP {status}"
+    # Writes are back once another member is primary and 20 commits came back after that.
+    others = {k: v for k, v in hosts.items() if k != old}
+    wait_for(lambda: leader(others) is not None, f"a new primary after {case}", 120)
+    promoted = time.monotonic()
+    wait_for(lambda: writer.acked_since(promoted) >= 20, f"writes resume after {case}", 60)
+    writer.stop()
+    new = leader(others)
+    assert new is not None, "the new primary went away"
+    new_dsn = dsn.replace(dsn.split()[0], f"host={hosts[new]}", 1).replace(
+        dsn.split()[1], "port=5432", 1
+    )
+    result: dict[str, Any] = {
+        "case": case,
+        "old_leader": old,
+        "new_leader": new,
+        "write_unavailable_s": round(writer.longest_gap_after(moment), 2),
+        "acked_rows": len(writer.acked),
+        "acked_rows_lost": lost_rows(new_dsn, writer),
+        "writer_errors": writer.errors,
+    }
+    if case != "switchover":
+        lab("poweron" if case == "crash" else "restore", old)
+        result["rejoin_s"] = round(wait_for(lambda: healthy(hosts), f"{old} rejoins", 180), 1)
+    print(json.dumps(result), file=sys.stderr, flush=True)
+    return result
+
+
+def bring_up(hosts: dict[str, str]) -> None:
+    if leader(hosts) is not None:
+        return
+    lab("up", "etcd", "db")
+    subprocess.run(
+        [str(REPO / "lab" / "converge.sh"), "--playbook", "playbooks/database.yml"],
+        cwd=REPO,
+        check=True,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="crash,cut,switchover")
+    parser.add_argument("--no-bring-up", action="store_true")
+    args = parser.parse_args()
+    hosts = db_hosts()
+    if not args.no_bring_up:
+        bring_up(hosts)
+    results = {case: run_case(case, hosts) for case in args.cases.split(",")}
+    summary: dict[str, Any] = {
+        "write_unavailable_s": results.get("crash", {}).get("write_unavailable_s"),
+        "write_unavailable_cut_s": results.get("cut", {}).get("write_unavailable_s"),
+        "acked_rows_lost": sum(r["acked_rows_lost"] for r in results.values()),
+        "switchover_s": results.get("switchover", {}).get("write_unavailable_s"),
+        "rejoin_s": {k: r.get("rejoin_s") for k, r in results.items() if k != "switchover"},
+        "cases": results,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
