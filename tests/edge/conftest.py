@@ -21,29 +21,13 @@ from uuid import UUID
 import httpx
 import pytest
 
+from tests.support.pg import free_port
 from tests.support.shared import plates_root
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PLATES = plates_root() / "openalpr-us"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: object, *, timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll ``predicate`` (a callable) until it is truthy; fail naming ``what`` otherwise."""
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass

@@ -14,8 +14,7 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from tests.support.pg import PgCluster, free_port
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "nginx"
@@ -37,14 +37,6 @@ SERVER_NAME = "parking.test"
 PASSWORD = "correct-horse-battery"
 JWT_SECRET = "loadbalancer-test-secret-" + "x" * 32
 WS_PING_S = 1.0
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def render_site(variables: dict[str, Any]) -> str:
