@@ -1,4 +1,4 @@
-"""``parking-central``: serve, migrate, create-user, create-camera, demo.
+"""``parking-central``: serve, migrate, migrate-sqlite, create-user, create-camera, demo.
 
 Every subcommand reads the same settings from the environment (``PARKING_*``), so they all
 see the same database.
@@ -29,6 +29,25 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
 
     upgrade(settings.effective_database_url)
     print(f"database at head: {_redacted(settings.effective_database_url)}", file=sys.stderr)
+    return 0
+
+
+def cmd_migrate_sqlite(_: Settings, args: argparse.Namespace) -> int:
+    """Copy a SQLite file into PostgreSQL (docs/migrate-sqlite.md)."""
+    from app.central.migrate_sqlite import MigrationError, migrate_sqlite, redacted, target_url
+
+    try:
+        report = migrate_sqlite(Path(args.sqlite_file), args.to, batch=args.batch_size)
+    except MigrationError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return error.exit_code
+    for table in report.tables:
+        print(f"verified {table.name:<18} {table.rows:>9} rows  sha256-sum {table.checksum[:16]}")
+    print(
+        f"migrated {args.sqlite_file} -> {redacted(target_url(args.to))} at revision "
+        f"{report.revision}: {report.copied} rows copied, {report.skipped} already there",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -151,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="upgrade the database schema to head")
     migrate.set_defaults(func=cmd_migrate)
+
+    copy = sub.add_parser(
+        "migrate-sqlite",
+        help="copy a SQLite database into PostgreSQL (schema, data, verification)",
+    )
+    copy.add_argument("sqlite_file", metavar="SQLITE_FILE")
+    copy.add_argument("--to", required=True, metavar="URL", help="postgresql+psycopg://...")
+    copy.add_argument("--batch-size", type=int, default=500, help="rows per INSERT batch")
+    copy.set_defaults(func=cmd_migrate_sqlite)
 
     user = sub.add_parser("create-user", help="create an operator; password on stdin")
     user.add_argument("name")

@@ -12,9 +12,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,11 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.central import CentralProcess
 from tests.support.pg import free_port
-from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 OUTPUT = Path(os.environ.get("PARKING_E2E_OUTPUT", REPO / "test-output" / "e2e"))
 CHROMIUM = os.environ.get("PARKING_E2E_CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "e2e-password-42"
@@ -60,73 +56,18 @@ def jpeg(text: str) -> bytes:
 
 
 @dataclass
-class Central:
-    """``parking-central serve`` as a subprocess, with its own SQLite data directory."""
+class Central(CentralProcess):
+    """``parking-central serve`` (tests/support/central.py) with its own SQLite data directory,
+    and the operators' and cameras' HTTP calls the screens need."""
 
-    data_dir: Path
-    port: int
-    keys: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
+    env_extra: dict[str, str] = field(
+        default_factory=lambda: {
+            "PARKING_LOGIN_ATTEMPTS_PER_MIN": "1000",
+            "PARKING_LOG_LEVEL": "WARNING",
+        }
+    )
+    stop_timeout_s: float = 25
     _tokens: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARKING_")}
-        env.update(
-            PARKING_DATA_DIR=str(self.data_dir),
-            PARKING_LOGIN_ATTEMPTS_PER_MIN="1000",
-            PARKING_LOG_LEVEL="WARNING",
-        )
-        return env
-
-    def cli(self, *args: str, stdin: str | None = None) -> str:
-        result = subprocess.run(
-            [str(BIN / "parking-central"), *args],
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 0, f"parking-central {args} failed: {result.stderr}"
-        return result.stdout.strip()
-
-    def start(self) -> None:
-        assert self.process is None, "central already running"
-        with (self.data_dir / "central.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(BIN / "parking-central"), "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(self.is_up, timeout=30, what=f"central on port {self.port}")
-
-    def is_up(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            log = (self.data_dir / "central.log").read_text()[-3000:]
-            raise AssertionError(f"central exited with {self.process.returncode}:\n{log}")
-        try:
-            return httpx.get(self.url + "/api/health/live", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        self.process = None
 
     def headers(self, user: str) -> dict[str, str]:
         if user not in self._tokens:
@@ -190,9 +131,7 @@ def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Central]:
     for user, role in USERS.items():
         server.cli("create-user", user, "--role", role, stdin=PASSWORD + "\n")
     for camera_id, direction in (("gate-in", "entry"), ("gate-out", "exit")):
-        server.keys[camera_id] = server.cli(
-            "create-camera", camera_id, "--lot", LOT, "--direction", direction
-        )
+        server.create_camera(camera_id, direction, LOT)
     server.start()
     tariff = {
         "lot_id": LOT,

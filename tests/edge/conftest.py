@@ -1,116 +1,39 @@
 """Fixtures for the edge tests: the real central process, a systemd notify socket, plates.
 
-``central`` starts ``parking-central serve`` as a subprocess on a free port with its own SQLite
-database (migrate + create-camera first) and can stop, kill and restart it on the same port.
+``central`` starts ``parking-central serve`` (tests/support/central.py) on a free port with its own
+SQLite database (migrate + create-camera first) and can stop, kill and restart it on the same port.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import tomllib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from uuid import UUID
 
-import httpx
 import pytest
 
+from tests.support.central import BIN, CentralProcess
 from tests.support.pg import free_port
 from tests.support.shared import plates_root
 from tests.support.waiting import wait_until
 
+__all__ = ["BIN", "PLATES", "Central", "NotifySocket", "free_port", "wait_until"]
+
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 PLATES = plates_root() / "openalpr-us"
 
 
-@dataclass
-class Central:
-    """A real central process with SQLite under ``data_dir``."""
-
-    data_dir: Path
-    port: int
-    keys: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARKING_")}
-        env["PARKING_DATA_DIR"] = str(self.data_dir)
-        return env
-
-    def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            [str(BIN / "parking-central"), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 0, f"parking-central {args} failed: {result.stderr}"
-        return result.stdout.strip()
+class Central(CentralProcess):
+    """A real central process with SQLite under ``data_dir`` (tests/support/central.py)."""
 
     def create_camera(self, camera_id: str, direction: str, lot: str = "lot-edge") -> str:
-        key = self.cli("create-camera", camera_id, "--lot", lot, "--direction", direction)
-        self.keys[camera_id] = key
-        return key
-
-    def start(self) -> None:
-        assert self.process is None, "central already running"
-        log = (self.data_dir / "central.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                str(BIN / "parking-central"),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        wait_until(self.is_up, timeout=30, what=f"central on port {self.port}")
-
-    def is_up(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(
-                f"central exited with {self.process.returncode}:\n"
-                + (self.data_dir / "central.log").read_text()[-3000:]
-            )
-        try:
-            return httpx.get(self.url + "/api/health/live", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+        return super().create_camera(camera_id, direction, lot)
 
     def rows(self, camera_id: str | None = None) -> list[tuple[UUID, str, str]]:
         """(event_id, received_at, plate) of every stored event, in insertion order."""
@@ -143,6 +66,49 @@ def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Central]:
     server.start()
     yield server
     server.stop()
+
+
+def write_lane_config(
+    tmp_path: Path,
+    central: Central,
+    pictures: Path,
+    *,
+    camera: str = "edge-in",
+    **sections: Mapping[str, object],
+) -> Path:
+    """``edge.toml`` for one entry lane replaying ``pictures`` into ``central``, its data under
+    ``tmp_path/edge`` and the camera's key in ``tmp_path/key``; ``sections`` add or override
+    keys, e.g. ``source={"limit": 6}`` or ``reader={"kind": "litert"}``."""
+    key = tmp_path / "key"
+    key.write_text(central.keys[camera] + "\n")
+    config: dict[str, dict[str, object]] = {
+        "camera": {"id": camera, "direction": "entry", "api_key_file": str(key)},
+        "central": {"url": central.url},
+        "source": {"kind": "folder", "path": str(pictures), "fps": 0, "frames_per_image": 3},
+        "aggregate": {"min_agreeing": 3, "cooldown_s": 0},
+        "outbox": {"dir": str(tmp_path / "edge"), "snapshot_max_side": 640},
+        "gate": {"deadline_s": 10},
+        "heartbeat": {"interval_s": 0.5},
+        "metrics": {"port": 0},
+    }
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    rendered = "\n".join(
+        f"[{name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
+        for name, values in config.items()
+    )
+    assert tomllib.loads(rendered) == config, "write_lane_config cannot render a value"
+    path = tmp_path / "edge.toml"
+    path.write_text(rendered)
+    return path
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)  # strings, ints and floats read the same in TOML
 
 
 class NotifySocket:

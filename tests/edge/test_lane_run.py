@@ -12,7 +12,7 @@ from pathlib import Path
 from app.contract import CameraDirection, normalize_plate
 from app.edge.agent import EdgeRuntime, Lane, RuntimeSettings
 from app.edge.outbox import DB_NAME, Outbox
-from tests.edge.conftest import BIN, Central, NotifySocket, wait_until
+from tests.edge.conftest import BIN, Central, NotifySocket, wait_until, write_lane_config
 from tests.edge.helpers import jpeg, make_event
 
 IMAGES = 6
@@ -21,41 +21,7 @@ IMAGES = 6
 def test_run_replays_the_image_folder_into_one_event_per_vehicle(
     central: Central, tmp_path: Path, plates_dir: Path, notify_socket: NotifySocket
 ) -> None:
-    config = tmp_path / "edge.toml"
-    config.write_text(f"""
-[camera]
-id = "edge-in"
-direction = "entry"
-api_key_file = "{tmp_path / "key"}"
-
-[central]
-url = "{central.url}"
-
-[source]
-kind = "folder"
-path = "{plates_dir}"
-fps = 0
-frames_per_image = 3
-limit = {IMAGES}
-
-[aggregate]
-min_agreeing = 3
-cooldown_s = 0
-
-[outbox]
-dir = "{tmp_path / "edge"}"
-snapshot_max_side = 640
-
-[gate]
-deadline_s = 10
-
-[heartbeat]
-interval_s = 0.5
-
-[metrics]
-port = 0
-""")
-    (tmp_path / "key").write_text(central.keys["edge-in"] + "\n")
+    config = write_lane_config(tmp_path, central, plates_dir, source={"limit": IMAGES})
     before = set(central.event_ids("edge-in"))
     run = subprocess.Popen(
         [str(BIN / "parking-edge"), "run", "--config", str(config), "--exit-when-drained"],

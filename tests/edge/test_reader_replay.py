@@ -13,7 +13,7 @@ from app.contract import normalize_plate
 from app.edge.agent import open_reader
 from app.edge.config import ConfigError, parse_config
 from app.edge.reader.litert import LiteRTPlateReader
-from tests.edge.conftest import BIN, Central, NotifySocket
+from tests.edge.conftest import BIN, Central, NotifySocket, write_lane_config
 from tests.edge.test_reader_models import US_IMAGES, _us_label
 
 REPLAYED = US_IMAGES[:3]
@@ -27,46 +27,13 @@ def test_run_with_the_litert_reader_turns_real_pictures_into_events(
     folder.mkdir()
     for n, name in enumerate(REPLAYED):
         (folder / f"{n:02d}-{name}").symlink_to(plates_dir / name)
-    config = tmp_path / "edge.toml"
-    config.write_text(f"""
-[camera]
-id = "edge-in"
-direction = "entry"
-api_key_file = "{tmp_path / "key"}"
-
-[central]
-url = "{central.url}"
-
-[source]
-kind = "folder"
-path = "{folder}"
-fps = 0
-frames_per_image = 3
-
-[reader]
-kind = "litert"
-threads = 1
-grammars = ["generic"]
-generic_patterns = ["[A-Z0-9]{{4,8}}"]
-
-[aggregate]
-min_agreeing = 3
-cooldown_s = 0
-
-[outbox]
-dir = "{tmp_path / "edge"}"
-snapshot_max_side = 640
-
-[gate]
-deadline_s = 10
-
-[heartbeat]
-interval_s = 0.5
-
-[metrics]
-port = 0
-""")
-    (tmp_path / "key").write_text(central.keys["edge-in"] + "\n")
+    reader = {
+        "kind": "litert",
+        "threads": 1,
+        "grammars": ["generic"],
+        "generic_patterns": ["[A-Z0-9]{4,8}"],
+    }
+    config = write_lane_config(tmp_path, central, folder, reader=reader)
     before = set(central.event_ids("edge-in"))
     run = subprocess.Popen(
         [str(BIN / "parking-edge"), "run", "--config", str(config), "--exit-when-drained"],
