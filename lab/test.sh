@@ -28,8 +28,7 @@ trap teardown EXIT
 
 lab/lab down
 step "image (build or reuse)" lab/build-image.sh
-step "molecule scenarios" env MOLECULE_GLOB='tests/molecule/*/molecule.yml' \
-  "$VENV/bin/molecule" test --all
+step "molecule scenarios" lab/molecule.sh
 step "lab up (all hosts)" lab/lab up
 step "converge site.yml" lab/converge.sh
 step "idempotent rerun site.yml" lab/converge.sh --idempotent

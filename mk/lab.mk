@@ -39,8 +39,7 @@ lab-lint: lab-deps
 	shellcheck -x lab/lab lab/*.sh
 
 lab-molecule: lab-deps
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MOLECULE_GLOB='tests/molecule/*/molecule.yml' \
-	  $(VENV)/bin/molecule test --all
+	lab/molecule.sh
 
 test-lab: lab-deps lab-lint
 	lab/test.sh
