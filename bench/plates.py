@@ -35,7 +35,7 @@ import numpy as np
 
 from app.contract import normalize_plate
 from app.edge.aggregate import edit_distance
-from app.edge.reader.grammar import US_GENERIC, US_TEMPLATES, PlateGrammar
+from app.edge.reader.grammar import US_FOLD, US_GENERIC, US_TEMPLATES, PlateGrammar
 from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader
 
 
@@ -86,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         help="layout template for the generic grammar (default: the common US ones for a "
         "sidecar folder, none for labels.tsv)",
     )
+    parser.add_argument(
+        "--generic-fold",
+        help=f"letter/digit pairs the generic grammar writes as one (default {US_FOLD!r} for a "
+        "sidecar folder, none for labels.tsv)",
+    )
     parser.add_argument("--detector", choices=["fast", "fine"], default="fast")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int)
@@ -101,12 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     grammars = (args.grammars or ("vn,generic" if fmt == "tsv" else "generic")).split(",")
     patterns = tuple(args.generic_pattern or US_GENERIC)
     templates = tuple(args.generic_template or (US_TEMPLATES if fmt == "sidecar" else ()))
+    fold = (
+        args.generic_fold
+        if args.generic_fold is not None
+        else (US_FOLD if fmt == "sidecar" else "")
+    )
     reader = LiteRTPlateReader(
         models_dir=args.models,
         threads=args.threads,
         grammars=grammars,
         generic_patterns=patterns,
         generic_templates=templates,
+        generic_fold=fold,
         detector=args.detector,
     )
     vn_only = PlateGrammar(("vn",), accept_cost=0.0, max_cost=0.0)
@@ -153,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "dir": str(args.folder),
         "grammars": ",".join(grammars),
         "generic_templates": ",".join(templates),
+        "generic_fold": fold,
         "detector": args.detector,
         "threads": args.threads,
         "n": n,

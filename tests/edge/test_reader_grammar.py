@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.edge.reader.grammar import PlateGrammar
+from app.edge.reader.grammar import US_FOLD, US_TEMPLATES, PlateGrammar
 from app.edge.reader.ocr import ALNUM, CharRead
 
 VN = PlateGrammar(("vn",))
@@ -152,6 +152,51 @@ def test_a_correction_the_model_rules_out_costs_more_than_one_it_found_likely() 
     assert unlikely is not None
     assert likely.plate == unlikely.plate == "58F12345"
     assert likely.cost < unlikely.cost
+
+
+US_FOLDED = PlateGrammar(("generic",), generic_templates=US_TEMPLATES, generic_fold=US_FOLD)
+
+
+@pytest.mark.parametrize(
+    ("text", "plate", "display"),
+    [
+        ("SHOR7X", "SH0R7X", "SH0R7X"),  # O written 0 where the deployment folds it
+        ("OSG719", "0SG719", "0SG719"),
+        ("6HP-995", "6HP995", "6HP-995"),
+        ("812-T-475", "812T475", "812-T-475"),  # separators with letters: still a plate
+    ],
+)
+def test_generic_fold_writes_look_alikes_the_deployment_keys_as_one(
+    text: str, plate: str, display: str
+) -> None:
+    match = US_FOLDED.parse(text)
+    assert match is not None
+    assert (match.plate, match.display) == (plate, display)
+
+
+@pytest.mark.parametrize("text", ["2014-05-02", "12.05.2014", "314-845-5900", "07:34-825-1"])
+def test_digits_split_in_three_are_a_date_or_a_phone_number_not_a_plate(text: str) -> None:
+    assert US_FOLDED.parse(text) is None
+    assert US.parse(text) is None
+
+
+def test_a_stray_mark_the_recognizer_doubted_is_left_out_to_fit_a_layout() -> None:
+    # "SL7-C6S" with an emblem between the halves read as a doubtful "E"
+    line = [_char(c, {c: 0.98}) for c in "SL7"] + [_char("E", {"E": 0.4})]
+    line += [_char(c, {c: 0.98}) for c in "C6S"]
+    match = US_FOLDED.match([line])
+    assert match is not None
+    assert (match.plate, match.template, match.corrections) == ("SL7C6S", "LL9L9L", 1)
+    # the same character read surely is kept: no layout, as read
+    sure = [_char(c, {c: 0.98}) for c in "SL7EC6S"]
+    kept = US_FOLDED.match([sure])
+    assert kept is not None
+    assert kept.plate == "SL7EC6S"
+
+
+def test_generic_fold_must_be_pairs() -> None:
+    with pytest.raises(ValueError, match="pairs"):
+        PlateGrammar(("generic",), generic_fold="O")
 
 
 def test_grammar_names_are_checked() -> None:

@@ -64,7 +64,7 @@ def test_the_shipped_models_match_their_manifest() -> None:
     import hashlib
 
     manifest = json.loads((MODELS_DIR / "plate_models.json").read_text())
-    for name in ("plate_det", "plate_det_small", "plate_det_fine", "plate_rec"):
+    for name in ("plate_det", "plate_det_small", "plate_det_fine", "plate_rec", "plate_rec_narrow"):
         entry = manifest[name]
         data = (MODELS_DIR / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], name

@@ -4,7 +4,8 @@ Sources: the PaddleOCR PP-OCRv4 detection and recognition models (Apache-2.0) as
 ``rapidocr-onnxruntime`` wheel. Steps:
 
 1. recognizer: keep only the output classes a plate can hold (CTC blank, 0-9, A-Z, a-z, '-',
-   '.') by slicing the last linear layer, fix the input to 1x3x48x320, simplify (onnxsim);
+   '.') by slicing the last linear layer, fix the input to 1x3x48x320 and, for short lines,
+   to a narrow 1x3x48x160 (``--rec-width``, ``--rec-narrow-width``), simplify (onnxsim);
 2. detector: fix the input to 1x3xHxW, three times: the full-frame one (``--det-size``,
    384x640), the small one for crops and close-ups (``--det-small-size``, 160x320) and the
    "fine" full-frame one for small plates in large scenes (``--det-fine-size``, 544x960);
@@ -160,6 +161,9 @@ def main() -> int:
     parser.add_argument("--det-small-size", default="160x320", help="small-image detector HxW")
     parser.add_argument("--det-fine-size", default="544x960", help="'fine' detector HxW")
     parser.add_argument("--rec-width", type=int, default=REC_SHAPE[3])
+    parser.add_argument(
+        "--rec-narrow-width", type=int, default=160, help="the recognizer for short lines"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--keep", type=Path, help="keep the intermediate files here")
     args = parser.parse_args()
@@ -170,6 +174,7 @@ def main() -> int:
     fine_h, fine_w = (int(v) for v in args.det_fine_size.split("x"))
     fine_shape = (1, 3, fine_h, fine_w)
     rec_shape = (1, 3, REC_SHAPE[2], args.rec_width)
+    narrow_shape = (1, 3, REC_SHAPE[2], args.rec_narrow_width)
     src = rapidocr_models()
     det_src = src / "ch_PP-OCRv4_det_infer.onnx"
     rec_src = src / "ch_PP-OCRv4_rec_infer.onnx"
@@ -186,13 +191,17 @@ def main() -> int:
         simplify(det_src, small_onnx, small_shape)
         fine_onnx = work / "plate_det_fine.onnx"
         simplify(det_src, fine_onnx, fine_shape)
-        manifest: dict[str, object] = {"classes": classes}
-        for name, onnx_path, shape, seed in (
+        narrow_onnx = work / "plate_rec_narrow.onnx"
+        simplify(rec_pruned, narrow_onnx, narrow_shape)
+        variants = [
             ("plate_det", det_onnx, det_shape, 1),
             ("plate_det_small", small_onnx, small_shape, 3),
             ("plate_det_fine", fine_onnx, fine_shape, 4),
             ("plate_rec", rec_onnx, rec_shape, 2),
-        ):
+            ("plate_rec_narrow", narrow_onnx, narrow_shape, 5),
+        ]
+        manifest: dict[str, object] = {"classes": classes}
+        for name, onnx_path, shape, seed in variants:
             tflite = convert(onnx_path, work)
             diff = check(onnx_path, tflite, shape, seed)
             print(f"{name}: max |tflite - onnx| = {diff:.2e}")

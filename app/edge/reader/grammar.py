@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from app.edge.reader.ocr import ALNUM, CharRead, FloatArray
+from app.edge.reader.ocr import ALNUM, SEPARATORS, CharRead, FloatArray
 
 # What a character is most often misread as, per kind of slot.
 LOOKALIKE_DIGIT = {"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1", "L": "1", "T": "1",
@@ -67,12 +67,14 @@ US_GENERIC = ("[A-Z0-9]{4,8}",)
 # Common US layouts (``L`` any letter): where a read fits one of these with a correction the
 # recognizer itself found likely, the layout wins; otherwise the read stays as it was.
 US_TEMPLATES = ("9LLL999", "LL9L9L", "LLL9999", "LLL999", "999LLL", "9LL9999")
+US_FOLD = "O0"  # US plates are keyed with 0 for the one O/0 glyph
 
 _CORRECTION_CAP = 2.5  # cost of a look-alike substitution the model gave no weight at all
 _SEPARATOR_COST = 0.6
 _DASH_COST = 1.0
 _MAX_LAYOUT_COST = 2.0  # separators and lines that disagree this much: another layout
 _LINES_COST = 0.6
+_DROP_COST = 0.5  # a read character left out as a stray mark, at least
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,8 @@ class PlateGrammar:
         generic_patterns: Sequence[str] = US_GENERIC,
         vn_templates: Sequence[str] = VN_TEMPLATES,
         generic_templates: Sequence[str] = (),
+        generic_fold: str = "",
+        generic_max_separators: int = 1,
         template_accept_cost: float = 1.5,
         accept_cost: float = 3.0,
         max_cost: float = 5.5,
@@ -171,6 +175,13 @@ class PlateGrammar:
         self.max_cost = max_cost
         self.generic_templates = [(t, _parse_template(t)) for t in generic_templates]
         self.template_accept_cost = template_accept_cost
+        # "O0": O is written 0 (most US states use one glyph for both; plates are keyed with 0)
+        if len(generic_fold) % 2 or not set(generic_fold) <= set(ALNUM):
+            raise ValueError(f"generic_fold must be pairs of letters/digits, got {generic_fold!r}")
+        self.generic_fold = {
+            generic_fold[k]: generic_fold[k + 1] for k in range(0, len(generic_fold), 2)
+        }
+        self.generic_max_separators = generic_max_separators
 
     # -- matching -------------------------------------------------------------------------
 
@@ -283,11 +294,56 @@ class PlateGrammar:
         return cost
 
     def _match_generic(self, lines: Sequence[Sequence[CharRead]]) -> list[PlateMatch]:
-        chars = _alnum(lines)
-        plate = "".join(c.char for c, _, _ in chars)
-        # Layout templates first, only with corrections the recognizer found likely.
-        flat = [[c for c, _, _ in chars]]
-        fits = sorted(
+        if any(
+            sum(c.char in SEPARATORS for c in line[1:-1]) > self.generic_max_separators
+            and not any(c.char.isalpha() for c in line)
+            for line in lines
+        ):
+            return []  # digits split in three or more: a date, a time, a phone number
+        chars = [self._fold(c) for c, _, _ in _alnum(lines)]
+        plate = "".join(c.char for c in chars)
+        as_read = self._generic_as_read(lines, chars, plate)
+        # Layout templates first, only with corrections the recognizer found likely; a read
+        # one character too long may hold a frame's or emblem's mark the recognizer was unsure
+        # of: without it, it may fit a layout.
+        fits = self._generic_templates(chars)
+        if not fits and len(chars) > 1:
+            for k in range(len(chars)):
+                drop = _drop_cost(chars[k])
+                if drop > self.template_accept_cost:
+                    continue
+                fits += [
+                    replace(m, cost=round(m.cost + drop, 4), corrections=m.corrections + 1)
+                    for m in self._generic_templates([*chars[:k], *chars[k + 1 :]])
+                    if m.cost + drop <= self.template_accept_cost
+                ]
+            fits.sort(key=lambda m: m.cost)
+        if fits:
+            best = fits[0]
+            if not best.corrections and as_read is not None:
+                return [replace(as_read, template=best.template)]
+            if as_read is not None:
+                return [best, replace(as_read, cost=best.cost + 0.01)]
+            return [best]
+        return [as_read] if as_read is not None else []
+
+    def _fold(self, read: CharRead) -> CharRead:
+        """A character the deployment writes as another (US: O as 0), probabilities merged."""
+        target = self.generic_fold.get(read.char)
+        alts = read.alts
+        if alts.size and self.generic_fold:
+            alts = alts.copy()
+            for src, dst in self.generic_fold.items():
+                alts[ALNUM.index(dst)] += alts[ALNUM.index(src)]
+                alts[ALNUM.index(src)] = 0.0
+        if target is None:
+            return read if alts is read.alts else replace(read, alts=alts)
+        prob = float(alts[ALNUM.index(target)]) if alts.size else read.prob
+        return CharRead(target, max(prob, read.prob), alts)
+
+    def _generic_templates(self, chars: Sequence[CharRead]) -> list[PlateMatch]:
+        flat = [list(chars)]
+        return sorted(
             (
                 m
                 for template, slots in self.generic_templates
@@ -297,25 +353,33 @@ class PlateGrammar:
             ),
             key=lambda m: m.cost,
         )
-        if fits and fits[0].corrections:
-            as_read = replace(fits[0], plate=plate, display=plate, cost=fits[0].cost + 0.01)
-            return [fits[0], as_read] if any(p.fullmatch(plate) for p in self.generic) else fits
+
+    def _generic_as_read(
+        self, lines: Sequence[Sequence[CharRead]], chars: Sequence[CharRead], plate: str
+    ) -> PlateMatch | None:
         if not any(p.fullmatch(plate) for p in self.generic):
-            return []
+            return None
         display = " ".join(
-            "".join(c.char for c in line).strip("-. ") for line in lines if line
+            "".join(self.generic_fold.get(c.char, c.char) for c in line).strip("-. ")
+            for line in lines
+            if line
         ).replace(".", "")
         display = re.sub(r"-+", "-", display)
-        match = PlateMatch(
+        return PlateMatch(
             plate=plate,
             display=display or plate,
-            confidence=_geomean([c.prob for c, _, _ in chars]),
+            confidence=_geomean([c.prob for c in chars]),
             cost=0.0,
             corrections=0,
             grammar="generic",
             template="",
         )
-        return [match]
+
+
+def _drop_cost(read: CharRead) -> float:
+    """Cost of taking a read character for a stray mark: how sure the recognizer was of it."""
+    p = min(max(read.prob, 1e-6), 1 - 1e-6)
+    return _DROP_COST + max(0.0, math.log(p / (1 - p)))
 
 
 def _geomean(probs: Sequence[float]) -> float:

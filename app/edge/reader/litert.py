@@ -74,9 +74,11 @@ class LiteRTPlateReader:
         grammars: Sequence[str] = ("vn", "generic"),
         generic_patterns: Sequence[str] = US_GENERIC,
         generic_templates: Sequence[str] = (),
+        generic_fold: str = "",
         max_plates: int = 1,
-        max_lines: int = 8,
+        max_lines: int = 5,
         detector: Literal["fast", "fine"] = "fast",
+        zoom: bool = True,
         det_thresh: float = 0.3,
         det_box_thresh: float = 0.5,
     ) -> None:
@@ -93,15 +95,27 @@ class LiteRTPlateReader:
             for name in ("plate_det_small.tflite", full)
             if name == full or (models_dir / name).is_file()
         ]
+        narrow = models_dir / "plate_rec_narrow.tflite"
         recognizer = TextRecognizer(
             LiteRTModel(models_dir / "plate_rec.tflite", threads=threads),
             load_classes(models_dir),
+            LiteRTModel(narrow, threads=threads) if narrow.is_file() else None,
         )
         grammar = PlateGrammar(
-            grammars, generic_patterns=generic_patterns, generic_templates=generic_templates
+            grammars,
+            generic_patterns=generic_patterns,
+            generic_templates=generic_templates,
+            generic_fold=generic_fold,
         )
         self.pipeline = PlatePipeline(
-            detectors, recognizer, grammar, max_plates=max_plates, max_lines=max_lines
+            detectors,
+            recognizer,
+            grammar,
+            max_plates=max_plates,
+            max_lines=max_lines,
+            # the small detector, when shipped, looks at plate-shaped regions of frames where
+            # the full-frame one found nothing
+            zoom=detectors[0] if zoom and len(detectors) > 1 else None,
         )
 
     def read_image(self, image: Image) -> list[PlateResult]:
