@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -45,6 +46,16 @@ def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its children (``serve --workers N`` forks workers)."""
+    total = process_cpu_s(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # exited meanwhile
+                total += tree_cpu_s(int(child))
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -191,7 +202,7 @@ def pgbench_ceiling(cluster: PgCluster | None, dsn_url: str, clients: int, secon
 
 
 def start_central(
-    db_url: str, data_dir: Path, port: int, workers_env: dict[str, str]
+    db_url: str, data_dir: Path, port: int, workers_env: dict[str, str], workers: int = 1
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -214,7 +225,14 @@ def start_central(
         capture_output=True,
     )
     proc = subprocess.Popen(
-        [str(bindir / "parking-central"), "serve", "--port", str(port)], env=env
+        [
+            str(bindir / "parking-central"),
+            "serve",
+            "--port",
+            str(port),
+            *(["--workers", str(workers)] if workers > 1 else []),
+        ],
+        env=env,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -258,6 +276,9 @@ def main() -> int:
     parser.add_argument("--url", help="a running central (needs --pg-url and --admin-password)")
     parser.add_argument("--pg-url", help="the PostgreSQL that central uses, for the ceiling")
     parser.add_argument("--admin-password", default=ADMIN_PASSWORD)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="central worker processes (serve --workers)"
+    )
     args = parser.parse_args()
 
     cluster: PgCluster | None = None
@@ -273,15 +294,15 @@ def main() -> int:
             cluster.start()
             pg_url = cluster.create_database("parking")
             port = free_port()
-            central = start_central(pg_url, data_dir, port, {})
+            central = start_central(pg_url, data_dir, port, {}, args.workers)
             url = f"http://127.0.0.1:{port}"
         cameras = make_cameras(url, args.cameras, args.admin_password)
         if args.warmup:
             asyncio.run(run_load(url, cameras, args.warmup))
-        server_cpu_0 = process_cpu_s(central.pid) if central else 0.0
+        server_cpu_0 = tree_cpu_s(central.pid) if central else 0.0
         client_cpu_0 = time.process_time()
         latencies, errors, elapsed = asyncio.run(run_load(url, cameras, args.seconds))
-        server_cpu = (process_cpu_s(central.pid) - server_cpu_0) if central else None
+        server_cpu = (tree_cpu_s(central.pid) - server_cpu_0) if central else None
         client_cpu = time.process_time() - client_cpu_0
         ceiling = pgbench_ceiling(cluster, pg_url, args.cameras, int(args.seconds))
     finally:
@@ -312,6 +333,7 @@ def main() -> int:
         if latencies
         else None,
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        "workers": args.workers,
     }
     print(
         f"ingest: {figures['events_per_s']} events/s, p50 {figures['p50_ms']} ms, "

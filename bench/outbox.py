@@ -55,6 +55,12 @@ class TimedClient(CentralClient):
             self.central_s += time.perf_counter() - started
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -142,18 +148,23 @@ def main() -> int:
                 outbox, client, {CAMERA: key},
                 breaker=CircuitBreaker(), backoff=Backoff(rng=rng),
             )  # fmt: skip
+            central_cpu_0 = process_cpu_s(process.pid)
+            edge_cpu_0 = time.process_time()
             started = time.perf_counter()
             while outbox.pending_cameras():
                 wait = uploader.step()
                 if wait > 0:
                     time.sleep(wait)
             drain_s = time.perf_counter() - started
+            central_cpu = process_cpu_s(process.pid) - central_cpu_0
+            edge_cpu = time.process_time() - edge_cpu_0
             client.close()
         finally:
             process.terminate()
             process.wait(timeout=15)
         stats = outbox.stats()
         outbox.close()
+        delivered = max(1, stats.delivered_total)
         drain_per_s = stats.delivered_total / drain_s
         edge_ms = 1000 * (drain_s - client.central_s) / max(1, stats.delivered_total)
         central_ms = 1000 * client.central_s / max(1, stats.delivered_total)
@@ -174,6 +185,11 @@ def main() -> int:
             "delivered": stats.delivered_total,
             "central_ms_per_event": round(central_ms, 3),
             "edge_ms_per_event": round(edge_ms, 3),
+            # CPU per delivered event: the fair figure on a shared, noisy machine (wall-clock
+            # rates there measure the neighbours too).
+            "central_cpu_ms_per_event": round(1000 * central_cpu / delivered, 3),
+            "edge_cpu_ms_per_event": round(1000 * edge_cpu / delivered, 3),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
             "enqueue_goal_met": enqueue_per_s >= 500,
             "drain_goal_met": drain_per_s >= 1000,
         }

@@ -52,8 +52,27 @@ def cmd_migrate_sqlite(_: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from app.central.main import create_app
     from app.central.server import serve
+
+    workers = getattr(args, "workers", 1)
+    if workers > 1 and not settings.is_postgres:
+        print(
+            "error: --workers > 1 needs PostgreSQL (on SQLite the live feed is in-process "
+            "and there is one writer anyway)",
+            file=sys.stderr,
+        )
+        return 2
+    if workers > 1:
+        # Each worker process builds its own app from the same environment.
+        serve(
+            None,
+            host=args.host,
+            port=args.port,
+            ws_ping_interval_s=settings.ws_ping_interval_s,
+            workers=workers,
+        )
+        return 0
+    from app.central.main import create_app
 
     serve(
         create_app(settings),
@@ -110,6 +129,24 @@ def cmd_create_camera(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_camera_key(settings: Settings, args: argparse.Namespace) -> int:
+    from app.central.cameras.service import rotate_key
+    from app.central.errors import DomainError
+
+    db = _database(settings)
+    try:
+        with db.session() as session:
+            api_key = rotate_key(session, camera_id=args.id, actor="cli")
+            session.commit()
+    except DomainError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    print(api_key)  # the new key, shown once; the old one stops working (within 5 s)
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Migrate the embedded database, seed the demo lot, print credentials, run everything."""
     from app.central.demo import seed
@@ -159,6 +196,13 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parking-central", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes on one socket (PostgreSQL only; default 1)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="upgrade the database schema to head")
@@ -193,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--direction", choices=["entry", "exit"], required=True)
     camera.add_argument("--name")
     camera.set_defaults(func=cmd_create_camera)
+
+    rotate = sub.add_parser(
+        "rotate-camera-key", help="give a camera a new API key; prints only the key, once"
+    )
+    rotate.add_argument("id")
+    rotate.set_defaults(func=cmd_rotate_camera_key)
 
     demo = sub.add_parser("demo", help="migrate, seed, and run central + a simulated edge")
     demo.add_argument("--host", default="127.0.0.1")

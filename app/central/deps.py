@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,7 +21,8 @@ from app.central.state import AppState
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
+    """Async: a sync dependency would cost a worker-thread hop on every request."""
     state: AppState = request.app.state.parking
     return state
 
@@ -28,9 +30,18 @@ def app_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(app_state)]
 
 
-def db_session(state: State) -> Iterator[Session]:
-    with state.db.session() as session:
+async def db_session(state: State) -> AsyncIterator[Session]:
+    """A session per request, made and closed on the event loop (no worker-thread hop each
+    way). A session still holding a connection (a route that only read) is closed in a
+    worker thread, since that rolls back over the network."""
+    session = state.db.sessionmaker()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 DB = Annotated[Session, Depends(db_session)]
@@ -77,15 +88,22 @@ Manager = Annotated[Principal, Depends(require(Role.manager))]
 Admin = Annotated[Principal, Depends(require(Role.admin))]
 
 
-def current_camera(
+def _camera_for_key(db: Session, api_key: str) -> cameras.CameraIdentity | None:
+    try:
+        return cameras.camera_for_key(db, api_key=api_key)
+    finally:
+        db.rollback()  # release the connection before the route runs (see operator_from_token)
+
+
+async def current_camera(
     db: DB, state: State, x_api_key: Annotated[str | None, Header()] = None
 ) -> cameras.CameraIdentity:
+    """Async so a cached key costs no worker-thread hop (the ingest hot path)."""
     if not x_api_key:
         raise Unauthorized("missing X-API-Key header")
     camera = state.camera_keys.get(x_api_key)
     if camera is None:
-        camera = cameras.camera_for_key(db, api_key=x_api_key)
-        db.rollback()  # release the connection before the route runs (see operator_from_token)
+        camera = await run_in_threadpool(_camera_for_key, db, x_api_key)
         if camera is not None:
             state.camera_keys.put(x_api_key, camera)
     if camera is None:

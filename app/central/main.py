@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,7 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,8 +26,12 @@ from app.central.audit.routes import router as audit_router
 from app.central.cameras.routes import router as cameras_router
 from app.central.db import Database, is_db_unavailable
 from app.central.duties import Duties
+from app.central.edgesync.routes import router as edgesync_router
 from app.central.errors import DomainError, InvalidInput, RateLimited, Unauthorized
+from app.central.events.combiner import WriteCombiner
+from app.central.events.fastpath import FastIngest
 from app.central.events.routes import router as events_router
+from app.central.events.service import IngestPolicy
 from app.central.health.routes import router as health_router
 from app.central.lists.routes import router as lists_router
 from app.central.live import bridge
@@ -121,28 +127,49 @@ def _unavailable(state: AppState) -> JSONResponse:
     )
 
 
+def domain_error_response(error: DomainError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after_s)
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    body: dict[str, Any]
+    if isinstance(error, InvalidInput) or error.field:
+        body = {
+            "detail": [
+                {
+                    "loc": ["body", error.field or ""],
+                    "msg": error.message,
+                    "type": type(error).__name__,
+                }
+            ]
+        }
+    else:
+        body = {"detail": error.message}
+    return JSONResponse(body, status_code=error.status_code, headers=headers)
+
+
+def database_error_response(state: AppState, error: SQLAlchemyError) -> JSONResponse:
+    if is_db_unavailable(error):
+        log.warning("database unavailable: %s", error)
+        return _unavailable(state)
+    log.exception("database error", exc_info=error)
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def error_response(state: AppState, error: Exception) -> Response | None:
+    """The answer the exception handlers below give for ``error``; None: not theirs."""
+    if isinstance(error, DomainError):
+        return domain_error_response(error)
+    if isinstance(error, SQLAlchemyError):
+        return database_error_response(state, error)
+    return None
+
+
 def _install_error_mapping(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, error: DomainError) -> JSONResponse:
-        headers: dict[str, str] = {}
-        if isinstance(error, RateLimited):
-            headers["Retry-After"] = str(error.retry_after_s)
-        if isinstance(error, Unauthorized):
-            headers["WWW-Authenticate"] = "Bearer"
-        body: dict[str, Any]
-        if isinstance(error, InvalidInput) or error.field:
-            body = {
-                "detail": [
-                    {
-                        "loc": ["body", error.field or ""],
-                        "msg": error.message,
-                        "type": type(error).__name__,
-                    }
-                ]
-            }
-        else:
-            body = {"detail": error.message}
-        return JSONResponse(body, status_code=error.status_code, headers=headers)
+        return domain_error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -155,11 +182,7 @@ def _install_error_mapping(app: FastAPI) -> None:
 
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, error: SQLAlchemyError) -> Response:
-        if is_db_unavailable(error):
-            log.warning("database unavailable: %s", error)
-            return _unavailable(request.app.state.parking)
-        log.exception("database error", exc_info=error)
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+        return database_error_response(request.app.state.parking, error)
 
 
 def _init_sentry(settings: Settings) -> None:
@@ -235,7 +258,15 @@ def create_app(
 
     app = FastAPI(title="Parking 24/7 central", version=__version__, lifespan=lifespan)
     app.state.parking = state
+    # Group commit of single-event ingest (events/combiner.py); SQLite has one writer anyway.
+    app.state.ingest = WriteCombiner(
+        IngestPolicy(low_confidence=settings.low_confidence, timezone=settings.timezone),
+        concurrency=2 if db.is_postgres else 1,
+    )
     _install_error_mapping(app)
+    # Innermost: the plain success path of POST /api/v1/events without FastAPI's per-request
+    # machinery; everything else (and every error) goes on to the route (events/fastpath.py).
+    app.add_middleware(FastIngest, fastapi_app=app, error_response=error_response)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)  # outermost: a 413 is counted too
 
@@ -248,6 +279,7 @@ def create_app(
         lots_router,
         tariffs_router,
         lists_router,
+        edgesync_router,
         audit_router,
         reports_router,
         live_router,
@@ -256,6 +288,13 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Several worker processes (``serve --workers N``): counters and histograms of all
+            # of them, summed from their files, plus this worker's database-backed gauges.
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(collector)
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     if STATIC_DIR.is_dir():

@@ -2,6 +2,7 @@
 
 from app.central.audit.models import AuditEntry
 from app.central.cameras.models import Camera
+from app.central.edgesync.models import OfflineGateDecision
 from app.central.events.models import PlateEvent, Snapshot
 from app.central.lists.models import ListEntry, Subscription
 from app.central.lots.models import Lot
@@ -15,6 +16,7 @@ __all__ = [
     "Camera",
     "ListEntry",
     "Lot",
+    "OfflineGateDecision",
     "Operator",
     "ParkingSession",
     "PlateEvent",

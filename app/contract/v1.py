@@ -205,3 +205,79 @@ class PlateEventBatch(BaseModel):
 
 class EventBatchAck(BaseModel):
     acks: list[EventAck]
+
+
+# -- offline gate decisions (additive to v1) ---------------------------------------------------
+#
+# ``GET /api/v1/edge/lists`` (camera key; ``If-None-Match`` -> 304): the allow/deny lists and the
+# passes of the camera's lot, kept on the edge's disk. When central does not answer within the
+# gate deadline the edge decides from that copy and reports each such decision afterwards with
+# ``POST /api/v1/edge/offline-decisions`` (idempotent by ``event_id``).
+
+
+class ListedPlate(BaseModel):
+    """One allow- or deny-listed plate; ``expires_at`` None: until removed."""
+
+    plate_normalized: Annotated[str, Field(min_length=1, max_length=16)]
+    expires_at: datetime | None = None
+
+
+class PassEntry(BaseModel):
+    """A subscription (monthly pass) of the lot."""
+
+    plate_normalized: Annotated[str, Field(min_length=1, max_length=16)]
+    valid_from: datetime
+    valid_until: datetime
+
+
+class EdgeLists(BaseModel):
+    """What a camera's edge needs to decide at the gate without central."""
+
+    lot_id: str
+    camera_id: str
+    generated_at: datetime
+    allow: list[ListedPlate] = []
+    deny: list[ListedPlate] = []
+    passes: list[PassEntry] = []
+
+
+class OfflineBasis(StrEnum):
+    DENY_LIST = "deny_list"
+    ALLOW_LIST = "allow_list"
+    SUBSCRIPTION = "subscription"
+    POLICY = "policy"  # the plate was on no list: the configured offline policy
+
+
+class OfflineDecision(BaseModel):
+    """A gate action the edge took on its own because central did not answer in time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: UUID
+    camera_id: Annotated[str, Field(pattern=_CAMERA_ID)]
+    plate: Annotated[str, Field(max_length=20)]
+    decided_at: datetime
+    action: GateAction
+    reason: GateReason
+    basis: OfflineBasis
+    flagged: bool = False
+    lists_etag: Annotated[str, Field(max_length=80)] | None = None
+    lists_age_s: Annotated[float, Field(ge=0)] | None = None
+
+
+MAX_OFFLINE_DECISIONS = 500
+
+
+class OfflineDecisionReport(BaseModel):
+    """``POST /api/v1/edge/offline-decisions``: decisions of the calling camera, oldest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decisions: Annotated[
+        list[OfflineDecision], Field(min_length=1, max_length=MAX_OFFLINE_DECISIONS)
+    ]
+
+
+class OfflineDecisionAck(BaseModel):
+    stored: int  # new rows
+    known: int  # already reported before (a retry)

@@ -19,17 +19,29 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.contract import CameraDirection, EventAck, PlateCandidate, PlateEvent, VehicleType
+from app.contract import (
+    CameraDirection,
+    EventAck,
+    GateReason,
+    OfflineBasis,
+    OfflineDecision,
+    PlateCandidate,
+    PlateEvent,
+    VehicleType,
+)
 from app.edge.aggregate import ReadAggregator, Sighting
 from app.edge.config import EdgeConfig, SourceKind
+from app.edge.decisions import OfflineJournal
 from app.edge.gate import GateController, GateOutcome, LoggingRelay, OfflinePolicy, Relay
 from app.edge.heartbeat import FrameRate, HeartbeatSender, HeartbeatSource
 from app.edge.ids import EventIdFactory
+from app.edge.lists import LocalLists
 from app.edge.metrics import EdgeMetrics, MetricsServer
 from app.edge.outbox import Outbox, OutboxFullError
 from app.edge.reader import PlateReader
 from app.edge.snapshot import encode_snapshot
 from app.edge.sources import FrameSource
+from app.edge.sync import EdgeSync
 from app.edge.systemd import SystemdNotifier
 from app.edge.uploader import (
     BREAKER_GAUGE,
@@ -83,6 +95,7 @@ class EdgeRuntime:
     ids: EventIdFactory = field(default_factory=EventIdFactory)
     metrics_server: MetricsServer | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
+    sync: EdgeSync | None = None  # lists + offline-decision reports (a lane agent's)
 
     @classmethod
     def build(
@@ -167,6 +180,8 @@ class EdgeRuntime:
     def start(self) -> None:
         self.uploader.start()
         self.heartbeats.start()
+        if self.sync is not None:
+            self.sync.start()
         self.notifier.ready(f"{len(self.lanes)} lane(s), outbox {self.outbox.directory}")
 
     def capture(
@@ -204,13 +219,19 @@ class EdgeRuntime:
         return event, future
 
     def drained(self) -> bool:
-        return self.outbox.stats().depth == 0
+        """Nothing left for central: no queued event and no unreported offline decision."""
+        if self.outbox.stats().depth:
+            return False
+        return self.sync is None or self.sync.journal.stats().unreported == 0
 
     def close(self) -> None:
         """Stop sending, close the outbox cleanly (a checkpointed WAL), tell systemd."""
         self.notifier.stopping()
         self.heartbeats.stop()
         self.uploader.stop()
+        if self.sync is not None:
+            self.sync.stop()
+            self.sync.journal.close()
         if self.metrics_server is not None:
             self.metrics_server.close()
         self.outbox.close()
@@ -267,7 +288,7 @@ class LaneAgent:
         if self.gate is not None:
             event_id = event.event_id
             outcome = self.gate.handle(
-                event_id, ack, lambda: self.runtime.uploader.forget_waiter(event_id)
+                event_id, ack, lambda: self.runtime.uploader.forget_waiter(event_id), event.plate
             )
             self.gate_outcomes = [f for f in self.gate_outcomes if not f.done()] + [outcome]
         return event
@@ -456,9 +477,28 @@ def build_lane_agent(config: EdgeConfig) -> LaneAgent:
     else:
         relay = LoggingRelay()
     outbox = runtime.outbox
+    local_lists: LocalLists | None = None
+    journal: OfflineJournal | None = None
+    if config.lists.enabled:
+        local_lists = LocalLists(config.outbox.dir / "lists")
+        journal = OfflineJournal(config.outbox.dir / "gate")
+        runtime.sync = EdgeSync(
+            config.central.url,
+            lane.api_key,
+            local_lists,
+            journal,
+            interval_s=config.lists.sync_interval_s,
+            retry_cap_s=config.lists.retry_cap_s,
+            connect_timeout_s=config.central.connect_timeout_s,
+            read_timeout_s=config.central.read_timeout_s,
+            verify=verify,
+        )
 
     def record(outcome: GateOutcome) -> None:
         runtime.metrics.gate_actions.labels(outcome.action.value, str(outcome.offline)).inc()
+        if outcome.offline and journal is not None and runtime.sync is not None:
+            journal.record(offline_record(lane.camera_id, outcome, local_lists))
+            runtime.sync.wake()
         outbox.record_gate_action(
             event_id=outcome.event_id,
             camera_id=lane.camera_id,
@@ -477,6 +517,7 @@ def build_lane_agent(config: EdgeConfig) -> LaneAgent:
             gate_config.offline_entry, gate_config.offline_exit, gate_config.flag_offline_exit
         ),
         record=record,
+        lists=local_lists,
     )
     return LaneAgent(
         runtime,
@@ -491,6 +532,24 @@ def build_lane_agent(config: EdgeConfig) -> LaneAgent:
     )
 
 
+def offline_record(
+    camera_id: str, outcome: GateOutcome, lists: LocalLists | None
+) -> OfflineDecision:
+    """The report central gets of a decision the gate took alone."""
+    return OfflineDecision(
+        event_id=outcome.event_id,
+        camera_id=camera_id,
+        plate=outcome.plate[:20],
+        decided_at=outcome.decided_at or datetime.now(UTC),
+        action=outcome.action,
+        reason=GateReason(outcome.reason),
+        basis=outcome.basis or OfflineBasis.POLICY,
+        flagged=outcome.flagged,
+        lists_etag=lists.etag if lists is not None else None,
+        lists_age_s=lists.age_s() if lists is not None else None,
+    )
+
+
 def open_reader(config: EdgeConfig) -> PlateReader:
     reader = config.reader
     if reader.kind == "litert":
@@ -502,6 +561,7 @@ def open_reader(config: EdgeConfig) -> PlateReader:
             grammars=reader.grammars,
             generic_patterns=reader.generic_patterns,
             generic_templates=reader.generic_templates,
+            generic_fold=reader.generic_fold,
             max_plates=reader.max_plates,
             detector=reader.detector,
         )

@@ -3,6 +3,8 @@
 parking-edge run --config /etc/parking-edge/edge.toml
 parking-edge simulate --central URL --entry-key KEY --exit-key KEY --rate 0.5
 parking-edge outbox stats|dead-letters|requeue ID [--data-dir DIR | --config FILE]
+parking-edge offline [--json] [--data-dir DIR | --config FILE]   # lists copy, offline decisions
+parking-edge check-config --config FILE                          # the unit template's validator
 """
 
 from __future__ import annotations
@@ -172,6 +174,43 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(
+        f"config ok: camera {config.camera.id} ({config.camera.direction}) -> {config.central.url}"
+    )
+    return 0
+
+
+def cmd_offline(args: argparse.Namespace) -> int:
+    from app.edge.decisions import OfflineJournal
+    from app.edge.lists import LocalLists
+
+    data_dir = Path(load_config(args.config).outbox.dir) if args.config else Path(args.data_dir)
+    journal_path = data_dir / "gate" / "offline.db"
+    figures: dict[str, object] = {"decisions": 0, "unreported": 0}
+    if journal_path.exists():
+        journal = OfflineJournal(journal_path.parent)
+        stats = journal.stats()
+        journal.close()
+        figures = {"decisions": stats.total, "unreported": stats.unreported}
+    lists = LocalLists(data_dir / "lists") if (data_dir / "lists").is_dir() else None
+    current = lists.current if lists else None
+    figures |= {
+        "lists_etag": current.etag if current else None,
+        "lists_age_s": round(lists.age_s() or 0.0, 1) if lists and current else None,
+        "allow": len(current.lists.allow) if current else 0,
+        "deny": len(current.lists.deny) if current else 0,
+        "passes": len(current.lists.passes) if current else 0,
+    }
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:<24} {value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parking-edge", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"parking-edge {__version__}")
@@ -239,6 +278,21 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "requeue":
             cmd.add_argument("id", help="event id or outbox sequence number")
         cmd.set_defaults(func=cmd_outbox)
+
+    offline = sub.add_parser("offline", help="the lists copy and the offline decisions")
+    where = offline.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path)
+    where.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("PARKING_EDGE_DATA_DIR", DEFAULT_DATA_DIR)),
+    )
+    offline.add_argument("--json", action="store_true")
+    offline.set_defaults(func=cmd_offline)
+
+    check = sub.add_parser("check-config", help="parse and check a config file, run nothing")
+    check.add_argument("--config", type=Path, required=True)
+    check.set_defaults(func=cmd_check_config)
     return parser
 
 

@@ -102,6 +102,9 @@ class ReaderConfig(_Section):
     # ones "9LLL999", "LL9L9L", "LLL9999": a read that fits one with a correction the
     # recognizer found likely (O/0, I/1, ...) is corrected; others stay as read.
     generic_templates: list[Annotated[str, Field(pattern=r"^[9AL*][9AL* .\-/]*$")]] = []
+    # Characters the generic grammar writes as another, in pairs: "O0" = O is keyed as 0 (US
+    # plates use one glyph for both).
+    generic_fold: Annotated[str, Field(pattern=r"^([A-Z0-9][A-Z0-9])*$")] = ""
     max_plates: Annotated[int, Field(ge=1, le=10)] = 1  # plates reported per frame
     # Full-frame text detector: "fast" (384x640) or "fine" (544x960: small plates in wide
     # scenes are found far more often, at ~2x the time per frame).
@@ -160,6 +163,13 @@ class GateConfig(_Section):
     flag_offline_exit: bool = True
 
 
+class ListsConfig(_Section):
+    # The local copy of the lot's allow/deny lists and passes (offline gate decisions).
+    enabled: bool = True
+    sync_interval_s: Annotated[float, Field(gt=0, le=86400)] = 60.0
+    retry_cap_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+
 class HeartbeatConfig(_Section):
     interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
@@ -185,6 +195,7 @@ class EdgeConfig(_Section):
     outbox: OutboxConfig = OutboxConfig()
     uploader: UploaderConfig = UploaderConfig()
     gate: GateConfig = GateConfig()
+    lists: ListsConfig = ListsConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     metrics: MetricsConfig = MetricsConfig()
     sentry: SentryConfig = SentryConfig()

@@ -1,8 +1,10 @@
-"""The barrier: a relay to pulse, central's decision to follow, an offline policy when it is silent.
+"""The barrier: a relay to pulse, central's decision to follow, local lists when it is silent.
 
-Central's ``GateDecision`` is followed when it arrives within ``deadline_s``. Otherwise the
-configured offline policy acts (e.g. entry: open; exit: open and flag for review) and the action
-is recorded in the outbox database (``gate_actions``), logged and counted.
+Central's ``GateDecision`` is followed when it arrives within ``deadline_s``. Otherwise the edge
+decides alone: from its local copy of the lot's lists (``lists.py``: deny-listed stays closed,
+allow-listed or a valid pass opens) and, for a plate on no list, by the configured offline
+policy (e.g. entry: open; exit: open and flag for review). The outcome is recorded before the
+relay moves (``record``), logged and counted.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from app.contract import CameraDirection, EventAck, GateAction, GateReason
+from app.contract import CameraDirection, EventAck, GateAction, GateReason, OfflineBasis
 from app.edge.config import OfflineAction
+from app.edge.lists import LocalLists
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +90,9 @@ class GateOutcome:
     reason: str
     offline: bool
     flagged: bool
+    basis: OfflineBasis | None = None  # offline only: what the decision rested on
+    plate: str = ""
+    decided_at: datetime | None = None
 
 
 GateRecorder = Callable[[GateOutcome], None]
@@ -103,8 +110,10 @@ class GateController:
         open_pulse_s: float,
         policy: OfflinePolicy,
         record: GateRecorder,
+        lists: LocalLists | None = None,
     ) -> None:
         self._relay = relay
+        self._lists = lists
         self._direction = direction
         self._deadline_s = deadline_s
         self._open_pulse_s = open_pulse_s
@@ -113,34 +122,61 @@ class GateController:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate")
 
     def handle(
-        self, event_id: UUID, ack: Future[EventAck], forget: Callable[[], None]
+        self,
+        event_id: UUID,
+        ack: Future[EventAck],
+        forget: Callable[[], None],
+        plate: str = "",
     ) -> Future[GateOutcome]:
-        return self._pool.submit(self._decide, event_id, ack, forget)
+        return self._pool.submit(self._decide, event_id, ack, forget, plate)
+
+    def offline_decision(self, event_id: UUID, plate: str) -> GateOutcome:
+        """What the gate does alone: the local lists first, then the offline policy."""
+        now = datetime.now(UTC)
+        found = self._lists.decide(plate, now) if self._lists is not None and plate else None
+        if found is not None:
+            # A vehicle kept in at an exit needs a person: flag it like a policy exit.
+            flagged = found.action is GateAction.DENY and self._direction is CameraDirection.EXIT
+            return GateOutcome(
+                event_id, found.action, found.reason, True, flagged, found.basis, plate, now
+            )
+        action, flagged = self._policy.decide(self._direction)
+        return GateOutcome(
+            event_id,
+            action,
+            GateReason.OFFLINE_POLICY,
+            True,
+            flagged,
+            OfflineBasis.POLICY,
+            plate,
+            now,
+        )
 
     def _decide(
-        self, event_id: UUID, ack: Future[EventAck], forget: Callable[[], None]
+        self, event_id: UUID, ack: Future[EventAck], forget: Callable[[], None], plate: str
     ) -> GateOutcome:
         try:
             decision = ack.result(timeout=self._deadline_s).decision
             outcome = GateOutcome(event_id, decision.action, decision.reason, False, False)
         except (FutureTimeout, Exception) as exc:
             forget()
-            action, flagged = self._policy.decide(self._direction)
+            outcome = self.offline_decision(event_id, plate)
             why = "no answer within deadline" if isinstance(exc, FutureTimeout) else str(exc)
             log.warning(
-                "gate: central silent for %s (%s); offline policy: %s%s",
+                "gate: central silent for %s (%s); offline decision by %s: %s%s",
                 event_id,
                 why,
-                action,
-                " (flagged)" if flagged else "",
+                outcome.basis,
+                outcome.action,
+                " (flagged)" if outcome.flagged else "",
             )
-            outcome = GateOutcome(event_id, action, GateReason.OFFLINE_POLICY, True, flagged)
-        if outcome.action is GateAction.OPEN:
-            self._relay.pulse(self._open_pulse_s)
+        # Recorded first: a decision that moved the barrier is never one nobody hears of.
         try:
             self._record(outcome)
         except Exception:
             log.exception("gate: could not record the action for %s", event_id)
+        if outcome.action is GateAction.OPEN:
+            self._relay.pulse(self._open_pulse_s)
         return outcome
 
     def close(self) -> None:

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from app.central.deps import DB, CameraAuth, Guard, State
-from app.central.errors import NotFound
+from app.central.errors import Conflict, NotFound
 from app.central.events import service
+from app.central.events.combiner import WriteCombiner
 from app.central.events.schemas import EventOut
 from app.central.metrics import EVENTS_INGESTED
 from app.contract import EventAck, EventBatchAck, PlateEvent, PlateEventBatch
@@ -22,19 +25,38 @@ def _policy(state: State) -> service.IngestPolicy:
     )
 
 
+_ACCEPTED = EVENTS_INGESTED.labels(result="accepted")
+_DUPLICATE = EVENTS_INGESTED.labels(result="duplicate")
+
+
+def _combiner(request: Request) -> WriteCombiner:
+    combiner: WriteCombiner = request.app.state.ingest
+    return combiner
+
+
 @router.post("", response_model=EventAck)
-def ingest_event(event: PlateEvent, camera: CameraAuth, db: DB, state: State) -> JSONResponse:
-    result = service.ingest(db, camera=camera, event=event, policy=_policy(state))
-    EVENTS_INGESTED.labels(result="duplicate" if result.replay else "accepted").inc()
-    headers = {"X-Idempotent-Replay": "true"} if result.replay else {}
+async def ingest_event(
+    event: PlateEvent, camera: CameraAuth, db: DB, request: Request
+) -> JSONResponse:
+    """Async: the event joins the next group commit (``combiner.py``) without a worker thread
+    of its own."""
+    if event.camera_id != camera.id:
+        raise Conflict("camera_id does not match the API key's camera", field="camera_id")
+    result = await _combiner(request).submit(db, camera, event)
+    (_DUPLICATE if result.replay else _ACCEPTED).inc()
+    headers = {"X-Idempotent-Replay": "true"} if result.replay else None
     return JSONResponse(result.ack, headers=headers)
 
 
 @router.post("/batch", response_model=EventBatchAck)
-def ingest_batch(batch: PlateEventBatch, camera: CameraAuth, db: DB, state: State) -> JSONResponse:
-    results = service.ingest_batch(db, camera=camera, events=batch.events, policy=_policy(state))
+async def ingest_batch(
+    batch: PlateEventBatch, camera: CameraAuth, db: DB, state: State
+) -> JSONResponse:
+    results = await run_in_threadpool(
+        partial(service.ingest_batch, db, camera=camera, events=batch.events, policy=_policy(state))
+    )
     for result in results:
-        EVENTS_INGESTED.labels(result="duplicate" if result.replay else "accepted").inc()
+        (_DUPLICATE if result.replay else _ACCEPTED).inc()
     return JSONResponse({"acks": [r.ack for r in results]})
 
 

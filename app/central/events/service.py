@@ -1,37 +1,43 @@
 """Idempotent ingest of plate events.
 
 The event row (primary key ``event_id``) and everything the event causes (session opened or
-closed, anomalies, the stored answer) commit in one transaction. A retry of the same
-``event_id`` finds the row and gets the stored answer back, unchanged; a concurrent duplicate
-collides on the primary key, rolls back, and then gets the winner's answer.
+closed, anomalies, the stored answer) commit in one transaction, together with the other events
+of the same batch: a backlog posted to ``/events/batch``, or the single-event requests that
+arrived together (group commit, ``combiner.py``). Decisions are made in order by
+``sessions.ledger.Ledger`` with Core statements, as if each event had committed alone. A retry of
+the same ``event_id`` finds the row and gets the stored answer back, unchanged; a concurrent
+duplicate collides on the primary key, rolls back, and then gets the winner's answer.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.central.cameras.service import CameraIdentity
 from app.central.clock import utcnow
+from app.central.db import is_db_unavailable
 from app.central.errors import Conflict
 from app.central.events.models import PlateEvent as PlateEventRow
 from app.central.events.models import Snapshot
-from app.central.live.service import announce
-from app.central.lots.models import Lot
-from app.central.sessions import service as sessions
+from app.central.sessions.ledger import Ledger, Outcome, Sighting
 from app.contract import CameraDirection, EventAck, PlateEvent, normalize_plate
 
 log = logging.getLogger(__name__)
 
 # How many times a transaction that lost a race (unique open session) is replayed.
 RACE_RETRIES = 3
+
+_EVENTS = cast(Table, PlateEventRow.__table__)
+_SNAPSHOTS = cast(Table, Snapshot.__table__)
 
 
 @dataclass(frozen=True)
@@ -46,96 +52,230 @@ class Ingested:
     replay: bool
 
 
-_STORED = select(PlateEventRow.camera_id, PlateEventRow.ack).where(
-    PlateEventRow.event_id == bindparam("event_id")
+Item = tuple[CameraIdentity, PlateEvent]
+Result = Ingested | Exception
+
+_STORED = select(PlateEventRow.event_id, PlateEventRow.camera_id, PlateEventRow.ack).where(
+    PlateEventRow.event_id.in_(bindparam("ids", expanding=True))
 )
+_INSERT_EVENTS = insert(_EVENTS)
+_INSERT_SNAPSHOTS = insert(_SNAPSHOTS)
 
 
-def _stored_ack(db: Session, *, event_id: UUID, camera: CameraIdentity) -> dict[str, Any] | None:
-    row = db.execute(_STORED, {"event_id": event_id}).one_or_none()
-    if row is None:
-        return None
-    if row.camera_id != camera.id:
-        raise Conflict(f"event_id {event_id} was already used by another camera", field="event_id")
-    stored: dict[str, Any] = row.ack
-    return stored
+def _stored_acks(db: Session, ids: list[UUID]) -> dict[UUID, tuple[str, dict[str, Any]]]:
+    return {row.event_id: (row.camera_id, row.ack) for row in db.execute(_STORED, {"ids": ids})}
 
 
-def _apply(
-    db: Session, *, camera: CameraIdentity, event: PlateEvent, policy: IngestPolicy, now: datetime
-) -> dict[str, Any]:
-    """Add one new event and its effects to the open transaction; return its answer."""
-    lot = db.get(Lot, camera.lot_id)
-    assert lot is not None  # foreign key
-    sighting = sessions.Sighting(
+def _sighting(camera: CameraIdentity, event: PlateEvent) -> Sighting:
+    plate_n = event.plate_normalized
+    return Sighting(
         event_id=event.event_id,
         camera_id=camera.id,
-        lot=lot,
+        lot_id=camera.lot_id,
         plate=event.plate,
-        plate_normalized=event.plate_normalized,
+        plate_normalized=plate_n,
         candidates=tuple(
             p
             for p in dict.fromkeys(normalize_plate(c.plate) for c in event.candidates)
-            if p != event.plate_normalized
+            if p != plate_n
         ),
         confidence=event.confidence,
         vehicle_type=event.vehicle_type.value,
         captured_at=event.captured_at,
     )
-    if camera.direction == CameraDirection.ENTRY:
-        outcome = sessions.decide_entry(db, sighting=sighting, low_confidence=policy.low_confidence)
-    else:
-        outcome = sessions.decide_exit(
-            db, sighting=sighting, low_confidence=policy.low_confidence, tz=policy.timezone
-        )
-    ack = EventAck(
-        event_id=event.event_id,
-        accepted_at=now,
-        session_id=outcome.session.id if outcome.session else None,
-        decision=outcome.decision,
-        anomaly=outcome.anomaly,
-    ).model_dump(mode="json")
-    snapshot = event.snapshot_bytes()
-    # Core INSERTs: the row is never read back here, so the ORM's unit of work is pure cost
-    # on the hottest path. A duplicate event_id fails right here (primary key).
-    db.execute(
-        insert(PlateEventRow).values(
+
+
+def _apply(
+    db: Session, items: list[Item], *, policy: IngestPolicy, now: datetime, look_first: bool
+) -> list[Result]:
+    """Add the events and their effects to the open transaction, in order; return each one's
+    answer, or the domain error that concerns that event alone. Does not commit.
+
+    An event_id seen before (stored, or earlier in ``items``) gets the first answer back; with
+    ``look_first`` false the stored answers are not read (new events are the rule), and a
+    retry collides on the primary key at the INSERT.
+    """
+    results: list[Result | _Same | None] = [None] * len(items)
+    stored = _stored_acks(db, [e.event_id for _, e in items]) if look_first else {}
+    ledger = Ledger(db, low_confidence=policy.low_confidence, tz=policy.timezone)
+    ledger.prefetch(e.plate_normalized for c, e in items if c.direction == CameraDirection.ENTRY)
+    first: dict[UUID, tuple[int, str]] = {}  # event_id -> (index, camera) of its first use
+    decided: list[tuple[int, CameraIdentity, PlateEvent, Outcome]] = []
+    for i, (camera, event) in enumerate(items):
+        if event.camera_id != camera.id:
+            results[i] = Conflict(
+                "camera_id does not match the API key's camera", field="camera_id"
+            )
+            continue
+        if event.event_id in stored:
+            owner, ack = stored[event.event_id]
+            results[i] = _replay(owner, ack, camera=camera, event_id=event.event_id)
+            continue
+        if event.event_id in first:
+            index, owner = first[event.event_id]
+            results[i] = _Same(index, owner)  # resolved below, once the first has its ack
+            continue
+        first[event.event_id] = (i, camera.id)
+        outcome = ledger.decide(_sighting(camera, event), direction=camera.direction)
+        ledger.note("plate_event", _plate_event_message(camera, event, outcome))
+        decided.append((i, camera, event, outcome))
+    ledger.flush()
+
+    rows: list[dict[str, Any]] = []
+    snapshots: list[dict[str, Any]] = []
+    for i, camera, event, outcome in decided:
+        ack = EventAck(
             event_id=event.event_id,
-            camera_id=camera.id,
-            lot_id=lot.id,
-            direction=camera.direction,
-            captured_at=event.captured_at,
-            received_at=now,
-            plate=event.plate,
-            plate_normalized=event.plate_normalized,
-            confidence=event.confidence,
-            vehicle_type=event.vehicle_type.value,
-            candidates=[c.model_dump() for c in event.candidates],
-            session_id=ack["session_id"],
-            ack=ack,
-            has_snapshot=snapshot is not None,
+            accepted_at=now,
+            session_id=outcome.session.id if outcome.session else None,
+            decision=outcome.decision,
+            anomaly=outcome.anomaly,
+        ).model_dump(mode="json")
+        results[i] = Ingested(ack, replay=False)
+        snapshot = event.snapshot_bytes()
+        rows.append(
+            {
+                "event_id": event.event_id,
+                "camera_id": camera.id,
+                "lot_id": camera.lot_id,
+                "direction": camera.direction,
+                "captured_at": event.captured_at,
+                "received_at": now,
+                "plate": event.plate,
+                "plate_normalized": event.plate_normalized,
+                "confidence": event.confidence,
+                "vehicle_type": event.vehicle_type.value,
+                "candidates": [c.model_dump() for c in event.candidates],
+                "session_id": ack["session_id"],
+                "ack": ack,
+                "has_snapshot": snapshot is not None,
+            }
         )
-    )
-    if snapshot is not None:
-        db.execute(insert(Snapshot).values(event_id=event.event_id, jpeg=snapshot, created_at=now))
-    announce(
-        db,
-        kind="plate_event",
-        data={
+        if snapshot is not None:
+            snapshots.append({"event_id": event.event_id, "jpeg": snapshot, "created_at": now})
+    conn = db.connection()
+    # Core INSERTs (many rows, one statement): a duplicate event_id fails right here.
+    if rows:
+        conn.execute(_INSERT_EVENTS, rows if len(rows) > 1 else rows[0])
+    if snapshots:
+        conn.execute(_INSERT_SNAPSHOTS, snapshots if len(snapshots) > 1 else snapshots[0])
+    ledger.announce()
+
+    done: list[Result] = []
+    for i, result in enumerate(results):
+        if isinstance(result, _Same):
+            original = results[result.index]
+            assert isinstance(original, Ingested)
+            owner_ok = result.camera_id == items[i][0].id
+            done.append(
+                Ingested(original.ack, replay=True)
+                if owner_ok
+                else _conflict_used(items[i][1].event_id)
+            )
+        else:
+            assert result is not None
+            done.append(result)
+    return done
+
+
+@dataclass(frozen=True)
+class _Same:
+    """A second use of an event_id within one transaction: the answer of item ``index``."""
+
+    index: int
+    camera_id: str
+
+
+def _conflict_used(event_id: UUID) -> Conflict:
+    return Conflict(f"event_id {event_id} was already used by another camera", field="event_id")
+
+
+def _replay(owner: str, ack: dict[str, Any], *, camera: CameraIdentity, event_id: UUID) -> Result:
+    if owner != camera.id:
+        return _conflict_used(event_id)
+    return Ingested(ack, replay=True)
+
+
+def _plate_event_message(
+    camera: CameraIdentity, event: PlateEvent, outcome: Outcome
+) -> Callable[[], dict[str, Any]]:
+    def data() -> dict[str, Any]:
+        return {
             "event_id": str(event.event_id),
             "camera_id": camera.id,
-            "lot_id": lot.id,
+            "lot_id": camera.lot_id,
             "direction": camera.direction,
             "plate": event.plate,
             "confidence": event.confidence,
             "captured_at": event.captured_at.isoformat(),
-            "has_snapshot": snapshot is not None,
-            "decision": ack["decision"],
-            "session_id": ack["session_id"],
+            "has_snapshot": event.snapshot_b64 is not None,
+            "decision": outcome.decision.model_dump(mode="json"),
+            "session_id": outcome.session.id if outcome.session else None,
             "anomaly": outcome.anomaly,
-        },
-    )
-    return ack
+        }
+
+    return data
+
+
+def ingest_many(
+    db: Session,
+    items: list[Item],
+    *,
+    policy: IngestPolicy,
+    now: datetime | None = None,
+    strict: bool = False,
+) -> list[Result]:
+    """Store the events and decide their gates, exactly once per ``event_id``, in one
+    transaction (commits). Returns, per item, its answer or the error that concerns it alone
+    (``strict``: raises the first such error and writes nothing). Errors of the database
+    itself are raised.
+
+    A transaction that loses a race to another one (a concurrent duplicate, or a concurrent
+    entry of the same plate) is rolled back and replayed: one event looks its id up first and
+    tries again; several events are replayed one by one, so one event's trouble stays its own.
+    """
+    now = now or utcnow()
+    try:
+        results = _apply(db, items, policy=policy, now=now, look_first=len(items) > 1)
+        if strict:
+            _raise_first(db, results)
+        db.commit()
+        return results
+    except IntegrityError:
+        db.rollback()
+    if len(items) > 1:
+        return [_one(db, item, policy=policy, now=now, strict=strict) for item in items]
+    for attempt in range(RACE_RETRIES):
+        try:
+            results = _apply(db, items, policy=policy, now=now, look_first=True)
+            if strict:
+                _raise_first(db, results)
+            db.commit()
+            return results
+        except IntegrityError:
+            db.rollback()
+            if attempt == RACE_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _raise_first(db: Session, results: list[Result]) -> None:
+    for result in results:
+        if isinstance(result, Exception):
+            db.rollback()  # nothing half-written
+            raise result
+
+
+def _one(db: Session, item: Item, *, policy: IngestPolicy, now: datetime, strict: bool) -> Result:
+    if strict:
+        return ingest_many(db, [item], policy=policy, now=now, strict=True)[0]
+    try:
+        return ingest_many(db, [item], policy=policy, now=now)[0]
+    except Exception as error:  # this event's own trouble; the database's is everyone's
+        if is_db_unavailable(error):
+            raise
+        db.rollback()
+        return error
 
 
 def ingest(
@@ -147,26 +287,9 @@ def ingest(
     now: datetime | None = None,
 ) -> Ingested:
     """Store one event and decide the gate, exactly once per ``event_id``. Commits."""
-    if event.camera_id != camera.id:
-        raise Conflict("camera_id does not match the API key's camera", field="camera_id")
-    for attempt in range(RACE_RETRIES + 1):
-        # Optimistic: new events are the rule, so the first attempt does not look first; a
-        # retry collides on the primary key (or the open-session index) and comes back here.
-        if attempt:
-            stored = _stored_ack(db, event_id=event.event_id, camera=camera)
-            if stored is not None:
-                db.rollback()
-                return Ingested(stored, replay=True)
-        try:
-            ack = _apply(db, camera=camera, event=event, policy=policy, now=now or utcnow())
-            db.commit()
-            return Ingested(ack, replay=False)
-        except IntegrityError:
-            # A concurrent duplicate of this event, or a concurrent entry of the same plate.
-            db.rollback()
-            if attempt == RACE_RETRIES:
-                raise
-    raise AssertionError("unreachable")
+    result = ingest_many(db, [(camera, event)], policy=policy, now=now, strict=True)[0]
+    assert isinstance(result, Ingested)
+    return result
 
 
 def ingest_batch(
@@ -177,41 +300,12 @@ def ingest_batch(
     policy: IngestPolicy,
     now: datetime | None = None,
 ) -> list[Ingested]:
-    """A backlog in capture order, one commit; falls back to one-by-one if a race is lost."""
+    """A backlog in capture order, one commit; all or nothing for the request's own errors."""
     for event in events:
         if event.camera_id != camera.id:
             raise Conflict("camera_id does not match the API key's camera", field="camera_id")
-    now = now or utcnow()
-    try:
-        # No autoflush before every query: the session logic flushes what it must read back.
-        with db.no_autoflush:
-            results = _apply_in_order(db, camera=camera, events=events, policy=policy, now=now)
-        db.commit()
-        return results
-    except IntegrityError:
-        db.rollback()
-    return [ingest(db, camera=camera, event=event, policy=policy, now=now) for event in events]
-
-
-def _apply_in_order(
-    db: Session,
-    *,
-    camera: CameraIdentity,
-    events: list[PlateEvent],
-    policy: IngestPolicy,
-    now: datetime,
-) -> list[Ingested]:
-    results: list[Ingested] = []
-    seen: dict[UUID, dict[str, Any]] = {}
-    for event in events:
-        stored = seen.get(event.event_id) or _stored_ack(db, event_id=event.event_id, camera=camera)
-        if stored is not None:
-            results.append(Ingested(stored, replay=True))
-            continue
-        ack = _apply(db, camera=camera, event=event, policy=policy, now=now)
-        seen[event.event_id] = ack
-        results.append(Ingested(ack, replay=False))
-    return results
+    results = ingest_many(db, [(camera, e) for e in events], policy=policy, now=now, strict=True)
+    return [r for r in results if isinstance(r, Ingested)]
 
 
 def get_snapshot(db: Session, *, event_id: UUID) -> bytes | None:

@@ -1,11 +1,10 @@
-"""Parking sessions: open on entry, match and close on exit, fees, corrections, anomalies."""
+"""Parking sessions: queries, corrections, anomalies. Entry and exit decisions (the ingest hot
+path) live in ``ledger.py``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
@@ -18,32 +17,7 @@ from app.central.lots.models import Lot
 from app.central.sessions.matching import within_one_edit
 from app.central.sessions.models import Anomaly, ParkingSession
 from app.central.tariffs.service import Fee, compute_fee, tariff_for
-from app.contract import GateAction, GateDecision, GateReason, normalize_plate
-
-# A second entry read of a plate already inside within this window is the same arrival.
-SAME_ARRIVAL = timedelta(minutes=2)
-
-
-@dataclass(frozen=True)
-class Sighting:
-    """What the session logic needs to know about one plate event."""
-
-    event_id: UUID
-    camera_id: str
-    lot: Lot
-    plate: str
-    plate_normalized: str
-    candidates: tuple[str, ...]
-    confidence: float
-    vehicle_type: str
-    captured_at: datetime
-
-
-@dataclass(frozen=True)
-class Outcome:
-    decision: GateDecision
-    session: ParkingSession | None
-    anomaly: str | None
+from app.contract import normalize_plate
 
 
 def session_view(session: ParkingSession) -> dict[str, Any]:
@@ -70,11 +44,6 @@ def occupancy(db: Session, *, lot_id: str) -> int:
     )
 
 
-_OPEN_SESSION = select(ParkingSession).where(
-    ParkingSession.lot_id == bindparam("lot"),
-    ParkingSession.plate_normalized == bindparam("plate"),
-    ParkingSession.status == "open",
-)
 _ROOM = select(func.count()).select_from(
     select(ParkingSession.id)
     .where(ParkingSession.lot_id == bindparam("lot"), ParkingSession.status == "open")
@@ -87,130 +56,6 @@ def has_room(db: Session, *, lot: Lot) -> bool:
     """Whether one more vehicle fits; counts at most ``capacity`` rows, whatever the lot's size."""
     counted = db.scalar(_ROOM, {"lot": lot.id, "capacity": lot.capacity}) or 0
     return counted < lot.capacity
-
-
-def record_anomaly(
-    db: Session,
-    *,
-    kind: str,
-    sighting: Sighting,
-    session_id: int | None = None,
-    detail: str = "",
-) -> None:
-    db.add(
-        Anomaly(
-            kind=kind,
-            lot_id=sighting.lot.id,
-            camera_id=sighting.camera_id,
-            event_id=sighting.event_id,
-            session_id=session_id,
-            plate=sighting.plate,
-            detail=detail,
-        )
-    )
-    announce(
-        db,
-        kind="anomaly",
-        data={"kind": kind, "lot_id": sighting.lot.id, "plate": sighting.plate, "detail": detail},
-    )
-
-
-def decide_entry(db: Session, *, sighting: Sighting, low_confidence: float) -> Outcome:
-    lot, plate_n, at = sighting.lot, sighting.plate_normalized, sighting.captured_at
-    anomaly: str | None = None
-    if sighting.confidence < low_confidence:
-        anomaly = "low_confidence"
-        record_anomaly(db, kind=anomaly, sighting=sighting, detail=f"{sighting.confidence:.2f}")
-
-    standing = lists.standing(db, plate_normalized=plate_n, lot_id=lot.id, at=at)
-    if standing.listed == "deny":
-        record_anomaly(db, kind="deny_listed", sighting=sighting)
-        return Outcome(
-            GateDecision(
-                action=GateAction.DENY,
-                reason=GateReason.DENY_LISTED,
-                message="vehicle is on the deny list",
-            ),
-            None,
-            "deny_listed",
-        )
-
-    inside = db.scalar(_OPEN_SESSION, {"lot": lot.id, "plate": plate_n})
-    if inside is not None:
-        if abs(at - inside.entered_at) > SAME_ARRIVAL:
-            anomaly = "duplicate_entry"
-            record_anomaly(
-                db,
-                kind=anomaly,
-                sighting=sighting,
-                session_id=inside.id,
-                detail=f"already inside since {inside.entered_at.isoformat()}",
-            )
-        return Outcome(
-            GateDecision(
-                action=GateAction.OPEN,
-                reason=GateReason.ALREADY_INSIDE,
-                message="an open session for this plate exists",
-            ),
-            inside,
-            anomaly,
-        )
-
-    if standing.listed == "allow":
-        reason, basis = GateReason.ALLOW_LISTED, "allow_listed"
-    elif standing.subscriber:
-        reason, basis = GateReason.SUBSCRIBER, "subscriber"
-    else:
-        if not has_room(db, lot=lot):
-            return Outcome(
-                GateDecision(
-                    action=GateAction.DENY,
-                    reason=GateReason.LOT_FULL,
-                    message=f"lot {lot.id} is full ({lot.capacity})",
-                ),
-                None,
-                anomaly,
-            )
-        reason, basis = GateReason.ENTRY_ALLOWED, "tariff"
-
-    session = ParkingSession(
-        lot_id=lot.id,
-        plate_normalized=plate_n,
-        plate_display=sighting.plate,
-        vehicle_type=sighting.vehicle_type,
-        status="open",
-        entry_event_id=sighting.event_id,
-        entered_at=at,
-        fee_basis={"entry": basis},
-    )
-    db.add(session)
-    db.flush()
-    announce(db, kind="session_opened", data=session_view(session))
-    return Outcome(GateDecision(action=GateAction.OPEN, reason=reason), session, anomaly)
-
-
-def match_exit(db: Session, *, sighting: Sighting) -> tuple[ParkingSession | None, bool]:
-    """The open session this exit belongs to, and whether the plate had to be matched fuzzily.
-
-    Exact plate first, then the reader's other candidates, then the single open session in
-    the lot within one character (edit distance 1). Two or more fuzzy matches: no match.
-    """
-    base = select(ParkingSession).where(
-        ParkingSession.lot_id == sighting.lot.id, ParkingSession.status == "open"
-    )
-    for plate_n in (sighting.plate_normalized, *sighting.candidates):
-        found = db.scalar(base.where(ParkingSession.plate_normalized == plate_n))
-        if found is not None:
-            return found, plate_n != sighting.plate_normalized
-    length = len(sighting.plate_normalized)
-    near = [
-        s
-        for s in db.scalars(
-            base.where(func.length(ParkingSession.plate_normalized).between(length - 1, length + 1))
-        )
-        if within_one_edit(s.plate_normalized, sighting.plate_normalized)
-    ]
-    return (near[0], True) if len(near) == 1 else (None, False)
 
 
 def _fee_for(
@@ -230,55 +75,6 @@ def _fee_for(
         return Fee(0, 0, 0, 0, 0, "subscriber")
     tariff = tariff_for(db, lot_id=session.lot_id, vehicle_type=session.vehicle_type)
     return compute_fee(tariff, entered_at=session.entered_at, exited_at=exited_at, tz=tz)
-
-
-def decide_exit(db: Session, *, sighting: Sighting, low_confidence: float, tz: str) -> Outcome:
-    anomaly: str | None = None
-    if sighting.confidence < low_confidence:
-        anomaly = "low_confidence"
-        record_anomaly(db, kind=anomaly, sighting=sighting, detail=f"{sighting.confidence:.2f}")
-    session, fuzzy = match_exit(db, sighting=sighting)
-    if session is None:
-        record_anomaly(db, kind="exit_without_entry", sighting=sighting)
-        return Outcome(
-            GateDecision(
-                action=GateAction.DENY,
-                reason=GateReason.NO_ENTRY_RECORD,
-                message="no open session matches this plate; call a guard",
-            ),
-            None,
-            "exit_without_entry",
-        )
-    if fuzzy:
-        anomaly = "plate_mismatch"
-        record_anomaly(
-            db,
-            kind=anomaly,
-            sighting=sighting,
-            session_id=session.id,
-            detail=f"entry {session.plate_display} / exit {sighting.plate}",
-        )
-    fee = _fee_for(
-        db,
-        session=session,
-        plate_n=session.plate_normalized,
-        exited_at=sighting.captured_at,
-        tz=tz,
-    )
-    session.status = "closed"
-    session.exit_event_id = sighting.event_id
-    session.exited_at = max(sighting.captured_at, session.entered_at)
-    session.exit_plate = sighting.plate
-    session.fee = fee.total
-    session.fee_basis = {**(session.fee_basis or {}), "exit": fee.as_dict()}
-    db.flush()
-    announce(db, kind="session_closed", data=session_view(session))
-    reason = GateReason.EXIT_PAID if fee.total else GateReason.EXIT_FREE
-    return Outcome(
-        GateDecision(action=GateAction.OPEN, reason=reason, fee=fee.total),
-        session,
-        anomaly,
-    )
 
 
 def correct_plate(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,8 +20,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 class ImageFolderSource:
     """Replays ``*.jpg``/``*.png`` of a folder in name order.
 
-    ``frames_per_image`` frames of each picture are followed by ``gap_frames`` empty frames (the
-    vehicle has left), at ``fps`` frames per second (0: as fast as the consumer takes them).
+    With ``loop`` the folder is listed again before every pass, so pictures added (or removed)
+    while it runs join the next pass. ``frames_per_image`` frames of each picture are followed
+    by ``gap_frames`` empty frames (the vehicle has left), at ``fps`` frames per second (0: as
+    fast as the consumer takes them).
     """
 
     def __init__(
@@ -37,11 +40,11 @@ class ImageFolderSource:
     ) -> None:
         if not folder.is_dir():
             raise SourceError(f"image folder {folder} does not exist")
-        self._paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self._folder = folder
+        self._limit = limit
+        self._paths = self._list()
         if not self._paths:
             raise SourceError(f"image folder {folder} holds no {'/'.join(IMAGE_SUFFIXES)} files")
-        if limit is not None:
-            self._paths = self._paths[:limit]
         self._fps = fps
         self._loop = loop
         self._frames_per_image = max(1, frames_per_image)
@@ -50,6 +53,10 @@ class ImageFolderSource:
         self._monotonic = monotonic
         self._closed = threading.Event()
         self._blank: Image | None = None
+
+    def _list(self) -> list[Path]:
+        paths = sorted(p for p in self._folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        return paths[: self._limit] if self._limit is not None else paths
 
     @property
     def paths(self) -> list[Path]:
@@ -68,7 +75,13 @@ class ImageFolderSource:
     def frames(self) -> Iterator[Frame]:
         started = self._monotonic()
         index = 0
+        first = True
         while not self._closed.is_set():
+            if not first:
+                # A folder that went away or emptied: keep replaying what was there.
+                with contextlib.suppress(OSError):
+                    self._paths = self._list() or self._paths
+            first = False
             for path in self._paths:
                 image = cv2.imread(str(path), cv2.IMREAD_COLOR)
                 if image is None:

@@ -1,0 +1,144 @@
+"""The plain success path of ``POST /api/v1/events`` as pure ASGI.
+
+Every camera posts every event here, and once the database work is batched (``combiner.py``)
+most of the CPU per event went to FastAPI's per-request machinery (dependency solving, body
+parsing twice over, telemetry checks). This middleware handles only the common case: a JSON
+event that validates, from a camera key already in the cache, within its rate limit and for its
+own camera. Anything else (a cache miss, bad input, another camera's id, 429, a dependency
+override in tests) goes on, with the body replayed, to the FastAPI route, so every error answer
+is the route's own. Errors after the event was handed to the combiner (409, 503) are answered
+with the same functions the app's exception handlers use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.central.errors import RateLimited
+from app.central.events.combiner import WriteCombiner
+from app.central.events.routes import router as events_router
+from app.central.metrics import EVENTS_INGESTED
+from app.central.state import AppState
+from app.contract import API_PREFIX, PlateEvent
+
+PATH = f"{API_PREFIX}/events"
+_ACCEPTED = EVENTS_INGESTED.labels(result="accepted")
+_DUPLICATE = EVENTS_INGESTED.labels(result="duplicate")
+_REPLAY_HEADERS = {"X-Idempotent-Replay": "true"}
+
+ErrorResponse = Callable[[AppState, Exception], Response | None]
+
+
+class FastIngest:
+    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI, error_response: ErrorResponse):
+        self.app = app
+        self.fastapi_app = fastapi_app
+        self.error_response = error_response
+        self._ingest_route: Any = None
+
+    def _route_of_path(self) -> Any:
+        """The route object of ``POST /api/v1/events``, so request metrics label this path
+        exactly as the route would (their label is the route's path template)."""
+        if self._ingest_route is None:
+            self._ingest_route = next(
+                r
+                for r in events_router.routes
+                if isinstance(r, APIRoute) and r.path == PATH and "POST" in (r.methods or ())
+            )
+        return self._ingest_route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != PATH
+            or scope["method"] != "POST"
+            or self.fastapi_app.dependency_overrides
+        ):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _replay([], message, receive), send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        handled = await self._handle(scope, body, send)
+        if not handled:
+            await self.app(scope, _replay([body], None, receive), send)
+
+    async def _handle(self, scope: Scope, body: bytes, send: Send) -> bool:
+        api_key = content_type = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                api_key = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value
+        if not api_key or content_type != b"application/json":
+            return False
+        state: AppState = self.fastapi_app.state.parking
+        camera = state.camera_keys.get(api_key)
+        if camera is None:
+            return False
+        try:
+            event = PlateEvent.model_validate_json(body)
+        except ValidationError:
+            return False
+        if event.camera_id != camera.id:
+            return False
+        try:
+            state.camera_limiter.take(camera.id, "camera")
+        except RateLimited:
+            return False
+        combiner: WriteCombiner = self.fastapi_app.state.ingest
+        db = state.db.sessionmaker()
+        response: Response
+        try:
+            result = await combiner.submit(db, camera, event)
+        except Exception as error:
+            mapped = self.error_response(state, error)
+            if mapped is None:
+                raise
+            response = mapped
+        else:
+            (_DUPLICATE if result.replay else _ACCEPTED).inc()
+            response = JSONResponse(result.ack, headers=_REPLAY_HEADERS if result.replay else None)
+        finally:
+            if db.in_transaction():
+                await run_in_threadpool(db.close)
+            else:
+                db.close()
+        scope["route"] = self._route_of_path()
+        await response(scope, _no_body, send)
+        return True
+
+
+def _replay(bodies: list[bytes], first: Message | None, receive: Receive) -> Receive:
+    """A ``receive`` that hands the route the body already read, then the real channel."""
+    pending: list[Message] = (
+        [{"type": "http.request", "body": b, "more_body": False} for b in bodies]
+        if first is None
+        else [first]
+    )
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}

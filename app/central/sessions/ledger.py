@@ -1,0 +1,545 @@
+"""Gate decisions for many plate events in one transaction, with Core statements.
+
+The ingest hot path. One ``Ledger`` lives for one transaction and decides the events handed to
+it in order, exactly as if each had been decided alone after the previous one committed:
+
+* entries: the deny/allow lists, subscriptions and open sessions of every entry plate are read
+  up front in one round trip (``prefetch``); the sessions that entries open are kept in memory
+  and inserted together (``flush``), so later events of the same transaction see them;
+* exits: pending sessions are flushed first, then the exit is matched against the database
+  (exact plate, the reader's candidates, then one character off) and the session is closed;
+* anomalies, the sessions' ids in answers and live messages are resolved at ``flush`` and
+  announced in the order the events were decided.
+
+Nothing here commits; the caller does. A race lost to another transaction (the unique open
+session index) surfaces as ``IntegrityError`` from ``flush`` and the caller replays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+from uuid import UUID
+
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    union_all,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from app.central.clock import utcnow
+from app.central.lists.models import ListEntry, Subscription
+from app.central.live.service import announce
+from app.central.lots.models import Lot
+from app.central.sessions.matching import within_one_edit
+from app.central.sessions.models import Anomaly, ParkingSession
+from app.central.tariffs.models import Tariff
+from app.central.tariffs.service import Fee, compute_fee
+from app.contract import GateAction, GateDecision, GateReason
+
+# A second entry read of a plate already inside within this window is the same arrival.
+SAME_ARRIVAL = timedelta(minutes=2)
+
+_SESSIONS = cast(Table, ParkingSession.__table__)
+_ANOMALIES = cast(Table, Anomaly.__table__)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What the session logic needs to know about one plate event."""
+
+    event_id: UUID
+    camera_id: str
+    lot_id: str
+    plate: str
+    plate_normalized: str
+    candidates: tuple[str, ...]
+    confidence: float
+    vehicle_type: str
+    captured_at: datetime
+
+
+@dataclass
+class SessionRef:
+    """An open (or just closed) session as plain values; ``id`` is None until flushed."""
+
+    lot_id: str
+    plate_normalized: str
+    plate_display: str
+    vehicle_type: str
+    entered_at: datetime
+    id: int | None = None
+    status: str = "open"
+    exited_at: datetime | None = None
+    fee: int | None = None
+    entry_event_id: UUID | None = None
+    fee_basis: dict[str, Any] | None = None
+
+    def view(self) -> dict[str, Any]:
+        """Same shape as ``sessions.service.session_view``."""
+        return {
+            "id": self.id,
+            "lot_id": self.lot_id,
+            "plate": self.plate_display,
+            "status": self.status,
+            "vehicle_type": self.vehicle_type,
+            "entered_at": self.entered_at.isoformat(),
+            "exited_at": self.exited_at.isoformat() if self.exited_at else None,
+            "fee": self.fee,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: GateDecision
+    session: SessionRef | None
+    anomaly: str | None
+
+
+@dataclass
+class _Facts:
+    """List entries and subscriptions of one plate (all lots), as read from the database."""
+
+    lists: list[tuple[str, str | None, datetime | None]] = field(default_factory=list)
+    subs: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+
+    def listed(self, *, lot_id: str, at: datetime) -> str | None:
+        """``deny`` wins over ``allow``; as ``lists.service.list_status``."""
+        kinds = {
+            kind
+            for kind, lot, expires in self.lists
+            if (lot is None or lot == lot_id) and (expires is None or expires > at)
+        }
+        return "deny" if "deny" in kinds else "allow" if "allow" in kinds else None
+
+    def subscriber(self, *, lot_id: str, at: datetime) -> bool:
+        return any(lot == lot_id and start <= at < until for lot, start, until in self.subs)
+
+
+# One round trip for everything the entries of a transaction need to know about their plates:
+# list entries, subscriptions and open sessions (kind, plate, lot, t1, t2, session id).
+_FACTS: CompoundSelect[Any] = union_all(
+    select(
+        ListEntry.kind,
+        ListEntry.plate_normalized,
+        ListEntry.lot_id,
+        ListEntry.expires_at,
+        ListEntry.expires_at,
+        literal_column("0"),
+    ).where(ListEntry.plate_normalized.in_(bindparam("plates", expanding=True))),
+    select(
+        literal_column("'sub'"),
+        Subscription.plate_normalized,
+        Subscription.lot_id,
+        Subscription.valid_from,
+        Subscription.valid_until,
+        literal_column("0"),
+    ).where(Subscription.plate_normalized.in_(bindparam("plates", expanding=True))),
+    select(
+        literal_column("'open'"),
+        ParkingSession.plate_normalized,
+        ParkingSession.lot_id,
+        ParkingSession.entered_at,
+        ParkingSession.entered_at,
+        ParkingSession.id,
+    ).where(
+        ParkingSession.plate_normalized.in_(bindparam("plates", expanding=True)),
+        ParkingSession.status == "open",
+    ),
+)
+
+# The lot's capacity and its open sessions, counted up to the capacity (never more rows).
+_CAPACITY = select(Lot.capacity).where(Lot.id == bindparam("lot")).scalar_subquery()
+_ROOM = select(
+    _CAPACITY,
+    select(func.count())
+    .select_from(
+        select(ParkingSession.id)
+        .where(ParkingSession.lot_id == bindparam("lot"), ParkingSession.status == "open")
+        .limit(_CAPACITY)
+        .subquery()
+    )
+    .scalar_subquery(),
+)
+
+_SESSION_COLUMNS = (
+    ParkingSession.id,
+    ParkingSession.lot_id,
+    ParkingSession.plate_normalized,
+    ParkingSession.plate_display,
+    ParkingSession.vehicle_type,
+    ParkingSession.entered_at,
+    ParkingSession.entry_event_id,
+    ParkingSession.fee_basis,
+)
+_OPEN_BY_PLATES = select(*_SESSION_COLUMNS).where(
+    ParkingSession.lot_id == bindparam("lot"),
+    ParkingSession.status == "open",
+    ParkingSession.plate_normalized.in_(bindparam("plates", expanding=True)),
+)
+_OPEN_NEAR = select(*_SESSION_COLUMNS).where(
+    ParkingSession.lot_id == bindparam("lot"),
+    ParkingSession.status == "open",
+    func.length(ParkingSession.plate_normalized).between(bindparam("shorter"), bindparam("longer")),
+)
+_TARIFF = select(Tariff).where(
+    Tariff.lot_id == bindparam("lot"), Tariff.vehicle_type == bindparam("vt")
+)
+_NEXT_SESSION_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('parking_sessions', 'id')) FROM generate_series(1, :n)"
+)
+_INSERT_SESSIONS = insert(_SESSIONS).returning(_SESSIONS.c.id, sort_by_parameter_order=True)
+_CLOSE_SESSION = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("sid"))
+    .values(
+        status="closed",
+        exit_event_id=bindparam("exit_event_id"),
+        exited_at=bindparam("exited_at"),
+        exit_plate=bindparam("exit_plate"),
+        fee=bindparam("fee"),
+        fee_basis=bindparam("fee_basis"),
+    )
+)
+
+
+def _ref(row: Any) -> SessionRef:
+    return SessionRef(
+        id=row.id,
+        lot_id=row.lot_id,
+        plate_normalized=row.plate_normalized,
+        plate_display=row.plate_display,
+        vehicle_type=row.vehicle_type,
+        entered_at=row.entered_at,
+        entry_event_id=row.entry_event_id,
+        fee_basis=row.fee_basis,
+    )
+
+
+Message = tuple[str, Callable[[], dict[str, Any]]]
+
+
+class Ledger:
+    """Decides plate events in order inside one open transaction (see the module docstring)."""
+
+    def __init__(self, db: Session, *, low_confidence: float, tz: str) -> None:
+        self.db = db
+        self.conn: Connection = db.connection()
+        self.low_confidence = low_confidence
+        self.tz = tz
+        self._facts: dict[str, _Facts] = {}
+        self._open: dict[tuple[str, str], SessionRef | None] = {}
+        self._room: dict[str, tuple[int, int]] = {}  # lot -> (capacity, open counted)
+        self._pending: list[SessionRef] = []
+        self._anomalies: list[tuple[dict[str, Any], SessionRef | None]] = []
+        self._tariffs: dict[tuple[str, str], Tariff | None] = {}
+        self.messages: list[Message] = []
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def prefetch(self, plates: Iterable[str]) -> None:
+        """Read lists, subscriptions and open sessions of these (normalized) plates in one
+        query; entries call it once for the whole transaction."""
+        wanted = sorted(set(plates) - self._facts.keys())
+        if not wanted:
+            return
+        for plate in wanted:
+            self._facts[plate] = _Facts()
+        for kind, plate, lot, t1, t2, sid in self.conn.execute(_FACTS, {"plates": wanted}):
+            facts = self._facts[plate]
+            if kind == "sub":
+                facts.subs.append((lot, t1, t2))
+            elif kind == "open":
+                self._open[(lot, plate)] = SessionRef(
+                    id=sid, lot_id=lot, plate_normalized=plate, plate_display="",
+                    vehicle_type="", entered_at=t1,
+                )  # fmt: skip
+            else:
+                facts.lists.append((kind, lot, t2))
+
+    def _facts_for(self, plate: str) -> _Facts:
+        if plate not in self._facts:
+            self.prefetch([plate])
+        return self._facts[plate]
+
+    def _inside(self, lot_id: str, plate: str) -> SessionRef | None:
+        self._facts_for(plate)  # also reads the plate's open sessions
+        return self._open.get((lot_id, plate))
+
+    def _has_room(self, lot_id: str) -> tuple[bool, int]:
+        if lot_id not in self._room:
+            capacity, counted = self.conn.execute(_ROOM, {"lot": lot_id}).one()
+            self._room[lot_id] = (int(capacity or 0), int(counted or 0))
+        capacity, counted = self._room[lot_id]
+        pending = sum(1 for s in self._pending if s.lot_id == lot_id)
+        return counted + pending < capacity, capacity
+
+    def _tariff(self, lot_id: str, vehicle_type: str) -> Tariff | None:
+        key = (lot_id, vehicle_type)
+        if key not in self._tariffs:
+            self._tariffs[key] = self.db.scalar(_TARIFF, {"lot": lot_id, "vt": vehicle_type})
+        return self._tariffs[key]
+
+    # -- effects ---------------------------------------------------------------------------
+
+    def _anomaly(
+        self,
+        kind: str,
+        sighting: Sighting,
+        *,
+        session: SessionRef | None = None,
+        detail: str = "",
+    ) -> None:
+        row = {
+            "kind": kind,
+            "lot_id": sighting.lot_id,
+            "camera_id": sighting.camera_id,
+            "event_id": sighting.event_id,
+            "session_id": None,
+            "plate": sighting.plate,
+            "detail": detail,
+            "created_at": utcnow(),
+            "resolved": False,
+        }
+        self._anomalies.append((row, session))
+        data = {"kind": kind, "lot_id": sighting.lot_id, "plate": sighting.plate, "detail": detail}
+        self.messages.append(("anomaly", lambda: data))
+
+    def note(self, kind: str, data: Callable[[], dict[str, Any]]) -> None:
+        """A live message, announced at ``announce`` in decision order."""
+        self.messages.append((kind, data))
+
+    def flush_sessions(self) -> None:
+        """Insert the sessions opened so far (their ids become known)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        now = utcnow()
+        rows = [
+            {
+                "lot_id": s.lot_id,
+                "plate_normalized": s.plate_normalized,
+                "plate_display": s.plate_display,
+                "vehicle_type": s.vehicle_type,
+                "status": "open",
+                "entry_event_id": s.entry_event_id,
+                "entered_at": s.entered_at,
+                "fee_basis": s.fee_basis,
+                "created_at": now,
+            }
+            for s in pending
+        ]
+        if len(rows) == 1:
+            ids = [self.conn.execute(_INSERT_SESSIONS, rows[0]).scalar_one()]
+        elif self.conn.dialect.name == "postgresql":
+            # Ids from the column's own sequence in one round trip, then one pipelined
+            # executemany: a multi-row INSERT ... RETURNING is a new, long statement for every
+            # batch size, which the driver parses again each time (it showed in profiles).
+            ids = sorted(self.conn.execute(_NEXT_SESSION_IDS, {"n": len(rows)}).scalars())
+            for row, session_id in zip(rows, ids, strict=True):
+                row["id"] = session_id
+            self.conn.execute(insert(_SESSIONS), rows)
+        else:
+            ids = list(self.conn.execute(_INSERT_SESSIONS, rows).scalars())
+        for session, session_id in zip(pending, ids, strict=True):
+            session.id = session_id
+        for lot_id in {s.lot_id for s in pending}:
+            self._room.pop(lot_id, None)  # counted again, with these, when next needed
+
+    def flush(self) -> None:
+        """Write everything decided so far: sessions, then anomalies (with session ids)."""
+        self.flush_sessions()
+        if self._anomalies:
+            rows = []
+            for row, session in self._anomalies:
+                if session is not None:
+                    row["session_id"] = session.id
+                rows.append(row)
+            self._anomalies = []
+            self.conn.execute(insert(_ANOMALIES), rows)
+
+    def announce(self) -> None:
+        """Queue the live messages (sent on commit) in the order the events were decided."""
+        for kind, data in self.messages:
+            announce(self.db, kind=kind, data=data())
+        self.messages = []
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def decide(self, sighting: Sighting, *, direction: str) -> Outcome:
+        if direction == "entry":
+            return self.entry(sighting)
+        return self.exit(sighting)
+
+    def entry(self, sighting: Sighting) -> Outcome:
+        lot_id, plate_n, at = sighting.lot_id, sighting.plate_normalized, sighting.captured_at
+        anomaly: str | None = None
+        if sighting.confidence < self.low_confidence:
+            anomaly = "low_confidence"
+            self._anomaly(anomaly, sighting, detail=f"{sighting.confidence:.2f}")
+
+        facts = self._facts_for(plate_n)
+        listed = facts.listed(lot_id=lot_id, at=at)
+        if listed == "deny":
+            self._anomaly("deny_listed", sighting)
+            return Outcome(
+                GateDecision(
+                    action=GateAction.DENY,
+                    reason=GateReason.DENY_LISTED,
+                    message="vehicle is on the deny list",
+                ),
+                None,
+                "deny_listed",
+            )
+
+        inside = self._inside(lot_id, plate_n)
+        if inside is not None:
+            if abs(at - inside.entered_at) > SAME_ARRIVAL:
+                anomaly = "duplicate_entry"
+                self._anomaly(
+                    anomaly,
+                    sighting,
+                    session=inside,
+                    detail=f"already inside since {inside.entered_at.isoformat()}",
+                )
+            return Outcome(
+                GateDecision(
+                    action=GateAction.OPEN,
+                    reason=GateReason.ALREADY_INSIDE,
+                    message="an open session for this plate exists",
+                ),
+                inside,
+                anomaly,
+            )
+
+        if listed == "allow":
+            reason, basis = GateReason.ALLOW_LISTED, "allow_listed"
+        elif facts.subscriber(lot_id=lot_id, at=at):
+            reason, basis = GateReason.SUBSCRIBER, "subscriber"
+        else:
+            room, capacity = self._has_room(lot_id)
+            if not room:
+                return Outcome(
+                    GateDecision(
+                        action=GateAction.DENY,
+                        reason=GateReason.LOT_FULL,
+                        message=f"lot {lot_id} is full ({capacity})",
+                    ),
+                    None,
+                    anomaly,
+                )
+            reason, basis = GateReason.ENTRY_ALLOWED, "tariff"
+
+        session = SessionRef(
+            lot_id=lot_id,
+            plate_normalized=plate_n,
+            plate_display=sighting.plate,
+            vehicle_type=sighting.vehicle_type,
+            entered_at=at,
+            entry_event_id=sighting.event_id,
+            fee_basis={"entry": basis},
+        )
+        self._pending.append(session)
+        self._open[(lot_id, plate_n)] = session
+        self.note("session_opened", session.view)
+        return Outcome(GateDecision(action=GateAction.OPEN, reason=reason), session, anomaly)
+
+    def match_exit(self, sighting: Sighting) -> tuple[SessionRef | None, bool]:
+        """The open session this exit belongs to, and whether the plate had to be matched fuzzily.
+
+        Exact plate first, then the reader's other candidates, then the single open session in
+        the lot within one character (edit distance 1). Two or more fuzzy matches: no match.
+        """
+        self.flush_sessions()  # the database must see the sessions opened before this exit
+        wanted = (sighting.plate_normalized, *sighting.candidates)
+        found = {
+            row.plate_normalized: row
+            for row in self.conn.execute(
+                _OPEN_BY_PLATES, {"lot": sighting.lot_id, "plates": list(wanted)}
+            )
+        }
+        for plate_n in wanted:
+            if plate_n in found:
+                return _ref(found[plate_n]), plate_n != sighting.plate_normalized
+        length = len(sighting.plate_normalized)
+        near = [
+            row
+            for row in self.conn.execute(
+                _OPEN_NEAR, {"lot": sighting.lot_id, "shorter": length - 1, "longer": length + 1}
+            )
+            if within_one_edit(row.plate_normalized, sighting.plate_normalized)
+        ]
+        return (_ref(near[0]), True) if len(near) == 1 else (None, False)
+
+    def fee(self, session: SessionRef, *, plate_n: str, exited_at: datetime) -> Fee:
+        """As ``sessions.service._fee_for``: allow-listed at exit or subscribed at entry pay 0."""
+        facts = self._facts_for(plate_n)
+        if facts.listed(lot_id=session.lot_id, at=exited_at) == "allow":
+            return Fee(0, 0, 0, 0, 0, "allow_listed")
+        if facts.subscriber(lot_id=session.lot_id, at=session.entered_at):
+            return Fee(0, 0, 0, 0, 0, "subscriber")
+        tariff = self._tariff(session.lot_id, session.vehicle_type)
+        return compute_fee(tariff, entered_at=session.entered_at, exited_at=exited_at, tz=self.tz)
+
+    def exit(self, sighting: Sighting) -> Outcome:
+        anomaly: str | None = None
+        if sighting.confidence < self.low_confidence:
+            anomaly = "low_confidence"
+            self._anomaly(anomaly, sighting, detail=f"{sighting.confidence:.2f}")
+        session, fuzzy = self.match_exit(sighting)
+        if session is None:
+            self._anomaly("exit_without_entry", sighting)
+            return Outcome(
+                GateDecision(
+                    action=GateAction.DENY,
+                    reason=GateReason.NO_ENTRY_RECORD,
+                    message="no open session matches this plate; call a guard",
+                ),
+                None,
+                "exit_without_entry",
+            )
+        if fuzzy:
+            anomaly = "plate_mismatch"
+            self._anomaly(
+                anomaly,
+                sighting,
+                session=session,
+                detail=f"entry {session.plate_display} / exit {sighting.plate}",
+            )
+        fee = self.fee(session, plate_n=session.plate_normalized, exited_at=sighting.captured_at)
+        session.status = "closed"
+        session.exited_at = max(sighting.captured_at, session.entered_at)
+        session.fee = fee.total
+        session.fee_basis = {**(session.fee_basis or {}), "exit": fee.as_dict()}
+        self.conn.execute(
+            _CLOSE_SESSION,
+            {
+                "sid": session.id,
+                "exit_event_id": sighting.event_id,
+                "exited_at": session.exited_at,
+                "exit_plate": sighting.plate,
+                "fee": session.fee,
+                "fee_basis": session.fee_basis,
+            },
+        )
+        self._open[(session.lot_id, session.plate_normalized)] = None
+        self._room.pop(session.lot_id, None)
+        view = session.view()
+        self.note("session_closed", lambda: view)
+        reason = GateReason.EXIT_PAID if fee.total else GateReason.EXIT_FREE
+        return Outcome(
+            GateDecision(action=GateAction.OPEN, reason=reason, fee=fee.total),
+            session,
+            anomaly,
+        )
