@@ -28,7 +28,9 @@ trap teardown EXIT
 
 lab/lab down
 step "image (build or reuse)" lab/build-image.sh
-step "molecule scenarios" lab/molecule.sh
+# LAB_MOLECULE_SCENARIOS='a b' limits the Molecule step to those scenarios (default: all).
+# shellcheck disable=SC2086
+step "molecule scenarios" lab/molecule.sh ${LAB_MOLECULE_SCENARIOS:-}
 step "lab up (all hosts)" lab/lab up
 step "converge site.yml" lab/converge.sh
 step "idempotent rerun site.yml" lab/converge.sh --idempotent
