@@ -277,6 +277,24 @@ class Drill:
 
     # --- one fault -------------------------------------------------------------------------
 
+    def await_deliveries(
+        self, expects: dict[int, Expect], state: str, since: float, timeout: float
+    ) -> dict[int, float]:
+        """Seconds from ``since`` to the recorder's first ``state`` delivery of each expected
+        alert, for those delivered within ``timeout``."""
+        pending = dict(expects)
+        seen: dict[int, float] = {}
+        limit = time.monotonic() + timeout
+        while pending and time.monotonic() < limit:
+            for i, e in list(pending.items()):
+                at = self.recorder.find(e.alert, e.labels, state, since)
+                if at is not None:
+                    seen[i] = round(at - since, 1)
+                    self.log(f"{state} {e.alert} {e.labels} after {seen[i]}s")
+                    del pending[i]
+            time.sleep(0.5)
+        return seen
+
     def run_fault(self, fault: Fault) -> list[Result]:
         reason = fault.ready()  # may name the expected labels (the replica, the camera)
         results = [Result(e.alert, fault.what, e.labels) for e in fault.expects]
@@ -297,35 +315,26 @@ class Drill:
         injected = time.time()
         try:
             fault.inject()
-            pending = dict(enumerate(fault.expects))
-            limit = time.monotonic() + fault.fire_timeout
-            while pending and time.monotonic() < limit:
-                for i, e in list(pending.items()):
-                    at = self.recorder.find(e.alert, e.labels, "firing", injected)
-                    if at is not None:
-                        results[i].fire_s = round(at - injected, 1)
-                        self.log(f"fired {e.alert} {e.labels} after {results[i].fire_s}s")
-                        del pending[i]
-                time.sleep(0.5)
-            for i in pending:
-                results[i].error = f"not delivered within {fault.fire_timeout:.0f}s"
+            seen = self.await_deliveries(
+                dict(enumerate(fault.expects)), "firing", injected, fault.fire_timeout
+            )
+            for i in range(len(results)):
+                if i in seen:
+                    results[i].fire_s = seen[i]
+                else:
+                    results[i].error = f"not delivered within {fault.fire_timeout:.0f}s"
         finally:
             self.log(f"remove {fault.name}")
             removed = time.time()
             fault.remove()
         try:
-            pending = {i: e for i, e in enumerate(fault.expects) if results[i].fire_s is not None}
-            limit = time.monotonic() + fault.resolve_timeout
-            while pending and time.monotonic() < limit:
-                for i, e in list(pending.items()):
-                    at = self.recorder.find(e.alert, e.labels, "resolved", removed)
-                    if at is not None:
-                        results[i].resolve_s = round(at - removed, 1)
-                        self.log(f"resolved {e.alert} {e.labels} after {results[i].resolve_s}s")
-                        del pending[i]
-                time.sleep(0.5)
-            for i in pending:
-                results[i].error = f"not resolved within {fault.resolve_timeout:.0f}s"
+            fired = {i: e for i, e in enumerate(fault.expects) if results[i].fire_s is not None}
+            seen = self.await_deliveries(fired, "resolved", removed, fault.resolve_timeout)
+            for i in fired:
+                if i in seen:
+                    results[i].resolve_s = seen[i]
+                else:
+                    results[i].error = f"not resolved within {fault.resolve_timeout:.0f}s"
         finally:
             fault.finish()
         return results
