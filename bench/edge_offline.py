@@ -242,7 +242,10 @@ class EdgeHost:
     def edge_state(self, since_ms: int) -> dict[str, Any]:
         """Event ids captured since ``since_ms`` (delivered, queued, dead) and gate actions."""
         state: dict[str, Any] = edge_python(self.name, EDGE_STATE, since_ms)
+        # Every list by the same capture-time window (an event made just before ``since_ms`` may
+        # still be queued, and central's side of the comparison filters by capture time too).
         state["ids"] = sorted(i for i in state["ids"] if uuid7_ms(i) >= since_ms)
+        state["pending"] = sorted(i for i in state["pending"] if uuid7_ms(i) >= since_ms)
         state["decisions"] = [d for d in state["decisions"] if uuid7_ms(d["event_id"]) >= since_ms]
         return state
 

@@ -21,7 +21,11 @@ until it serves again), ``kill9`` (SIGKILL of the central process; systemd resta
 After each scenario the simulator stops, a second ``simulate --count 0 --exit-when-drained``
 drains what is left, and every event the outboxes and the probe made is looked up in
 PostgreSQL: lost = made but not stored, duplicated = stored rows beyond one per event id or
-stored rows no one made. The last line is one JSON object (worst case over the scenarios).
+stored rows no one sent (a probe post whose answer was lost may be stored: that is delivery
+at least once, counted as ``probe_unacked_stored``, not a duplicate). ``resent`` counts the calls
+the edge client sent again on a fresh connection (the old one died under it, or a connect timed
+out while the VIP moved) before the uploader saw any failure. The last line is one JSON object
+(worst case over the scenarios).
 """
 
 from __future__ import annotations
@@ -380,6 +384,17 @@ def failed_sends(figures: dict[str, float]) -> int:
     )
 
 
+def reconnects(figures: dict[str, float]) -> int:
+    """Calls the edge client re-sent on a fresh connection before the uploader saw a failure."""
+    return int(
+        sum(
+            value
+            for name, value in figures.items()
+            if name.startswith("parking_edge_send_reconnects_total")
+        )
+    )
+
+
 def edge_latency_bound(figures: dict[str, float]) -> float:
     """Upper bound of the uploader's slowest POST (its latency histogram's first full bucket)."""
     total = sum(
@@ -406,6 +421,9 @@ class Probe(threading.Thread):
         self.tier, self.camera, self.interval = tier, camera, 1.0 / rate
         self.stop_event = threading.Event()
         self.acked: set[uuid.UUID] = set()
+        # Every id sent, answered or not: a POST whose answer was lost may still be stored, which
+        # is the at-least-once contract (the edge's uploader would resend it), not a duplicate.
+        self.sent: set[uuid.UUID] = set()
         self.failures: list[str] = []
         self.latencies: list[float] = []
 
@@ -427,6 +445,7 @@ class Probe(threading.Thread):
                     "confidence": 0.95,
                 }
                 started = time.monotonic()
+                self.sent.add(event_id)
                 try:
                     response = client.post("/api/v1/events", json=body)
                     ok = response.status_code == 200
@@ -541,6 +560,8 @@ class LiveClient(threading.Thread):
 class Result:
     scenario: str
     failed_sends: int = 0
+    reconnects: int = 0  # calls the client sent again on a fresh connection, no failure seen
+    unacked_stored: int = 0  # probe posts whose answer was lost but which central stored
     events_made: int = 0
     events_lost: int = 0
     events_duplicated: int = 0
@@ -701,8 +722,10 @@ def run_scenario(
     made, left = sim.made()
     made |= probe.acked
     stored = count_stored(tier, cameras)
-    every = made_before | made
+    every = made_before | made | probe.sent
     result.failed_sends = failed_sends(figures)
+    result.reconnects = reconnects(figures)
+    result.unacked_stored = len((probe.sent - probe.acked) & stored.keys())
     result.events_made = len(made)
     result.events_lost = len(made - stored.keys()) + left
     result.events_duplicated = sum(n - 1 for n in stored.values()) + len(stored.keys() - every)
@@ -720,12 +743,13 @@ def table(results: list[Result]) -> str:
         return "-" if value is None else f"{value:.2f}"
 
     head = (
-        f"{'scenario':<14} {'made':>6} {'failed':>6} {'lost':>5} {'dup':>4} {'vip_move_s':>10} "
-        f"{'max_lat_s':>9} {'edge_le_s':>9} {'probe_fail':>10} {'live_back_s':>11} "
-        f"{'recovery_s':>10}"
+        f"{'scenario':<14} {'made':>6} {'failed':>6} {'resent':>6} {'lost':>5} {'dup':>4} "
+        f"{'vip_move_s':>10} {'max_lat_s':>9} {'edge_le_s':>9} {'probe_fail':>10} "
+        f"{'live_back_s':>11} {'recovery_s':>10}"
     )
     rows = [
-        f"{r.scenario:<14} {r.events_made:>6} {r.failed_sends:>6} {r.events_lost:>5} "
+        f"{r.scenario:<14} {r.events_made:>6} {r.failed_sends:>6} {r.reconnects:>6} "
+        f"{r.events_lost:>5} "
         f"{r.events_duplicated:>4} {fmt(r.vip_move_s):>10} {r.max_latency_s:>9.2f} "
         f"{r.edge_latency_le_s:>9.2f} {r.probe_failed:>10} {fmt(r.live_reconnect_s):>11} "
         f"{fmt(r.recovery_s):>10}"
@@ -760,6 +784,7 @@ def summary(results: list[Result]) -> dict[str, Any]:
     moves = [r.vip_move_s for r in results if r.vip_move_s is not None]
     return {
         "failed_sends": sum(r.failed_sends for r in results),
+        "reconnects": sum(r.reconnects for r in results),
         "events_lost": sum(r.events_lost for r in results),
         "events_duplicated": sum(r.events_duplicated for r in results),
         "vip_move_s": round(max(moves), 2) if moves else None,
@@ -774,6 +799,8 @@ def summary(results: list[Result]) -> dict[str, Any]:
         "scenarios": {
             r.scenario: {
                 "failed_sends": r.failed_sends,
+                "reconnects": r.reconnects,
+                "probe_unacked_stored": r.unacked_stored,
                 "events_lost": r.events_lost,
                 "events_duplicated": r.events_duplicated,
                 "vip_move_s": r.vip_move_s,

@@ -70,6 +70,7 @@ class RuntimeSettings:
     max_permanent_attempts: int = 3
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 10.0
+    vip_move_budget_s: float = 6.0
     verify_tls: bool | str = True
     batch_max_events: int = 100
     batch_max_bytes: int = 900_000
@@ -126,6 +127,7 @@ class EdgeRuntime:
             settings.central_url,
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
+            vip_move_budget_s=settings.vip_move_budget_s,
             verify=settings.verify_tls,
             metrics=metrics,
         )
@@ -452,6 +454,7 @@ def build_lane_agent(config: EdgeConfig) -> LaneAgent:
             max_permanent_attempts=config.outbox.max_permanent_attempts,
             connect_timeout_s=config.central.connect_timeout_s,
             read_timeout_s=config.central.read_timeout_s,
+            vip_move_budget_s=config.central.vip_move_budget_s,
             verify_tls=verify,
             batch_max_events=config.uploader.batch_max_events,
             batch_max_bytes=config.uploader.batch_max_bytes,

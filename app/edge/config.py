@@ -56,6 +56,8 @@ class CentralConfig(_Section):
     url: Annotated[str, Field(pattern=r"^https?://")]  # the VIP in front of central
     connect_timeout_s: Annotated[float, Field(gt=0, le=30)] = 2.0
     read_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # How long one call keeps trying on fresh connections while the VIP moves (0: never).
+    vip_move_budget_s: Annotated[float, Field(ge=0, le=60)] = 6.0
     ca_file: Path | None = None
     verify_tls: bool = True
 

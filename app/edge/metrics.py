@@ -44,6 +44,13 @@ class EdgeMetrics:
             ["kind"],
             registry=r,
         )
+        self.send_reconnects = Counter(
+            "parking_edge_send_reconnects",
+            "Calls sent again on a fresh connection (the old one died, or a connect timed out"
+            " while the VIP moved) before the uploader saw a failure",
+            ["error"],
+            registry=r,
+        )
         self.send_latency = Histogram(
             "parking_edge_send_latency_seconds",
             "Time of one POST to central",

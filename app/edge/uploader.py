@@ -6,6 +6,10 @@
 * A circuit breaker opens after K consecutive failures, lets one probe through after
   ``reset_after_s`` (half-open) and closes when the probe succeeds.
 * ``Retry-After`` on 429/503 is honoured: nothing is sent before it has passed.
+* A request whose connection dies under it (the Nginx host holding the VIP crashed, a keep-alive
+  connection closed) is sent again at once on a fresh connection, and a connect that times out
+  while the VIP moves is tried again, both within ``vip_move_budget_s``. Safe because every call
+  is idempotent (ingest by ``event_id``); counted in ``parking_edge_send_reconnects_total``.
 * 422 and other permanent 4xx (all but 401/408/409/425/429): the event is retried on its own
   and dead-lettered after N tries, so one bad event never blocks the ones behind it.
 """
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 RETRYABLE_4XX = frozenset({401, 408, 409, 425, 429})
 # Answers that say nothing about central's health: they do not trip the breaker.
 NOT_A_BREAKER_FAILURE = frozenset({401, 408, 409, 425, 429})
+# The connection died under the request: whatever answered (or not) is gone with it.
+CONNECTION_DIED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class Backoff:
@@ -175,8 +181,12 @@ class CentralClient:
         verify: bool | str = True,
         transport: httpx.BaseTransport | None = None,
         metrics: EdgeMetrics | None = None,
+        vip_move_budget_s: float = 6.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
+        self._vip_move_budget_s = vip_move_budget_s
+        self._clock = clock
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + API_PREFIX,
             timeout=timeout,
@@ -190,6 +200,28 @@ class CentralClient:
         self._http.close()
 
     def _post(self, endpoint: str, path: str, api_key: str, body: str) -> httpx.Response:
+        """One call, re-sent on a fresh connection while the VIP moves (see the module's notes).
+
+        Only a dead connection (reset, closed without an answer) or a connect timeout is tried
+        again: a refused connect or a read timeout is a real answer about central's side, and
+        the uploader's backoff and breaker deal with it.
+        """
+        started = self._clock()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return self._attempt(endpoint, path, api_key, body)
+            except (*CONNECTION_DIED, httpx.ConnectTimeout) as exc:
+                if attempts >= 4 or self._clock() - started >= self._vip_move_budget_s:
+                    raise
+                log.info(
+                    "%s: %s: %s; sending again on a fresh connection", path, type(exc).__name__, exc
+                )
+                if self._metrics is not None:
+                    self._metrics.send_reconnects.labels(type(exc).__name__).inc()
+
+    def _attempt(self, endpoint: str, path: str, api_key: str, body: str) -> httpx.Response:
         started = time.perf_counter()
         try:
             return self._http.post(

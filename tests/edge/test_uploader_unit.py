@@ -11,9 +11,11 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
+from prometheus_client import generate_latest
 
 from app.contract import EventAck, GateAction, GateDecision, GateReason
-from app.edge.outbox import Outbox
+from app.edge.metrics import EdgeMetrics
+from app.edge.outbox import Outbox, PendingEvent
 from app.edge.uploader import (
     Backoff,
     BreakerState,
@@ -213,3 +215,68 @@ def test_transport_failures_open_the_breaker_and_a_successful_probe_closes_it(
         assert state_of(uploader.breaker) is BreakerState.CLOSED
         uploader.step()
         assert probe_sizes == [1, 4]
+
+
+def pending(tmp_path: Path, plate: str) -> PendingEvent:
+    """One event as the uploader takes it from the outbox."""
+    with Outbox(tmp_path / plate) as outbox:
+        outbox.enqueue(make_event(plate=plate), None)
+        return outbox.pending("edge-in")[0]
+
+
+def _flaky_central(errors: list[Exception]) -> tuple[list[int], object]:
+    """Raises ``errors`` in turn, then acknowledges; returns (attempt counter, handler)."""
+    attempts = [0]
+
+    def central(request: httpx.Request) -> httpx.Response:
+        attempts[0] += 1
+        if errors:
+            raise errors.pop(0)
+        return httpx.Response(200, json=_ack(json.loads(request.content)["event_id"]))
+
+    return attempts, central
+
+
+def test_a_connection_that_dies_mid_request_is_sent_again_on_a_fresh_one(tmp_path: Path) -> None:
+    metrics = EdgeMetrics()
+    attempts, central = _flaky_central(
+        [httpx.RemoteProtocolError("Server disconnected"), httpx.ConnectTimeout("timed out")]
+    )
+    client = CentralClient(
+        "http://central.test",
+        transport=httpx.MockTransport(central),  # type: ignore[arg-type]
+        metrics=metrics,
+    )
+    result = client.send_events("key", [pending(tmp_path, "NP0001")])
+    assert result.outcome.value == "delivered", result
+    assert attempts[0] == 3
+    text = generate_latest(metrics.registry).decode()
+    assert 'parking_edge_send_reconnects_total{error="RemoteProtocolError"} 1.0' in text
+    assert 'parking_edge_send_reconnects_total{error="ConnectTimeout"} 1.0' in text
+
+
+def test_the_reconnect_budget_bounds_how_long_one_call_keeps_trying(tmp_path: Path) -> None:
+    clock = FakeClock()
+
+    def central(request: httpx.Request) -> httpx.Response:
+        clock.now += 2.0  # each connect attempt times out after 2 s
+        raise httpx.ConnectTimeout("timed out")
+
+    client = CentralClient(
+        "http://central.test",
+        transport=httpx.MockTransport(central),  # type: ignore[arg-type]
+        vip_move_budget_s=5.0,
+        clock=clock,
+    )
+    result = client.send_events("key", [pending(tmp_path, "NP0002")])
+    assert result.outcome.value == "transient" and "ConnectTimeout" in result.error
+    assert clock.now - 1000.0 == 6.0, "tries at 0, 2 and 4 s; none after the budget"
+
+
+def test_a_refused_connect_or_a_read_timeout_is_not_sent_again(tmp_path: Path) -> None:
+    for error in (httpx.ConnectError("refused"), httpx.ReadTimeout("slow")):
+        attempts, central = _flaky_central([error])
+        client = CentralClient("http://central.test", transport=httpx.MockTransport(central))  # type: ignore[arg-type]
+        result = client.send_events("key", [pending(tmp_path, "NP0003")])
+        assert result.outcome.value == "transient", (error, result)
+        assert attempts[0] == 1, error

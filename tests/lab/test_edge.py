@@ -90,7 +90,11 @@ def test_power_loss_mid_stream_keeps_the_outbox_which_drains_after_boot(
     started_ms = int(time.time() * 1000)
     lab.run("cut", HOST)
     try:
-        wait_until(lambda: edge.outbox()["depth"] >= 3, what="events queue while cut", timeout=60)
+        wait_until(
+            lambda: len(edge.edge_state(started_ms)["pending"]) >= 3,
+            what="events captured after the cut queue",
+            timeout=60,
+        )
         queued = set(edge.edge_state(started_ms)["pending"])
         lab.run("crash", HOST)
     finally:
