@@ -10,7 +10,8 @@ alert is not already firing, induces the fault, waits for Alertmanager's deliver
 matching alert (firing) at the recorder, removes the fault and waits for the delivery of the
 same alert resolved. Faults on different hosts run in parallel lanes; faults of one lane
 (e.g. the three central faults, which share the fleet-wide API figures) one after another.
-The Prometheus-stopped (deadman) fault runs last, alone.
+etcd's quorum loss (Patroni without a leader: every write fails) runs alone after the lanes, and
+the Prometheus-stopped (deadman) fault last, alone.
 
 A fault whose tier is not running (no parking-central, Patroni or edge agent) is skipped with
 the reason. Prints a table (alert, fault, seconds to fire, seconds to resolve) and, last, one
@@ -61,6 +62,8 @@ NFT_TABLE = (
     "nft add table inet parking_drill && "
     "nft add chain inet parking_drill out '{ type filter hook output priority 0; }'"
 )
+# ParkingEdgeOutboxGrowing's depth (monitoring/prometheus/rules/parking-alerts.yml).
+EDGE_OUTBOX_ALERT_DEPTH = 100
 # roles/pgbackrest's textfile metric on the repository host (ParkingBackupTooOld's input).
 BACKUP_METRICS = "/var/lib/prometheus/node-exporter/pgbackrest.prom"
 BACKUP_METRIC = "pgbackrest_last_success_timestamp_seconds"
@@ -703,6 +706,7 @@ class Drill:
             lab("restore", target)
 
         camera = Expect("ParkingCameraOffline")
+        outbox = Expect("ParkingEdgeOutboxGrowing")
         silenced: dict[str, str] = {}
 
         def ready_camera() -> str | None:
@@ -716,20 +720,39 @@ class Drill:
                 name = config["camera"]["id"]
                 if self.query(f'parking_camera_seconds_since_heartbeat{{camera="{name}"}} < 30'):
                     camera.labels = {"camera": name}
+                    outbox.labels = {"instance": host}
                     silenced["host"] = host
+                    silenced["central"] = urllib.parse.urlsplit(config["central"]["url"]).hostname
                     return None
                 why = f"camera {name} of {host} does not heartbeat to central"
             return why
 
+        def unlink() -> None:
+            """The edge host's packets to central's VIP are rejected: heartbeats stop reaching
+            central and the outbox queues every event (Prometheus still scrapes the edge)."""
+            host, vip = silenced["host"], silenced["central"]
+            self.cleanups.append(relink)
+            sh(
+                host,
+                f"nft delete table inet parking_drill 2>/dev/null; {NFT_TABLE} && "
+                f"nft add rule inet parking_drill out ip daddr {vip} reject with tcp reset",
+            )
+
+        def relink() -> None:
+            sh(silenced["host"], "nft delete table inet parking_drill", check=False)
+
         return [
             Fault(
-                name="camera-offline",
-                what=f"systemctl stop {EDGE_UNIT} on an edge host: its camera stops heartbeating",
-                expects=[camera],
-                inject=lambda: sh(silenced["host"], f"systemctl stop {EDGE_UNIT}"),
-                remove=lambda: sh(silenced["host"], f"systemctl start {EDGE_UNIT}"),
+                name="edge-link-down",
+                what="an edge host's packets to the VIP are rejected (nft): its camera's heartbeats"
+                f" stop and its outbox grows past {EDGE_OUTBOX_ALERT_DEPTH} events",
+                expects=[camera, outbox],
+                inject=unlink,
+                remove=relink,
                 ready=ready_camera,
-                fire_timeout=120,
+                # The outbox grows at the lab replay's pace (~0.5 event/s).
+                fire_timeout=420,
+                resolve_timeout=180,
             ),
             Fault(
                 name="host-down",
@@ -783,6 +806,61 @@ class Drill:
                 ready=ready,
             )
         ]
+
+    # --- quorum ----------------------------------------------------------------------------
+
+    def quorum_fault(self) -> Fault:
+        """etcd loses its quorum: the Patroni leader cannot renew its lock and demotes itself.
+        Run alone (every write in the lab fails meanwhile), after the parallel lanes."""
+        members = sorted(hosts("etcd"))
+        stopped = members[: len(members) // 2 + 1]
+
+        def has_leader() -> bool:
+            return any(m["role"] == "leader" for m in self.patroni_members())
+
+        def ready() -> str | None:
+            if len(members) < 3:
+                return "fewer than three etcd members"
+            deadline = time.monotonic() + 90
+            while not has_leader():
+                if time.monotonic() > deadline:
+                    return "the Patroni cluster has no leader before the fault"
+                time.sleep(2)
+            return None
+
+        def start_etcd() -> None:
+            for host in stopped:
+                sh(host, "systemctl start etcd", check=False)
+
+        def inject() -> None:
+            self.cleanups.append(start_etcd)
+            for host in stopped:
+                sh(host, "systemctl stop etcd")
+
+        def settled() -> None:
+            """A leader and every replica streaming again before anything else runs."""
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                members = self.patroni_members()
+                if any(m["role"] == "leader" for m in members) and all(
+                    m.get("state") in ("running", "streaming") for m in members
+                ):
+                    return
+                time.sleep(2)
+            self.log("quorum: the Patroni cluster did not settle within 120 s")
+
+        return Fault(
+            name="patroni-no-leader",
+            what=f"systemctl stop etcd on {', '.join(stopped)}: etcd loses its quorum and the"
+            " Patroni leader demotes itself",
+            expects=[Expect("ParkingPatroniNoLeader")],
+            inject=inject,
+            remove=start_etcd,
+            finish=settled,
+            ready=ready,
+            fire_timeout=120,
+            resolve_timeout=180,
+        )
 
     # --- deadman ---------------------------------------------------------------------------
 
@@ -863,6 +941,8 @@ class Drill:
         try:
             with ThreadPoolExecutor(max_workers=max(1, len(lanes))) as pool:
                 results = [r for rs in pool.map(self.run_lane, lanes) for r in rs]
+            if not self.args.only or "patroni-no-leader" in self.args.only.split(","):
+                results.extend(self.run_lane([self.quorum_fault()]))
             wanted = not self.args.only or "deadman" in self.args.only.split(",")
             if wanted and not self.args.no_deadman:
                 results.extend(self.run_deadman())
@@ -912,6 +992,7 @@ def main() -> int:
         for lane, faults in drill.lanes().items():
             for f in faults:
                 print(f"{f.name:<22} {lane:<14} {', '.join(e.alert for e in f.expects)}")
+        print(f"{'patroni-no-leader':<22} {'alone':<14} ParkingPatroniNoLeader")
         print(f"{'deadman':<22} {'last':<14} Watchdog")
         drill.recorder.close()
         return 0

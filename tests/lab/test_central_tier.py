@@ -76,14 +76,16 @@ def assert_tier_healthy(tier: Tier) -> None:
     wait_for(tier.vip_ready, "the VIP answers over TLS", 30)
 
 
-def assert_nothing_lost(result: Result, *, no_failed_send: bool = True) -> None:
-    """Nothing lost or stored twice, ever. A failed send (the uploader retries it) is allowed
-    only where a host dies mid-request: its TCP connections die with it (docs/central-tier.md)."""
+def assert_nothing_lost(result: Result, *, probe_may_fail: bool = False) -> None:
+    """Nothing lost or stored twice, ever, and the edge uploader never sees a failed send (its
+    client sends a call again on a fresh connection while the VIP moves). The probe's requests
+    (one attempt each, no retry) may fail only where a host dies mid-request: its TCP
+    connections die with it (docs/central-tier.md)."""
     assert result.events_made > 0, result
     assert result.events_lost == 0, f"events made but not stored: {result}"
     assert result.events_duplicated == 0, f"events stored twice or from nowhere: {result}"
-    if no_failed_send:
-        assert result.failed_sends == 0, f"the edge uploader saw failed sends: {result}"
+    assert result.failed_sends == 0, f"the edge uploader saw failed sends: {result}"
+    if not probe_may_fail:
         assert result.probe_failed == 0, f"probe requests failed (one attempt each): {result}"
 
 
@@ -96,7 +98,7 @@ def test_kill9_of_central_is_restarted_by_systemd_without_a_failed_send(drive: D
 
 def test_crash_of_the_active_central_host_loses_nothing(drive: Drive) -> None:
     result = drive.run("central-crash")
-    assert_nothing_lost(result, no_failed_send=False)
+    assert_nothing_lost(result, probe_may_fail=True)
     assert result.live_reconnect_s is not None, f"the live feed did not come back: {result}"
     assert_tier_healthy(drive.tier)
 
@@ -104,7 +106,7 @@ def test_crash_of_the_active_central_host_loses_nothing(drive: Drive) -> None:
 def test_crash_of_the_lb_holding_the_vip_moves_the_vip(drive: Drive) -> None:
     result = drive.run("lb-crash")
     assert result.vip_move_s is not None, f"the VIP never answered again: {result}"
-    assert_nothing_lost(result, no_failed_send=False)
+    assert_nothing_lost(result, probe_may_fail=True)
     assert result.live_reconnect_s is not None, f"the live feed did not come back: {result}"
     assert_tier_healthy(drive.tier)
 

@@ -1,8 +1,8 @@
 """Every alert proven to fire in the lab: bench/alerts_drill.py induces each fault (full disk,
 memory, expiring certificates, central stopped, database unreachable with 5xx, slow API,
-replication lag, PostgreSQL stopped, camera silent, host cut off, backup too old, Prometheus
-stopped) and reports, per alert, when Alertmanager delivered it to the lab's recorder and
-when it delivered it resolved. Runs once for the module (about 4-6 minutes, lanes in parallel); the
+replication lag, PostgreSQL stopped, an edge cut off from central (camera silent, outbox
+growing), host cut off, backup too old, etcd quorum lost, Prometheus stopped) and reports, per alert, when Alertmanager delivered it to the lab's recorder and
+when it delivered it resolved. Runs once for the module (about 8-12 minutes, lanes in parallel); the
 drill removes each fault, and the last test checks the lab is healthy again."""
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ EXPECTED = [
     "ParkingPostgresDown",
     "ParkingScrapeTargetDown",
     "ParkingCameraOffline",
+    "ParkingEdgeOutboxGrowing",
     "ParkingHostDown",
     "ParkingBackupTooOld",
+    "ParkingPatroniNoLeader",
     "Watchdog (deadman)",
 ]
 
@@ -46,7 +48,7 @@ def drill(lab: Lab) -> dict[str, Any]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1200,
         check=False,
     )
     lines = done.stdout.strip().splitlines()
