@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -980,12 +981,19 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(f"drill stopped by signal {signum}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated fault names (see --list)")
     parser.add_argument("--no-deadman", action="store_true", help="keep Prometheus running")
     parser.add_argument("--list", action="store_true", help="print the faults and exit")
     args = parser.parse_args()
+    # SIGTERM (a test's timeout, Ctrl-C in a pipeline) unwinds like an exception, so the
+    # faults' cleanups run and the lab is not left with a fault injected.
+    signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     drill = Drill(args)
     if args.list:

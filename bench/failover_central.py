@@ -364,6 +364,17 @@ class Simulator:
             log(f"drain run exited {drain.returncode}: {drain.stderr.decode()[-500:]}")
         return figures
 
+    def failures_logged(self) -> list[str]:
+        """The uploader's own words for each failed send (its warnings in the log)."""
+        log_file = self.data_dir.parent / f"{self.data_dir.name}.log"
+        if not log_file.exists():
+            return []
+        return [
+            line.split("uploader: ", 1)[1][:200]
+            for line in log_file.read_text(errors="replace").splitlines()
+            if "uploader: send of" in line
+        ]
+
     def made(self) -> tuple[set[uuid.UUID], int]:
         """Every event id the outbox made (delivered, pending, dead), and how many are left."""
         with Outbox(self.data_dir / "outbox") as outbox:
@@ -734,6 +745,7 @@ def run_scenario(
     result.edge_latency_le_s = edge_latency_bound(figures)
     result.probe_failed = len(probe.failures)
     result.live_reconnect_s = live.reconnected_after(at)
+    result.notes += [f"edge: {why}" for why in sim.failures_logged()[:3]]
     result.notes += probe.failures[:3]
     return result, every
 

@@ -206,14 +206,19 @@ class CentralClient:
         again: a refused connect or a read timeout is a real answer about central's side, and
         the uploader's backoff and breaker deal with it.
         """
-        started = self._clock()
+        first_failure: float | None = None
         attempts = 0
         while True:
             attempts += 1
             try:
                 return self._attempt(endpoint, path, api_key, body)
             except (*CONNECTION_DIED, httpx.ConnectTimeout) as exc:
-                if attempts >= 4 or self._clock() - started >= self._vip_move_budget_s:
+                # The budget counts from the first failure, not from the send: a request sent
+                # on a connection to a host that just died learns it only when the new VIP
+                # holder resets a retransmission, which TCP's backoff may put 6 s later.
+                now = self._clock()
+                first_failure = now if first_failure is None else first_failure
+                if attempts >= 4 or now - first_failure >= self._vip_move_budget_s:
                     raise
                 log.info(
                     "%s: %s: %s; sending again on a fresh connection", path, type(exc).__name__, exc

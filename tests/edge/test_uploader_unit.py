@@ -265,12 +265,36 @@ def test_the_reconnect_budget_bounds_how_long_one_call_keeps_trying(tmp_path: Pa
     client = CentralClient(
         "http://central.test",
         transport=httpx.MockTransport(central),  # type: ignore[arg-type]
-        vip_move_budget_s=5.0,
+        vip_move_budget_s=3.0,
         clock=clock,
     )
     result = client.send_events("key", [pending(tmp_path, "NP0002")])
     assert result.outcome.value == "transient" and "ConnectTimeout" in result.error
-    assert clock.now - 1000.0 == 6.0, "tries at 0, 2 and 4 s; none after the budget"
+    assert clock.now - 1000.0 == 6.0, "fails at 2, 4 and 6 s; 3 s after the first, it stops"
+
+
+def test_a_late_reset_still_gets_its_fresh_connection(tmp_path: Path) -> None:
+    """A request on a connection to a crashed host learns it only when a retransmission is
+    reset by the new VIP holder, possibly after the whole budget: it is still sent again."""
+    clock = FakeClock()
+    calls = [0]
+
+    def central(request: httpx.Request) -> httpx.Response:
+        calls[0] += 1
+        if calls[0] == 1:
+            clock.now += 6.7
+            raise httpx.ReadError("connection reset by peer")
+        return httpx.Response(200, json=_ack(json.loads(request.content)["event_id"]))
+
+    client = CentralClient(
+        "http://central.test",
+        transport=httpx.MockTransport(central),  # type: ignore[arg-type]
+        vip_move_budget_s=6.0,
+        clock=clock,
+    )
+    result = client.send_events("key", [pending(tmp_path, "NP0004")])
+    assert result.outcome.value == "delivered", result
+    assert calls[0] == 2
 
 
 def test_a_refused_connect_or_a_read_timeout_is_not_sent_again(tmp_path: Path) -> None:
