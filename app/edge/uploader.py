@@ -7,8 +7,9 @@
   ``reset_after_s`` (half-open) and closes when the probe succeeds.
 * ``Retry-After`` on 429/503 is honoured: nothing is sent before it has passed.
 * A request whose connection dies under it (the Nginx host holding the VIP crashed, a keep-alive
-  connection closed) is sent again at once on a fresh connection, and a connect that times out
-  while the VIP moves is tried again, both within ``vip_move_budget_s``. Safe because every call
+  connection closed) is sent again at once on a fresh connection, and a connect that fails
+  while the VIP moves (timeout, no route, refused) is tried again, within ``vip_move_budget_s``
+  of the first failure. Safe because every call
   is idempotent (ingest by ``event_id``); counted in ``parking_edge_send_reconnects_total``.
 * 422 and other permanent 4xx (all but 401/408/409/425/429): the event is retried on its own
   and dead-lettered after N tries, so one bad event never blocks the ones behind it.
@@ -44,6 +45,9 @@ RETRYABLE_4XX = frozenset({401, 408, 409, 425, 429})
 NOT_A_BREAKER_FAILURE = frozenset({401, 408, 409, 425, 429})
 # The connection died under the request: whatever answered (or not) is gone with it.
 CONNECTION_DIED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+# Tries of one call while the VIP moves, and the pause after a connect that failed at once.
+MAX_ATTEMPTS = 6
+CONNECT_ERROR_PAUSE_S = 0.5
 
 
 class Backoff:
@@ -183,10 +187,12 @@ class CentralClient:
         metrics: EdgeMetrics | None = None,
         vip_move_budget_s: float = 6.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
         self._vip_move_budget_s = vip_move_budget_s
         self._clock = clock
+        self._sleep = sleep
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + API_PREFIX,
             timeout=timeout,
@@ -202,9 +208,11 @@ class CentralClient:
     def _post(self, endpoint: str, path: str, api_key: str, body: str) -> httpx.Response:
         """One call, re-sent on a fresh connection while the VIP moves (see the module's notes).
 
-        Only a dead connection (reset, closed without an answer) or a connect timeout is tried
-        again: a refused connect or a read timeout is a real answer about central's side, and
-        the uploader's backoff and breaker deal with it.
+        A dead connection (reset, closed without an answer) and a failed connect (timed out,
+        refused, no route) are tried again for ``vip_move_budget_s`` from the first failure:
+        while the VIP moves between the load balancers its address answers nothing, then
+        belongs to the new holder. A read timeout is not: central got the request and is slow,
+        which the uploader's backoff and breaker deal with.
         """
         first_failure: float | None = None
         attempts = 0
@@ -212,19 +220,26 @@ class CentralClient:
             attempts += 1
             try:
                 return self._attempt(endpoint, path, api_key, body)
-            except (*CONNECTION_DIED, httpx.ConnectTimeout) as exc:
+            except (*CONNECTION_DIED, httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # The budget counts from the first failure, not from the send: a request sent
                 # on a connection to a host that just died learns it only when the new VIP
                 # holder resets a retransmission, which TCP's backoff may put 6 s later.
                 now = self._clock()
                 first_failure = now if first_failure is None else first_failure
-                if attempts >= 4 or now - first_failure >= self._vip_move_budget_s:
+                if attempts >= MAX_ATTEMPTS or now - first_failure >= self._vip_move_budget_s:
                     raise
                 log.info(
-                    "%s: %s: %s; sending again on a fresh connection", path, type(exc).__name__, exc
+                    "%s: %s: %s; sending again on a fresh connection",
+                    path,
+                    type(exc).__name__,
+                    exc,
                 )
                 if self._metrics is not None:
                     self._metrics.send_reconnects.labels(type(exc).__name__).inc()
+                if isinstance(exc, httpx.ConnectError):
+                    # Refused or no route (the VIP's address has no owner yet): it failed at
+                    # once, so pause before the next try.
+                    self._sleep(CONNECT_ERROR_PAUSE_S)
 
     def _attempt(self, endpoint: str, path: str, api_key: str, body: str) -> httpx.Response:
         started = time.perf_counter()
