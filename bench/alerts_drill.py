@@ -52,10 +52,11 @@ HOST_DIR = "/run/parking-drill"
 # machine's disk, which the rules ignore and nobody may fill).
 DISK_MB = 64
 DISK_DIR = REPO / ".lab" / "drill"
-# The memory fault pushes the (shared) used fraction to this, above the 70 % warning.
-MEMORY_TARGET_USED = 0.74
+# The memory fault pushes the (shared) used fraction to this, above the 70 % warning and the
+# 90 % critical threshold, for the few seconds the alerts need.
+MEMORY_TARGET_USED = 0.915
 # Never leave less than this available on the machine.
-MEMORY_FLOOR_BYTES = 2 * 1024**3
+MEMORY_FLOOR_BYTES = 3 * 1024**3 // 2
 # WAL written while a replica's replay is paused: above the 16 MiB lag threshold.
 LAG_ROWS = 120_000
 # A table of the drill's own on a host (common's ruleset is left alone): output rules go here.
@@ -445,11 +446,14 @@ class Drill:
             name="memory",
             what=f"a tmpfs file on {self.mon} holds memory until {MEMORY_TARGET_USED:.0%} is used"
             " (hosts share the kernel)",
-            expects=[Expect("ParkingMemoryUsedHigh", {"instance": self.mon})],
+            expects=[
+                Expect("ParkingMemoryUsedHigh", {"instance": self.mon}),
+                Expect("ParkingMemoryUsedCritical", {"instance": self.mon}),
+            ],
             inject=inject,
             remove=release,
             ready=ready,
-            fire_timeout=150,  # filling ~15 GiB takes 20-60 s on a busy machine
+            fire_timeout=180,  # filling ~20 GiB takes 20-80 s on a busy machine
         )
 
     def cert_fault(self, port: int, days: int, alert: str) -> Fault:
@@ -708,6 +712,7 @@ class Drill:
 
         camera = Expect("ParkingCameraOffline")
         outbox = Expect("ParkingEdgeOutboxGrowing")
+        stale = Expect("ParkingEdgeOutboxStale")
         silenced: dict[str, str] = {}
 
         def ready_camera() -> str | None:
@@ -722,6 +727,7 @@ class Drill:
                 if self.query(f'parking_camera_seconds_since_heartbeat{{camera="{name}"}} < 30'):
                     camera.labels = {"camera": name}
                     outbox.labels = {"instance": host}
+                    stale.labels = {"instance": host}
                     silenced["host"] = host
                     silenced["central"] = urllib.parse.urlsplit(config["central"]["url"]).hostname
                     return None
@@ -746,8 +752,9 @@ class Drill:
             Fault(
                 name="edge-link-down",
                 what="an edge host's packets to the VIP are rejected (nft): its camera's heartbeats"
-                f" stop and its outbox grows past {EDGE_OUTBOX_ALERT_DEPTH} events",
-                expects=[camera, outbox],
+                f" stop, its outbox grows past {EDGE_OUTBOX_ALERT_DEPTH} events and its oldest"
+                " event ages",
+                expects=[camera, stale, outbox],
                 inject=unlink,
                 remove=relink,
                 ready=ready_camera,
