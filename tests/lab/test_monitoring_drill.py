@@ -65,6 +65,8 @@ def drill(lab: Lab) -> dict[str, Any]:
         process.terminate()
         stdout, stderr = process.communicate(timeout=300)
         pytest.fail(f"the drill took over {DRILL_TIMEOUT_S}s: {stderr[-3000:]}")
+    # Kept for the record (the table and the JSON line), e.g. for a closing note.
+    (REPO / ".lab" / "alerts-drill.txt").write_text(stdout + "\n--- stderr ---\n" + stderr)
     lines = stdout.strip().splitlines()
     assert lines, f"drill printed nothing: {stderr[-3000:]}"
     summary: dict[str, Any] = json.loads(lines[-1])
