@@ -845,17 +845,23 @@ class Drill:
             for host in stopped:
                 sh(host, "systemctl stop etcd")
 
+        lag = Expect("ParkingReplicationLag")
+
         def settled() -> None:
-            """A leader and every replica streaming again before anything else runs."""
-            deadline = time.monotonic() + 120
+            """A leader, every replica streaming and no replication lag alert before anything
+            else runs (a demoted leader rewinds and catches up after the election)."""
+            deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
                 members = self.patroni_members()
-                if any(m["role"] == "leader" for m in members) and all(
-                    m.get("state") in ("running", "streaming") for m in members
+                if (
+                    len(members) == len(hosts("db"))
+                    and any(m["role"] == "leader" for m in members)
+                    and all(m["role"] == "leader" or m.get("state") == "streaming" for m in members)
+                    and not self.active(lag)
                 ):
                     return
                 time.sleep(2)
-            self.log("quorum: the Patroni cluster did not settle within 120 s")
+            self.log("quorum: the Patroni cluster did not settle within 180 s")
 
         return Fault(
             name="patroni-no-leader",

@@ -56,7 +56,7 @@ from typing import Any
 import httpx
 import psycopg
 import yaml  # type: ignore[import-untyped]
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
 from app.edge.agent import synthetic_plate
@@ -525,6 +525,7 @@ class LiveClient(threading.Thread):
         self.connects: list[float] = []
         self.drops: list[float] = []
         self.events: list[float] = []
+        self.errors: list[str] = []
         self.context = ssl.create_default_context(cafile=str(CA))
 
     def run(self) -> None:
@@ -549,11 +550,23 @@ class LiveClient(threading.Thread):
                             self.connects.append(time.monotonic())
                         elif message.get("type") not in ("ping", None):
                             self.events.append(time.monotonic())
-            except (ConnectionClosed, OSError, TimeoutError, ValueError):
-                pass
+            except (WebSocketException, OSError, TimeoutError, ValueError) as exc:
+                # Any failure, a refused handshake (nginx's 502 while no central answers)
+                # included, is a drop: the client tries again, as a browser's live page does.
+                self.errors.append(f"{type(exc).__name__}: {exc}"[:160])
             if not self.stop_event.is_set():
                 self.drops.append(time.monotonic())
                 self.stop_event.wait(0.2)
+
+    def story(self, since: float) -> str:
+        """What the feed did after ``since``, for a note when it did not come back."""
+        after = [t for t in self.drops if t > since]
+        hellos = [t for t in self.connects if t > since]
+        events = [t for t in self.events if t > since]
+        return (
+            f"live feed after the fault: {len(after)} drops, {len(hellos)} hellos,"
+            f" {len(events)} events; last errors {self.errors[-2:]}"
+        )
 
     def reconnected_after(self, since: float) -> float | None:
         """Seconds from ``since`` until the feed was back (hello) and delivered an event."""
@@ -745,6 +758,8 @@ def run_scenario(
     result.edge_latency_le_s = edge_latency_bound(figures)
     result.probe_failed = len(probe.failures)
     result.live_reconnect_s = live.reconnected_after(at)
+    if result.live_reconnect_s is None:
+        result.notes.append(live.story(at))
     result.notes += [f"edge: {why}" for why in sim.failures_logged()[:3]]
     result.notes += probe.failures[:3]
     return result, every
