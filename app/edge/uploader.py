@@ -8,9 +8,10 @@
 * ``Retry-After`` on 429/503 is honoured: nothing is sent before it has passed.
 * A request whose connection dies under it (the Nginx host holding the VIP crashed, a keep-alive
   connection closed) is sent again at once on a fresh connection, and a connect that fails
-  while the VIP moves (timeout, no route, refused) is tried again, within ``vip_move_budget_s``
-  of the first failure. Safe because every call
-  is idempotent (ingest by ``event_id``); counted in ``parking_edge_send_reconnects_total``.
+  while the VIP moves (timeout, no route, refused) or a 502/504 from the load balancer (no
+  central answered it) is tried again, within ``vip_move_budget_s`` of the first failure.
+  Safe because every call is idempotent (ingest by ``event_id``); counted in
+  ``parking_edge_send_reconnects_total``.
 * 422 and other permanent 4xx (all but 401/408/409/425/429): the event is retried on its own
   and dead-lettered after N tries, so one bad event never blocks the ones behind it.
 """
@@ -45,6 +46,8 @@ RETRYABLE_4XX = frozenset({401, 408, 409, 425, 429})
 NOT_A_BREAKER_FAILURE = frozenset({401, 408, 409, 425, 429})
 # The connection died under the request: whatever answered (or not) is gone with it.
 CONNECTION_DIED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+# The load balancer's own answers when it found no central to take the request.
+GATEWAY_ERRORS = frozenset({502, 504})
 # Tries of one call while the VIP moves, and the pause after a connect that failed at once.
 MAX_ATTEMPTS = 6
 CONNECT_ERROR_PAUSE_S = 0.5
@@ -206,40 +209,47 @@ class CentralClient:
         self._http.close()
 
     def _post(self, endpoint: str, path: str, api_key: str, body: str) -> httpx.Response:
-        """One call, re-sent on a fresh connection while the VIP moves (see the module's notes).
+        """One call, re-sent while the VIP or the upstream moves (see the module's notes).
 
-        A dead connection (reset, closed without an answer) and a failed connect (timed out,
-        refused, no route) are tried again for ``vip_move_budget_s`` from the first failure:
-        while the VIP moves between the load balancers its address answers nothing, then
-        belongs to the new holder. A read timeout is not: central got the request and is slow,
-        which the uploader's backoff and breaker deal with.
+        A dead connection (reset, closed without an answer), a failed connect (timed out,
+        refused, no route) and a gateway error from the load balancer (502/504: it found no
+        central to answer, e.g. for the seconds a killed central takes to come back) are tried
+        again for ``vip_move_budget_s`` from the first failure. A read timeout is not: central
+        got the request and is slow, and neither is central's own 503 with ``Retry-After``;
+        the uploader's backoff and breaker deal with those.
         """
         first_failure: float | None = None
         attempts = 0
         while True:
             attempts += 1
+            error: str
             try:
-                return self._attempt(endpoint, path, api_key, body)
+                response = self._attempt(endpoint, path, api_key, body)
             except (*CONNECTION_DIED, httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # The budget counts from the first failure, not from the send: a request sent
-                # on a connection to a host that just died learns it only when the new VIP
-                # holder resets a retransmission, which TCP's backoff may put 6 s later.
-                now = self._clock()
-                first_failure = now if first_failure is None else first_failure
-                if attempts >= MAX_ATTEMPTS or now - first_failure >= self._vip_move_budget_s:
+                if not self._may_resend(attempts, first_failure):
                     raise
-                log.info(
-                    "%s: %s: %s; sending again on a fresh connection",
-                    path,
-                    type(exc).__name__,
-                    exc,
-                )
-                if self._metrics is not None:
-                    self._metrics.send_reconnects.labels(type(exc).__name__).inc()
-                if isinstance(exc, httpx.ConnectError):
-                    # Refused or no route (the VIP's address has no owner yet): it failed at
-                    # once, so pause before the next try.
-                    self._sleep(CONNECT_ERROR_PAUSE_S)
+                error, reason = type(exc).__name__, str(exc)
+            else:
+                if response.status_code not in GATEWAY_ERRORS or not self._may_resend(
+                    attempts, first_failure
+                ):
+                    return response
+                error, reason = f"http_{response.status_code}", response.text[:80]
+            # The budget counts from the first failure, not from the send: a request sent on
+            # a connection to a host that just died learns it only when the new VIP holder
+            # resets a retransmission, which TCP's backoff may put 6 s later.
+            first_failure = self._clock() if first_failure is None else first_failure
+            log.info("%s: %s: %s; sending again on a fresh connection", path, error, reason)
+            if self._metrics is not None:
+                self._metrics.send_reconnects.labels(error).inc()
+            if error in ("ConnectError", *(f"http_{s}" for s in GATEWAY_ERRORS)):
+                # It failed at once (refused, no route, no upstream): pause before the next.
+                self._sleep(CONNECT_ERROR_PAUSE_S)
+
+    def _may_resend(self, attempts: int, first_failure: float | None) -> bool:
+        if attempts >= MAX_ATTEMPTS or self._vip_move_budget_s <= 0:
+            return False
+        return first_failure is None or (self._clock() - first_failure < self._vip_move_budget_s)
 
     def _attempt(self, endpoint: str, path: str, api_key: str, body: str) -> httpx.Response:
         started = time.perf_counter()

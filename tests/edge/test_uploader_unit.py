@@ -323,3 +323,42 @@ def test_a_read_timeout_is_not_sent_again(tmp_path: Path) -> None:
     result = client.send_events("key", [pending(tmp_path, "NP0005")])
     assert result.outcome.value == "transient" and "ReadTimeout" in result.error
     assert attempts[0] == 1
+
+
+def test_a_gateway_error_from_the_load_balancer_is_sent_again_but_not_centrals_503(
+    tmp_path: Path,
+) -> None:
+    answers = [
+        httpx.Response(502, text="<html>502 Bad Gateway</html>"),
+        httpx.Response(504, text="<html>504 Gateway Time-out</html>"),
+    ]
+
+    def central(request: httpx.Request) -> httpx.Response:
+        if answers:
+            return answers.pop(0)
+        return httpx.Response(200, json=_ack(json.loads(request.content)["event_id"]))
+
+    pauses: list[float] = []
+    metrics = EdgeMetrics()
+    client = CentralClient(
+        "http://central.test",
+        transport=httpx.MockTransport(central),  # type: ignore[arg-type]
+        metrics=metrics,
+        sleep=pauses.append,
+    )
+    result = client.send_events("key", [pending(tmp_path, "NP0006")])
+    assert result.outcome.value == "delivered", result
+    assert pauses == [0.5, 0.5]
+    text = generate_latest(metrics.registry).decode()
+    assert 'parking_edge_send_reconnects_total{error="http_502"} 1.0' in text
+
+    calls = [0]
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        calls[0] += 1
+        return httpx.Response(503, headers={"Retry-After": "2"}, json={"detail": "db down"})
+
+    client = CentralClient("http://central.test", transport=httpx.MockTransport(busy))  # type: ignore[arg-type]
+    result = client.send_events("key", [pending(tmp_path, "NP0007")])
+    assert result.outcome.value == "transient" and result.retry_after_s == 2.0
+    assert calls[0] == 1, "central's own 503 goes to the uploader's Retry-After handling"
