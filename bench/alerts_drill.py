@@ -64,6 +64,7 @@ NFT_TABLE = (
     "nft add table inet parking_drill && "
     "nft add chain inet parking_drill out '{ type filter hook output priority 0; }'"
 )
+NFT_DROP_TABLE = "nft delete table inet parking_drill"
 # ParkingEdgeOutboxGrowing's depth (monitoring/prometheus/rules/parking-alerts.yml).
 EDGE_OUTBOX_ALERT_DEPTH = 100
 # roles/pgbackrest's textfile metric on the repository host (ParkingBackupTooOld's input).
@@ -142,6 +143,19 @@ def start_unit(host: str, unit: str, *argv: str) -> None:
     """A transient systemd unit on a host (stopped first if an earlier drill left it)."""
     sh(host, f"systemctl stop {unit} 2>/dev/null; systemctl reset-failed {unit} 2>/dev/null; true")
     lab("exec", host, "systemd-run", "--quiet", "--collect", f"--unit={unit}", "--", *argv)
+
+
+def reset_outgoing(host: str, *matches: str) -> None:
+    """``host``'s outgoing TCP packets matching any of ``matches`` (nft) get TCP resets, from
+    the drill's own table (common's ruleset is left alone); replaces an earlier drill's table."""
+    rules = " && ".join(
+        f"nft add rule inet parking_drill out {match} reject with tcp reset" for match in matches
+    )
+    sh(host, f"{NFT_DROP_TABLE} 2>/dev/null; {NFT_TABLE} && {rules}")
+
+
+def stop_resetting(host: str) -> None:
+    sh(host, NFT_DROP_TABLE, check=False)
 
 
 def stop_unit(host: str, unit: str) -> None:
@@ -520,18 +534,13 @@ class Drill:
         def quiet() -> None:
             stop_unit(self.mon, traffic)
 
-        reset = "reject with tcp reset"
-        nft = f"{NFT_TABLE} && nft add rule inet parking_drill out tcp dport 5432 {reset}"
-
         def cut_db() -> None:
-            sh(target, f"nft delete table inet parking_drill 2>/dev/null; {nft}")
-            self.cleanups.append(
-                lambda: sh(target, "nft delete table inet parking_drill", check=False)
-            )
+            reset_outgoing(target, "tcp dport 5432")
+            self.cleanups.append(lambda: stop_resetting(target))
             send(workers=2, rate=5)
 
         def heal_db() -> None:
-            sh(target, "nft delete table inet parking_drill", check=False)
+            stop_resetting(target)
             send(workers=8, rate=0)  # fast 401s dilute the 5xx in the 5-minute window
 
         def slow_db() -> None:
@@ -637,15 +646,9 @@ class Drill:
             addresses = hosts("db")
             blocked = [f"ip daddr {addresses[chosen['leader']]} tcp dport 5432"]
             blocked += [f"ip daddr {a} meta l4proto tcp" for a in hosts("backup").values()]
-            rules = " && ".join(
-                f"nft add rule inet parking_drill out {match} reject with tcp reset"
-                for match in blocked
-            )
             replica = chosen["replica"]
-            sh(replica, f"nft delete table inet parking_drill 2>/dev/null; {NFT_TABLE} && {rules}")
-            self.cleanups.append(
-                lambda: sh(replica, "nft delete table inet parking_drill", check=False)
-            )
+            reset_outgoing(replica, *blocked)
+            self.cleanups.append(lambda: stop_resetting(replica))
             psql(
                 chosen["leader"],
                 "DROP TABLE IF EXISTS parking_drill_lag; CREATE TABLE parking_drill_lag AS "  # noqa: S608 (constant)
@@ -653,7 +656,7 @@ class Drill:
             )
 
         def unlag() -> None:
-            sh(chosen["replica"], "nft delete table inet parking_drill", check=False)
+            stop_resetting(chosen["replica"])
             psql(chosen["leader"], "DROP TABLE IF EXISTS parking_drill_lag")
 
         def stop_pg() -> None:
@@ -737,16 +740,11 @@ class Drill:
         def unlink() -> None:
             """The edge host's packets to central's VIP are rejected: heartbeats stop reaching
             central and the outbox queues every event (Prometheus still scrapes the edge)."""
-            host, vip = silenced["host"], silenced["central"]
             self.cleanups.append(relink)
-            sh(
-                host,
-                f"nft delete table inet parking_drill 2>/dev/null; {NFT_TABLE} && "
-                f"nft add rule inet parking_drill out ip daddr {vip} reject with tcp reset",
-            )
+            reset_outgoing(silenced["host"], f"ip daddr {silenced['central']}")
 
         def relink() -> None:
-            sh(silenced["host"], "nft delete table inet parking_drill", check=False)
+            stop_resetting(silenced["host"])
 
         return [
             Fault(

@@ -384,26 +384,9 @@ class Simulator:
             return ids, len(pending) + len(dead)
 
 
-def failed_sends(figures: dict[str, float]) -> int:
-    """The uploader's failed event sends, all kinds (transport, http_5xx, ...)."""
-    return int(
-        sum(
-            value
-            for name, value in figures.items()
-            if name.startswith("parking_edge_send_failures_total")
-        )
-    )
-
-
-def reconnects(figures: dict[str, float]) -> int:
-    """Calls the edge client re-sent on a fresh connection before the uploader saw a failure."""
-    return int(
-        sum(
-            value
-            for name, value in figures.items()
-            if name.startswith("parking_edge_send_reconnects_total")
-        )
-    )
+def counter_total(figures: dict[str, float], counter: str) -> int:
+    """One of the uploader's counters summed over its labels."""
+    return int(sum(value for name, value in figures.items() if name.startswith(counter)))
 
 
 def edge_latency_bound(figures: dict[str, float]) -> float:
@@ -747,8 +730,10 @@ def run_scenario(
     made |= probe.acked
     stored = count_stored(tier, cameras)
     every = made_before | made | probe.sent
-    result.failed_sends = failed_sends(figures)
-    result.reconnects = reconnects(figures)
+    # Failed event sends, all kinds (transport, http_5xx, ...), and calls the edge client
+    # re-sent on a fresh connection before the uploader saw any failure.
+    result.failed_sends = counter_total(figures, "parking_edge_send_failures_total")
+    result.reconnects = counter_total(figures, "parking_edge_send_reconnects_total")
     result.unacked_stored = len((probe.sent - probe.acked) & stored.keys())
     result.events_made = len(made)
     result.events_lost = len(made - stored.keys()) + left

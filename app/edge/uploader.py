@@ -48,9 +48,10 @@ NOT_A_BREAKER_FAILURE = frozenset({401, 408, 409, 425, 429})
 CONNECTION_DIED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 # The load balancer's own answers when it found no central to take the request.
 GATEWAY_ERRORS = frozenset({502, 504})
-# Tries of one call while the VIP moves, and the pause after a connect that failed at once.
+# Tries of one call while the VIP moves, and the pause after a failure that came at once
+# (refused, no route, a 502 from the load balancer).
 MAX_ATTEMPTS = 6
-CONNECT_ERROR_PAUSE_S = 0.5
+RESEND_PAUSE_S = 0.5
 
 
 class Backoff:
@@ -222,19 +223,21 @@ class CentralClient:
         attempts = 0
         while True:
             attempts += 1
-            error: str
             try:
                 response = self._attempt(endpoint, path, api_key, body)
             except (*CONNECTION_DIED, httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if not self._may_resend(attempts, first_failure):
                     raise
                 error, reason = type(exc).__name__, str(exc)
+                # A refused connect or no route failed at once: pause before the next try.
+                pause = isinstance(exc, httpx.ConnectError)
             else:
                 if response.status_code not in GATEWAY_ERRORS or not self._may_resend(
                     attempts, first_failure
                 ):
                     return response
                 error, reason = f"http_{response.status_code}", response.text[:80]
+                pause = True  # no central answered the load balancer: the same, pause
             # The budget counts from the first failure, not from the send: a request sent on
             # a connection to a host that just died learns it only when the new VIP holder
             # resets a retransmission, which TCP's backoff may put 6 s later.
@@ -242,9 +245,8 @@ class CentralClient:
             log.info("%s: %s: %s; sending again on a fresh connection", path, error, reason)
             if self._metrics is not None:
                 self._metrics.send_reconnects.labels(error).inc()
-            if error in ("ConnectError", *(f"http_{s}" for s in GATEWAY_ERRORS)):
-                # It failed at once (refused, no route, no upstream): pause before the next.
-                self._sleep(CONNECT_ERROR_PAUSE_S)
+            if pause:
+                self._sleep(RESEND_PAUSE_S)
 
     def _may_resend(self, attempts: int, first_failure: float | None) -> bool:
         if attempts >= MAX_ATTEMPTS or self._vip_move_budget_s <= 0:

@@ -229,14 +229,17 @@ def pending(tmp_path: Path, plate: str) -> PendingEvent:
         return outbox.pending("edge-in")[0]
 
 
-def _flaky_central(errors: list[Exception]) -> tuple[list[int], object]:
-    """Raises ``errors`` in turn, then acknowledges; returns (attempt counter, handler)."""
+def _flaky_central(failures: list[Exception | httpx.Response]) -> tuple[list[int], object]:
+    """Raises or answers ``failures`` in turn, then acknowledges; returns (attempts, handler)."""
     attempts = [0]
 
     def central(request: httpx.Request) -> httpx.Response:
         attempts[0] += 1
-        if errors:
-            raise errors.pop(0)
+        if failures:
+            failure = failures.pop(0)
+            if isinstance(failure, Exception):
+                raise failure
+            return failure
         return httpx.Response(200, json=_ack(json.loads(request.content)["event_id"]))
 
     return attempts, central
@@ -328,16 +331,12 @@ def test_a_read_timeout_is_not_sent_again(tmp_path: Path) -> None:
 def test_a_gateway_error_from_the_load_balancer_is_sent_again_but_not_centrals_503(
     tmp_path: Path,
 ) -> None:
-    answers = [
-        httpx.Response(502, text="<html>502 Bad Gateway</html>"),
-        httpx.Response(504, text="<html>504 Gateway Time-out</html>"),
-    ]
-
-    def central(request: httpx.Request) -> httpx.Response:
-        if answers:
-            return answers.pop(0)
-        return httpx.Response(200, json=_ack(json.loads(request.content)["event_id"]))
-
+    _, central = _flaky_central(
+        [
+            httpx.Response(502, text="<html>502 Bad Gateway</html>"),
+            httpx.Response(504, text="<html>504 Gateway Time-out</html>"),
+        ]
+    )
     pauses: list[float] = []
     metrics = EdgeMetrics()
     client = CentralClient(

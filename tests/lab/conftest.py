@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.lab.harness import REPO, Lab
+from tests.lab.harness import Lab, running_lab
 
 if os.environ.get("PARKING_LAB") != "1":
     collect_ignore_glob = ["test_*.py"]
@@ -19,10 +19,4 @@ if os.environ.get("PARKING_LAB") != "1":
 
 @pytest.fixture(scope="session")
 def lab() -> Lab:
-    handle = Lab(REPO)
-    expected = handle.hosts("all")
-    running = {name for name, state in handle.status().items() if state == "running"}
-    missing = sorted(set(expected) - running)
-    if missing:
-        pytest.fail(f"lab hosts not running: {missing}; run `make lab-up lab-converge` first")
-    return handle
+    return running_lab("all", "lab hosts")

@@ -131,3 +131,14 @@ def in_parallel(work: Callable[[T], R], items: list[T]) -> list[R]:
     """Probes that wait for timeouts run side by side, not one after another."""
     with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
         return list(pool.map(work, items))
+
+
+def running_lab(pattern: str, what: str) -> Lab:
+    """The lab, failing the test at once when a host of ``pattern`` is not running."""
+    handle = Lab(REPO)
+    expected = handle.hosts(pattern)
+    running = {name for name, state in handle.status().items() if state == "running"}
+    missing = sorted(set(expected) - running)
+    if missing:
+        pytest.fail(f"{what} not running: {missing}; run `make lab-up lab-converge` first")
+    return handle

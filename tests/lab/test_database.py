@@ -28,7 +28,7 @@ from bench.failover_db import (
     single_host,
     wait_for,
 )
-from tests.lab.harness import REPO, Lab
+from tests.lab.harness import REPO, Lab, running_lab
 
 PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 
@@ -36,13 +36,7 @@ PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 @pytest.fixture(scope="module")
 def lab() -> Lab:
     """Only the database tier's hosts need to run (others may be mid-test of their own)."""
-    handle = Lab(REPO)
-    expected = handle.hosts("db:etcd:backup:db_restore")
-    running = {name for name, state in handle.status().items() if state == "running"}
-    missing = sorted(set(expected) - running)
-    if missing:
-        pytest.fail(f"database tier hosts not running: {missing}; run `make lab-up lab-converge`")
-    return handle
+    return running_lab("db:etcd:backup:db_restore", "database tier hosts")
 
 
 @pytest.fixture(scope="module")
