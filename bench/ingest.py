@@ -58,6 +58,14 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def postmaster_pid(cluster: PgCluster | None) -> int | None:
+    """The PostgreSQL server's pid, when this run started the cluster (its backends are
+    the postmaster's children)."""
+    if cluster is None:
+        return None
+    return int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -299,10 +307,13 @@ def main() -> int:
         cameras = make_cameras(url, args.cameras, args.admin_password)
         if args.warmup:
             asyncio.run(run_load(url, cameras, args.warmup))
+        db_pid = postmaster_pid(cluster)
         server_cpu_0 = tree_cpu_s(central.pid) if central else 0.0
+        db_cpu_0 = tree_cpu_s(db_pid) if db_pid else 0.0
         client_cpu_0 = time.process_time()
         latencies, errors, elapsed = asyncio.run(run_load(url, cameras, args.seconds))
         server_cpu = (tree_cpu_s(central.pid) - server_cpu_0) if central else None
+        db_cpu = (tree_cpu_s(db_pid) - db_cpu_0) if db_pid else None
         client_cpu = time.process_time() - client_cpu_0
         ceiling = pgbench_ceiling(cluster, pg_url, args.cameras, int(args.seconds))
     finally:
@@ -332,6 +343,9 @@ def main() -> int:
         "client_cpu_ms_per_event": round(1000 * client_cpu / len(latencies), 2)
         if latencies
         else None,
+        "db_cpu_ms_per_event": (
+            round(1000 * db_cpu / len(latencies), 2) if db_cpu and latencies else None
+        ),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "workers": args.workers,
     }
