@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"letter/digit pairs the generic grammar writes as one (default {US_FOLD!r} for a "
         "sidecar folder, none for labels.tsv)",
     )
-    parser.add_argument("--detector", choices=["fast", "fine"], default="fast")
+    parser.add_argument("--detector", choices=["fast", "fine", "cascade"], default="fast")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--models", type=Path, default=MODELS_DIR)

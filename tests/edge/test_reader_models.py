@@ -18,7 +18,7 @@ import pytest
 from app.contract import VehicleType, normalize_plate
 from app.edge.reader.litert import MODELS_DIR, LiteRTModel, LiteRTPlateReader, ModelError
 from app.edge.reader.ocr import TextRecognizer, order_quad
-from app.edge.sources import Frame
+from app.edge.sources import Frame, Image
 from tests.edge.conftest import PLATES
 
 SHARED = PLATES.parent
@@ -45,6 +45,12 @@ def _us_label(name: str) -> str:
     return (PLATES / name).with_suffix(".txt").read_text().split("\t")[5].strip()
 
 
+def _image(name: str) -> Image:
+    image = cv2.imread(str(PLATES / name))
+    assert image is not None, name
+    return image
+
+
 def _vn_labels() -> dict[str, str]:
     rows = (SHARED / "vn-gold" / "labels.tsv").read_text(encoding="utf-8").splitlines()[1:]
     return {r.split("\t")[0]: r.split("\t")[2] for r in rows}
@@ -64,11 +70,15 @@ def test_the_shipped_models_match_their_manifest() -> None:
     import hashlib
 
     manifest = json.loads((MODELS_DIR / "plate_models.json").read_text())
+    listed = (MODELS_DIR / "MODELS.md").read_text(encoding="utf-8")
     for name in ("plate_det", "plate_det_small", "plate_det_fine", "plate_rec", "plate_rec_narrow"):
         entry = manifest[name]
         data = (MODELS_DIR / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
         assert len(data) == entry["bytes"] < 8 << 20, name
+        # MODELS.md lists each file with its checksum and size
+        assert f"`{entry['sha256']}`" in listed, name
+        assert f"{entry['bytes']:,} B" in listed, name
     assert manifest["classes"][0] == "<blank>"
     assert set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-.") <= set(manifest["classes"])
 
@@ -165,8 +175,31 @@ def test_a_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_the_fine_detector_reads_a_small_plate_in_a_wide_scene() -> None:
-    # car11.jpg: an 82x41 px plate in a 1280x960 scene, too small for the 384x640 detector.
+    # car11.jpg: an 82x41 px plate in a 1280x960 scene (the PP-OCRv4 recognizer read it only
+    # through this detector).
     fine = LiteRTPlateReader(grammars=["generic"], detector="fine")
     assert fine.pipeline.detectors[-1].model.input_shape == (1, 544, 960, 3)
     results = fine.read_image(cv2.imread(str(PLATES / "car11.jpg")))
     assert [r.plate for r in results] == [_us_label("car11.jpg")]
+
+
+def test_the_cascade_asks_the_fine_detector_only_when_the_fast_one_is_unsure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cascade = LiteRTPlateReader(grammars=["generic"], detector="cascade")
+    shapes = [d.model.input_shape for d in cascade.pipeline.detectors]
+    assert shapes == [(1, 160, 320, 3), (1, 384, 640, 3), (1, 544, 960, 3)]
+    fine = cascade.pipeline.detectors[-1]
+    calls: list[int] = []
+    detect = fine.detect
+    monkeypatch.setattr(fine, "detect", lambda image: calls.append(1) or detect(image))
+    # car20.jpg: a plate the fast detector does not find in a 1280x960 scene; the fine one does
+    assert LiteRTPlateReader(grammars=["generic"]).read_image(_image("car20.jpg")) == []
+    results = cascade.read_image(_image("car20.jpg"))
+    assert [r.plate for r in results] == [_us_label("car20.jpg")]
+    assert calls == [1]
+    # a plate large and sure in the fast detector's input: the fine one is not asked
+    calls.clear()
+    results = cascade.read_image(_image("car12.jpg"))
+    assert [r.plate for r in results] == [_us_label("car12.jpg")]
+    assert calls == []

