@@ -498,6 +498,10 @@ class VipWatcher(threading.Thread):
         return answered[0] - (before[-1] if before else since)
 
 
+# A live connection that got no hello within this is given up and opened again.
+HELLO_TIMEOUT_S = 5.0
+
+
 class LiveClient(threading.Thread):
     """The live feed over the VIP; reconnects by itself (WebSocket pings find a dead peer)."""
 
@@ -524,12 +528,17 @@ class LiveClient(threading.Thread):
                     ping_interval=1,
                     ping_timeout=2,
                 ) as ws:
+                    opened, greeted = time.monotonic(), False
                     while not self.stop_event.is_set():
                         try:
                             message = json.loads(ws.recv(timeout=0.5))
                         except TimeoutError:
+                            # central greets every connection at once: a silent one is dead
+                            if not greeted and time.monotonic() - opened > HELLO_TIMEOUT_S:
+                                raise
                             continue
                         if message.get("type") == "hello":
+                            greeted = True
                             self.connects.append(time.monotonic())
                         elif message.get("type") not in ("ping", None):
                             self.events.append(time.monotonic())
@@ -550,6 +559,9 @@ class LiveClient(threading.Thread):
             f"live feed after the fault: {len(after)} drops, {len(hellos)} hellos,"
             f" {len(events)} events; last errors {self.errors[-2:]}"
         )
+
+    def dropped_after(self, since: float) -> bool:
+        return any(t > since for t in self.drops)
 
     def reconnected_after(self, since: float) -> float | None:
         """Seconds from ``since`` until the feed was back (hello) and delivered an event."""
@@ -725,6 +737,10 @@ def run_scenario(
         time.sleep(3)
         at = FAULTS[name](tier, result)
         time.sleep(5)
+        if live.dropped_after(at):
+            # the feed dropped: give it a bounded while to come back before the figures
+            with contextlib.suppress(RuntimeError):
+                wait_for(lambda: live.reconnected_after(at) is not None, "live feed back", 20)
         figures = sim.stop()
     made, left = sim.made()
     made |= probe.acked
