@@ -566,7 +566,7 @@ class LiveClient(threading.Thread):
     def reconnected_after(self, since: float) -> float | None:
         """Seconds from ``since`` until the feed was back (hello) and delivered an event."""
         hellos = [t for t in self.connects if t > since]
-        if not [t for t in self.drops if t > since] or not hellos:
+        if not self.dropped_after(since) or not hellos:
             return None
         events = [t for t in self.events if t > hellos[0]]
         return events[0] - since if events else None

@@ -29,12 +29,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import cv2
 import numpy as np
 
 from app.contract import normalize_plate
 from app.edge.aggregate import edit_distance
+from app.edge.reader import Detector
 from app.edge.reader.grammar import US_FOLD, US_GENERIC, US_TEMPLATES, PlateGrammar
 from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader
 
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"letter/digit pairs the generic grammar writes as one (default {US_FOLD!r} for a "
         "sidecar folder, none for labels.tsv)",
     )
-    parser.add_argument("--detector", choices=["fast", "fine", "cascade"], default="fast")
+    parser.add_argument("--detector", choices=get_args(Detector), default="fast")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--models", type=Path, default=MODELS_DIR)

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.contract import CameraDirection
+from app.edge.reader import Detector
 
 _CAMERA_ID = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
 
@@ -112,7 +113,7 @@ class ReaderConfig(_Section):
     # scenes are found far more often, at ~2x the time per frame) or "cascade" (the fast one,
     # then the fine one only when the fast one found no plate it can trust: nearly the fine
     # one's reads at ~1.4x the fast one's time, but both in memory: ~+120 MB).
-    detector: Literal["fast", "fine", "cascade"] = "fast"
+    detector: Detector = "fast"
 
     @model_validator(mode="after")
     def _patterns(self) -> ReaderConfig:

@@ -46,7 +46,6 @@ sys.path.insert(0, str(REPO / "bench"))
 from build_models import KEEP, rapidocr_models  # noqa: E402
 from plates import load_samples  # noqa: E402
 
-from app.edge.reader import pipeline as pipeline_mod  # noqa: E402
 from app.edge.reader.grammar import US_FOLD, US_TEMPLATES  # noqa: E402
 from app.edge.reader.litert import LiteRTPlateReader  # noqa: E402
 
@@ -78,17 +77,7 @@ def collect(plates: Path) -> list[Crop]:
         def spy(
             image: Any, detected: Any, scale: float, pipe: Any = pipe, orig: Any = original
         ) -> Any:
-            boxes = [
-                b
-                for b in detected
-                if b.height >= pipe.min_line_height
-                and pipe.min_aspect * b.height <= b.width <= pipe.max_aspect * b.height
-            ][: pipe.max_lines]
-            items = []
-            for b in boxes:
-                small = b.height * scale < pipe.coarse_px
-                quad = pipeline_mod.scale_quad(b.quad, *pipe.crop_scale) if small else b.quad
-                items.append((b, small, pipeline_mod.crop_quad(image, quad)))
+            items = pipe.line_crops(image, detected, scale)
             passes.append(items)
             return orig(image, detected, scale)
 

@@ -8,10 +8,14 @@ replays ground truth written next to replayed images.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from app.contract import VehicleType
 from app.edge.sources import Frame
+
+# The TFLite reader's full-frame detector settings (docs/reader.md): one list for the reader,
+# the lane config and bench/plates.py.
+Detector = Literal["fast", "fine", "cascade"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 
-from app.edge.reader import PlateRead
+from app.edge.reader import Detector, PlateRead
 from app.edge.reader.grammar import US_GENERIC, PlateGrammar
 from app.edge.reader.ocr import FloatArray, TextDetector, TextRecognizer
 from app.edge.reader.pipeline import PlatePipeline, PlateResult
@@ -77,7 +77,7 @@ class LiteRTPlateReader:
         generic_fold: str = "",
         max_plates: int = 1,
         max_lines: int = 5,
-        detector: Literal["fast", "fine", "cascade"] = "fast",
+        detector: Detector = "fast",
         zoom: bool = True,
         det_thresh: float = 0.3,
         det_box_thresh: float = 0.5,

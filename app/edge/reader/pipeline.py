@@ -174,16 +174,18 @@ class PlatePipeline:
     def _read_with(self, detector: TextDetector, image: Image) -> list[PlateResult]:
         return self._read_boxes(image, detector.detect(image), detector.scale_for(image))
 
-    def _read_boxes(
+    def line_crops(
         self, image: Image, detected: Sequence[TextBox], scale: float
-    ) -> list[PlateResult]:
+    ) -> list[tuple[TextBox, bool, Image]]:
+        """The detected lines worth reading, each with whether it is small print and its
+        upright crop from the full-resolution image (also used by tools/models/head_cv.py)."""
         boxes = [
             b
             for b in detected
             if b.height >= self.min_line_height
             and self.min_aspect * b.height <= b.width <= self.max_aspect * b.height
         ][: self.max_lines]
-        lines = []
+        crops = []
         for box in boxes:
             # Small print in the detector's input gives a blurred, loose box, and the "unclip"
             # grows a short line by as many pixels up and down as left and right: far more
@@ -193,8 +195,16 @@ class PlatePipeline:
             small = box.height * scale < self.coarse_px
             if small:
                 quad = scale_quad(quad, *self.crop_scale)
+            crops.append((box, small, crop_quad(image, quad)))
+        return crops
+
+    def _read_boxes(
+        self, image: Image, detected: Sequence[TextBox], scale: float
+    ) -> list[PlateResult]:
+        lines = []
+        for box, small, crop in self.line_crops(image, detected, scale):
             # the narrow recognizer (half the time) for small print, the full one for large
-            read = self.recognizer.read(crop_quad(image, quad), narrow=small)
+            read = self.recognizer.read(crop, narrow=small)
             if any(c.char.isalnum() for c in read.chars):
                 lines.append(_Line(box, read))
         candidates = [
