@@ -15,8 +15,10 @@ from sqlalchemy import Connection, text
 
 from app.central.cameras import service as cameras
 from app.central.clock import utcnow
+from app.central.commands import service as commands
 from app.central.db import Database
 from app.central.events import service as events
+from app.central.sessions import service as sessions
 from app.central.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,10 +85,16 @@ class Duties:
             dropped = events.drop_old_snapshots(
                 db, now=now, retention_days=self._settings.snapshot_retention_days
             )
+            expired = len(commands.expire(db, now=now))
+            overstays = sessions.flag_overstays(db, now=now)
             db.commit()
         self.runs += 1
-        if changed or dropped:
-            log.info("duties ran", extra={"cameras_offline": changed, "snapshots_dropped": dropped})
+        if changed or dropped or expired or overstays:
+            log.info(
+                "duties ran",
+                extra={"cameras_offline": changed, "snapshots_dropped": dropped,
+                       "commands_expired": expired, "overstays_flagged": overstays},
+            )  # fmt: skip
 
     def _run(self) -> None:
         while not self._stop.is_set():

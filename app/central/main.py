@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.central import __version__
 from app.central.audit.routes import router as audit_router
 from app.central.cameras.routes import router as cameras_router
+from app.central.commands.routes import router as commands_router
 from app.central.db import Database, is_db_unavailable
 from app.central.duties import Duties
 from app.central.edgesync.routes import router as edgesync_router
@@ -47,6 +48,7 @@ from app.central.metrics import (
 )
 from app.central.migrate import head_revision
 from app.central.operators.routes import router as operators_router
+from app.central.payments.routes import router as payments_router
 from app.central.ratelimit import TokenBucket
 from app.central.reports.routes import router as reports_router
 from app.central.sessions.routes import router as sessions_router
@@ -222,6 +224,7 @@ def create_app(
         ),
         ready_revision=head_revision(),
     )
+    hub.watch(state.command_waiters.on_message)
     collector = DatabaseCollector(db, offline_after_s=settings.camera_offline_after_s)
 
     @asynccontextmanager
@@ -275,6 +278,8 @@ def create_app(
         events_router,
         sessions_router,
         cameras_router,
+        commands_router,
+        payments_router,
         operators_router,
         lots_router,
         tariffs_router,

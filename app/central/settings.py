@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     snapshot_retention_days: int = Field(default=30, ge=1)
     duty_interval_s: float = Field(default=15.0, gt=0)
     low_confidence: float = Field(default=0.6, ge=0, le=1)
+    # A lane command (open the barrier) not executed within this many seconds never is.
+    command_ttl_s: float = Field(default=10.0, gt=0, le=60)
     timezone: str = "Asia/Ho_Chi_Minh"
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from app.central.cameras.service import CameraIdentity
+from app.central.commands.waiters import CommandWaiters
 from app.central.db import Database
 from app.central.live.hub import LiveHub
 from app.central.ratelimit import TokenBucket
@@ -52,5 +53,6 @@ class AppState:
     camera_limiter: TokenBucket
     login_limiter: TokenBucket
     camera_keys: KeyCache = field(default_factory=lambda: KeyCache(ttl_s=5.0))
+    command_waiters: CommandWaiters = field(default_factory=CommandWaiters)
     ready_revision: str | None = None
     notes: dict[str, str] = field(default_factory=dict)

@@ -4,6 +4,9 @@
 * ``EventAck``    central -> edge, the answer: stored, and replayed byte-for-byte when the same
                   ``event_id`` arrives again, so a retry can never have a second effect.
 * ``CameraHeartbeat`` edge -> central, ``POST /api/v1/cameras/{camera_id}/heartbeat``.
+* ``LaneCommands``  central -> edge, the answer to the lane's long poll
+                  ``GET /api/v1/lanes/{camera_id}/commands?wait_s=N``; ``CommandAck`` edge ->
+                  central, ``POST /api/v1/lanes/{camera_id}/commands/{command_id}/ack``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class CameraDirection(StrEnum):
 class GateAction(StrEnum):
     OPEN = "open"
     DENY = "deny"
+    # The vehicle is known and may leave once its fee is paid: the barrier stays closed and a
+    # cashier's payment opens it through the lane's command channel.
+    HOLD = "hold"
 
 
 class GateReason(StrEnum):
@@ -59,6 +65,8 @@ class GateReason(StrEnum):
     ALLOW_LISTED = "allow_listed"
     EXIT_PAID = "exit_paid"
     EXIT_FREE = "exit_free"
+    EXIT_PREPAID = "exit_prepaid"
+    PAYMENT_REQUIRED = "payment_required"
     LOT_FULL = "lot_full"
     DENY_LISTED = "deny_listed"
     NO_ENTRY_RECORD = "no_entry_record"
@@ -281,3 +289,52 @@ class OfflineDecisionReport(BaseModel):
 class OfflineDecisionAck(BaseModel):
     stored: int  # new rows
     known: int  # already reported before (a retry)
+
+
+# -- lane commands (additive to v1) ------------------------------------------------------------
+#
+# The edge never listens for inbound connections: each lane's agent holds a long poll open to
+# central through the VIP (``GET /api/v1/lanes/{camera_id}/commands?wait_s=N``, camera key).
+# Central answers as soon as a command for the lane is committed (or with an empty list after
+# ``wait_s``). A command carries ``ttl_ms``, the time it has left when central answers, which the
+# edge counts on its own monotonic clock: a lane whose wall clock is wrong still never acts late.
+# The edge keeps every command id it has seen on disk and executes each at most once; it
+# answers with ``POST .../commands/{command_id}/ack`` (idempotent by command id).
+
+MAX_COMMAND_WAIT_S = 30
+MAX_COMMAND_TTL_S = 60
+
+
+class LaneCommandKind(StrEnum):
+    OPEN = "open"  # pulse the barrier relay once
+
+
+class LaneCommand(BaseModel):
+    command_id: UUID
+    camera_id: str
+    kind: LaneCommandKind = LaneCommandKind.OPEN
+    issued_at: datetime
+    expires_at: datetime
+    ttl_ms: Annotated[int, Field(ge=0, description="time left when central answered")]
+    operator: str = ""
+    reason: str = ""
+
+
+class LaneCommands(BaseModel):
+    commands: list[LaneCommand] = []
+
+
+class CommandOutcome(StrEnum):
+    PULSED = "pulsed"  # the relay pulsed
+    EXPIRED = "expired"  # it arrived too late; nothing moved
+    FAILED = "failed"  # the relay failed, or the agent could not tell (see detail)
+
+
+class CommandAck(BaseModel):
+    """What the lane did with one command; the first ack of a command id is the one kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: CommandOutcome
+    at: datetime = Field(description="the edge's time of the outcome")
+    detail: Annotated[str, Field(max_length=300)] = ""

@@ -40,14 +40,14 @@ def test_same_event_twice_gives_same_answer_and_one_effect(
     assert db.scalar(select(func.count()).select_from(ParkingSession)) == 1
 
 
-def test_entry_then_exit_closes_session_with_fee(client: TestClient, world: World) -> None:
+def test_entry_then_unpaid_exit_is_held_with_its_fee(client: TestClient, world: World) -> None:
     entered = datetime.now(UTC) - timedelta(hours=2, minutes=5)
     entry = post(client, world.entry_key, event_body("lane-in", "30A-123.45", at=entered))
     exit_ = post(client, world.exit_key, event_body("lane-out", "30A12345"))
     assert entry.json()["session_id"] == exit_.json()["session_id"]
     decision = exit_.json()["decision"]
-    assert decision["action"] == "open"
-    assert decision["reason"] == "exit_paid"
+    assert decision["action"] == "hold"  # nothing is paid yet: the barrier waits for the cashier
+    assert decision["reason"] == "payment_required"
     assert decision["fee"] == 3 * 20_000  # three started hours
 
 

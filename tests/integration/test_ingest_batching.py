@@ -46,7 +46,7 @@ def test_entry_exit_entry_of_one_plate_in_one_transaction(db: Session, world: Wo
         [
             (ENTRY, event(ENTRY, "51F-123.45", t0)),
             (ENTRY, event(ENTRY, "30A-999.99", t0)),
-            (EXIT, event(EXIT, "51F-123.45", t0 + timedelta(hours=2, minutes=5))),
+            (EXIT, event(EXIT, "51F-123.45", t0 + timedelta(minutes=10))),  # free minutes
             (ENTRY, event(ENTRY, "51F-123.45", t0 + timedelta(hours=2, minutes=30))),
             (EXIT, event(EXIT, "30A-999.98", t0 + timedelta(hours=1))),  # one character off
         ],
@@ -55,21 +55,25 @@ def test_entry_exit_entry_of_one_plate_in_one_transaction(db: Session, world: Wo
     first, other, out, again, fuzzy = acks(results)
     assert first["decision"]["reason"] == "entry_allowed"
     assert out["session_id"] == first["session_id"]
-    assert out["decision"] == {
-        "action": "open",
-        "reason": "exit_paid",
-        "message": "",
-        "fee": 60_000,
-    }
+    assert out["decision"] == {"action": "open", "reason": "exit_free", "message": "", "fee": 0}
     assert again["decision"]["reason"] == "entry_allowed"
     assert again["session_id"] not in (None, first["session_id"])
     assert fuzzy["session_id"] == other["session_id"]
     assert fuzzy["anomaly"] == "plate_mismatch"
+    # One started hour is due and unpaid: the barrier holds, the vehicle is still inside.
+    assert fuzzy["decision"] == {
+        "action": "hold",
+        "reason": "payment_required",
+        "message": "20000 due; pay the cashier",
+        "fee": 20_000,
+    }
     rows = {s.id: s for s in db.scalars(select(ParkingSession))}
     assert rows[first["session_id"]].status == "closed"
-    assert rows[first["session_id"]].fee == 60_000
+    assert rows[first["session_id"]].fee == 0
     assert rows[again["session_id"]].status == "open"
-    assert rows[other["session_id"]].status == "closed"
+    assert rows[other["session_id"]].status == "open"
+    assert rows[other["session_id"]].exit_held_camera_id == "lane-out"
+    assert rows[other["session_id"]].fee == 20_000
     assert db.scalar(select(func.count()).select_from(PlateEventRow)) == 5
 
 

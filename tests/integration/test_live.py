@@ -101,7 +101,9 @@ def test_ws_in_process_on_sqlite_and_auth(fresh_sqlite_url: str, tmp_path: Path)
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert guard_open.status_code == 202
-            assert next_of_type(ws, "gate_opened")["data"]["reason"] == "visitor without plate"
+            command = next_of_type(ws, "lane_command")["data"]
+            assert command["reason"] == "visitor without plate"
+            assert command["status"] == "failed"  # no agent listens on this lane
     database.dispose()
 
 

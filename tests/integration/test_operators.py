@@ -135,6 +135,7 @@ def test_plate_correction_reevaluates_fee_and_is_audited(client: TestClient, wor
         headers={"X-API-Key": world.exit_key},
     ).json()
     assert closed["decision"]["fee"] == 60_000
+    assert closed["decision"]["action"] == "hold"  # the subscriber waits at the barrier
     guard_try = client.patch(
         f"/api/v1/sessions/{closed['session_id']}",
         json={"plate": "51F-999.99", "reason": "misread"},
@@ -147,9 +148,14 @@ def test_plate_correction_reevaluates_fee_and_is_audited(client: TestClient, wor
         headers=manager,
     )
     assert fixed.status_code == 200, fixed.text
+    # Under the right plate nothing is due: the session closes and the lane is told to open.
     assert fixed.json()["fee"] == 0
+    assert fixed.json()["status"] == "closed"
     audit = client.get("/api/v1/audit?action=session.correct_plate", headers=manager).json()
     assert audit[0]["actor"] == "manager"
+    assert audit[0]["details"]["released_lane"] == "lane-out"
+    opens = client.get("/api/v1/audit?action=gate.open_corrected", headers=manager).json()
+    assert [o["target_id"] for o in opens] == ["lane-out"]
     assert audit[0]["reason"] == "misread 9 as 8"
     assert audit[0]["details"] == {
         "before": {"plate": "51F-999.98", "fee": 60_000},
@@ -164,6 +170,9 @@ def test_manual_gate_open_needs_a_reason_and_is_audited(client: TestClient, worl
     assert missing.json()["detail"][0]["loc"] == ["body", "reason"]
     ok = client.post("/api/v1/cameras/lane-out/open", json={"reason": "ambulance"}, headers=guard)
     assert ok.status_code == 202
+    # No agent holds the lane's command poll here: reported failed at once, not queued.
+    assert ok.json()["status"] == "failed"
+    assert ok.json()["detail"].startswith("lane offline")
     audit = client.get(
         "/api/v1/audit?action=gate.manual_open", headers=token(client, "manager")
     ).json()

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
+from app.central.payments.service import take_payment
 from app.central.reports.service import sessions_csv
 from app.central.sessions.models import ParkingSession
 from tests.conftest import World, event_body, token
@@ -23,8 +25,14 @@ def at(text: str) -> datetime:
 
 
 def visit(
-    client: TestClient, world: World, plate: str, entered: datetime, left: datetime | None
+    client: TestClient,
+    world: World,
+    plate: str,
+    entered: datetime,
+    left: datetime | None,
+    db: Session | None = None,
 ) -> int:
+    """A vehicle's stay; with ``db``, a held exit is paid in cash a minute after the read."""
     entry = client.post(
         "/api/v1/events",
         json=event_body("lane-in", plate, at=entered),
@@ -38,14 +46,22 @@ def visit(
             headers={"X-API-Key": world.exit_key},
         )
         assert exit_.status_code == 200, exit_.text
+        if db is not None and exit_.json()["decision"]["action"] == "hold":
+            take_payment(
+                db, session_id=exit_.json()["session_id"], method="cash", actor="guard",
+                now=left + timedelta(minutes=1), tz="Asia/Ho_Chi_Minh", command_ttl_s=10,
+            )  # fmt: skip
+            db.commit()
     session_id: int = entry.json()["session_id"]
     return session_id
 
 
-def test_day_summary_books_revenue_on_the_local_exit_day(client: TestClient, world: World) -> None:
+def test_day_summary_books_revenue_on_the_local_payment_day(
+    client: TestClient, world: World, db: Session
+) -> None:
     # 09:00-11:30: three started hours. 23:00-01:00 next day: two hours and one night.
-    visit(client, world, "51F-111.11", at("2024-03-10T09:00"), at("2024-03-10T11:30"))
-    visit(client, world, "51F-222.22", at("2024-03-10T23:00"), at("2024-03-11T01:00"))
+    visit(client, world, "51F-111.11", at("2024-03-10T09:00"), at("2024-03-10T11:30"), db)
+    visit(client, world, "51F-222.22", at("2024-03-10T23:00"), at("2024-03-11T01:00"), db)
     # 00:30 local on the 11th is still the 10th in UTC: the local day decides.
     visit(client, world, "51F-333.33", at("2024-03-11T00:30"), None)
     guard = token(client, "guard")
@@ -86,8 +102,10 @@ def test_today_counts_events_manual_opens_and_anomalies(client: TestClient, worl
     assert low == 1
 
 
-def test_day_csv_lists_the_days_sessions_in_local_time(client: TestClient, world: World) -> None:
-    visit(client, world, "51F-444.44", at("2024-05-02T08:00"), at("2024-05-02T08:40"))
+def test_day_csv_lists_the_days_sessions_in_local_time(
+    client: TestClient, world: World, db: Session
+) -> None:
+    visit(client, world, "51F-444.44", at("2024-05-02T08:00"), at("2024-05-02T08:40"), db)
     visit(client, world, "51F-555.55", at("2024-05-03T08:00"), None)  # another day
     response = client.get(
         "/api/v1/reports/day.csv", params={"day": "2024-05-02"}, headers=token(client, "manager")

@@ -28,3 +28,6 @@ class Camera(Base):
     # Maintained by the offline-detection duty so that status changes are announced once.
     online: Mapped[bool] = mapped_column(default=False)
     events_received: Mapped[int] = mapped_column(default=0)
+    # The lane's agent holds a command poll open until this time (set as each poll starts): a
+    # lane past it (plus a reconnect allowance) is not listening, and a command to it fails.
+    commands_poll_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -2,13 +2,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app.central.audit import service as audit
 from app.central.cameras import service
-from app.central.cameras.schemas import CameraCreate, CameraCreated, CameraOut, ManualOpen
+from app.central.cameras.schemas import CameraCreate, CameraCreated, CameraOut
 from app.central.clock import utcnow
 from app.central.deps import DB, Admin, CameraAuth, Guard, State
 from app.central.errors import Forbidden
-from app.central.live.service import announce
 from app.contract import CameraHeartbeat
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
@@ -51,24 +49,3 @@ def heartbeat(camera_id: str, body: CameraHeartbeat, camera: CameraAuth, db: DB)
     service.record_heartbeat(db, camera_id=camera.id, heartbeat=body, now=utcnow())
     db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.post("/{camera_id}/open", status_code=status.HTTP_202_ACCEPTED)
-def open_gate(camera_id: str, body: ManualOpen, db: DB, who: Guard) -> dict[str, str]:
-    """A guard opens a lane's gate by hand; the reason is required and audited."""
-    camera = service.get_camera(db, camera_id=camera_id)
-    audit.record(
-        db,
-        actor=who.username,
-        action="gate.manual_open",
-        target_type="camera",
-        target_id=camera.id,
-        reason=body.reason,
-    )
-    announce(
-        db,
-        kind="gate_opened",
-        data={"camera_id": camera.id, "by": who.username, "reason": body.reason},
-    )
-    db.commit()
-    return {"status": "accepted", "camera_id": camera.id}

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.contract import CameraDirection
 
@@ -38,9 +38,3 @@ class CameraOut(BaseModel):
     captured_total: int | None
     received_total: int
     reconciliation_gap: int | None
-
-
-class ManualOpen(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]

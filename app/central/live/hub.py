@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -20,7 +21,12 @@ class LiveHub:
     def __init__(self) -> None:
         self._clients: dict[WebSocket, asyncio.Queue[dict[str, Any] | None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchers: list[Callable[[dict[str, Any]], None]] = []
         self.delivered = 0
+
+    def watch(self, watcher: Callable[[dict[str, Any]], None]) -> None:
+        """Also hand every message to ``watcher`` (on the event loop, before the clients)."""
+        self._watchers.append(watcher)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -45,6 +51,11 @@ class LiveHub:
         loop.call_soon_threadsafe(self._fan_out, message)
 
     def _fan_out(self, message: dict[str, Any]) -> None:
+        for watcher in self._watchers:
+            try:
+                watcher(message)
+            except Exception:
+                log.exception("live watcher failed")
         for websocket, queue in list(self._clients.items()):
             try:
                 queue.put_nowait(message)

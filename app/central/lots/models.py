@@ -17,4 +17,10 @@ class Lot(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     capacity: Mapped[int]
+    # A session paid before its exit leaves without a stop within this many minutes of paying.
+    exit_grace_minutes: Mapped[int] = mapped_column(default=15, server_default="15")
+    # What a vehicle without its ticket pays at least when a guard closes its session by hand.
+    lost_ticket_fee: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A session open longer than this becomes an ``overstay`` anomaly for a guard to look at.
+    max_stay_hours: Mapped[int] = mapped_column(default=72, server_default="72")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

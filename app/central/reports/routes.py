@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from app.central.clock import utcnow
 from app.central.deps import DB, Guard, Manager, State
 from app.central.reports import service
-from app.central.reports.schemas import DaySummaryOut, LotDayOut, SessionDetailOut
+from app.central.reports.schemas import DaySummaryOut, LotDayOut, RevenueOut, SessionDetailOut
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
@@ -51,3 +51,21 @@ def day_csv(db: DB, _: Manager, state: State, day: date | None = None) -> Respon
 def session_detail(session_id: int, db: DB, _: Guard) -> SessionDetailOut:
     """One session with its entry and exit events side by side, corrections and anomalies."""
     return SessionDetailOut.model_validate(service.session_detail(db, session_id=session_id))
+
+
+@router.get("/revenue", response_model=RevenueOut)
+def revenue(
+    db: DB,
+    _: Manager,
+    state: State,
+    start: date | None = None,
+    end: date | None = None,
+    lot_id: str | None = None,
+) -> RevenueOut:
+    """Money taken by method over local days ``start``..``end`` (both included; default today)."""
+    today = service.local_day(now=utcnow(), tz=state.settings.timezone)
+    result = service.revenue(
+        db, first=start or end or today, last=end or start or today,
+        tz=state.settings.timezone, lot_id=lot_id,
+    )  # fmt: skip
+    return RevenueOut.model_validate(result)

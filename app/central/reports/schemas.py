@@ -5,7 +5,9 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict
 
 from app.central.audit.schemas import AuditOut
+from app.central.commands.schemas import CommandRow
 from app.central.events.schemas import EventOut
+from app.central.payments.schemas import PaymentOut
 from app.central.sessions.schemas import AnomalyOut, SessionOut
 
 
@@ -42,3 +44,25 @@ class SessionDetailOut(BaseModel):
     exit: EventOut | None
     history: list[AuditOut]
     anomalies: list[AnomalyOut]
+    payments: list[PaymentOut]
+    commands: list[CommandRow]
+
+
+class RevenueRow(BaseModel):
+    lot_id: str
+    method: str
+    payments: int
+    amount: int
+    settled: int
+
+
+class RevenueOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    first: date
+    last: date
+    timezone: str
+    start: datetime
+    end: datetime
+    by_method: list[RevenueRow]
+    totals: dict[str, int]

@@ -19,10 +19,11 @@ from sqlalchemy import Executable, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.central.audit.models import AuditEntry
-from app.central.cameras.models import Camera
-from app.central.errors import NotFound
+from app.central.commands.models import LaneCommand
+from app.central.errors import InvalidInput, NotFound
 from app.central.events.models import PlateEvent
 from app.central.lots.models import Lot
+from app.central.payments.models import Payment
 from app.central.sessions.models import Anomaly, ParkingSession
 
 CSV_COLUMNS = (
@@ -117,7 +118,6 @@ def day_summary(db: Session, *, window: DayWindow) -> DaySummary:
         select(
             ParkingSession.lot_id,
             func.count(),
-            func.coalesce(func.sum(ParkingSession.fee), 0),
             func.sum(case((ParkingSession.fee > 0, 1), else_=0)),
         )
         .where(
@@ -139,18 +139,23 @@ def day_summary(db: Session, *, window: DayWindow) -> DaySummary:
         .where(PlateEvent.received_at >= start, PlateEvent.received_at < end)
         .group_by(PlateEvent.lot_id),
     )
+    # Money taken (payments), booked on the day it was taken.
+    taken = _grouped(
+        db,
+        select(Payment.lot_id, func.coalesce(func.sum(Payment.amount), 0))
+        .where(Payment.paid_at >= start, Payment.paid_at < end)
+        .group_by(Payment.lot_id),
+    )
+    # Barrier opens an operator ordered by hand (a payment's own open is not one).
     opens = _grouped(
         db,
-        select(Camera.lot_id, func.count())
-        .select_from(AuditEntry)
-        .join(Camera, Camera.id == AuditEntry.target_id)
+        select(LaneCommand.lot_id, func.count())
         .where(
-            AuditEntry.action == "gate.manual_open",
-            AuditEntry.target_type == "camera",
-            AuditEntry.at >= start,
-            AuditEntry.at < end,
+            LaneCommand.payment_id.is_(None),
+            LaneCommand.issued_at >= start,
+            LaneCommand.issued_at < end,
         )
-        .group_by(Camera.lot_id),
+        .group_by(LaneCommand.lot_id),
     )
     anomalies: dict[str, dict[str, int]] = {}
     for lot_id, kind, count in db.execute(
@@ -162,7 +167,8 @@ def day_summary(db: Session, *, window: DayWindow) -> DaySummary:
 
     lots: list[LotDay] = []
     for lot in db.scalars(select(Lot).order_by(Lot.id)):
-        exits, revenue, paid = exited.get(lot.id, (0, 0, 0))
+        exits, paid = exited.get(lot.id, (0, 0))
+        revenue = taken.get(lot.id, (0,))[0]
         lots.append(
             LotDay(
                 lot_id=lot.id,
@@ -245,6 +251,8 @@ class SessionDetail:
     exit: PlateEvent | None
     history: list[AuditEntry]
     anomalies: list[Anomaly]
+    payments: list[Payment]
+    commands: list[LaneCommand]
 
 
 def session_detail(db: Session, *, session_id: int) -> SessionDetail:
@@ -266,4 +274,51 @@ def session_detail(db: Session, *, session_id: int) -> SessionDetail:
     if event_ids:
         related = or_(related, Anomaly.event_id.in_(event_ids))
     anomalies = list(db.scalars(select(Anomaly).where(related).order_by(Anomaly.id)))
-    return SessionDetail(session, entry, exit_, history, anomalies)
+    payments = list(
+        db.scalars(select(Payment).where(Payment.session_id == session.id).order_by(Payment.id))
+    )
+    commands = list(
+        db.scalars(
+            select(LaneCommand)
+            .where(LaneCommand.session_id == session.id)
+            .order_by(LaneCommand.issued_at)
+        )
+    )
+    return SessionDetail(session, entry, exit_, history, anomalies, payments, commands)
+
+
+MAX_RANGE_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Revenue:
+    first: date
+    last: date
+    timezone: str
+    start: datetime
+    end: datetime
+    by_method: list[dict[str, Any]]
+    totals: dict[str, int]
+
+
+def revenue(db: Session, *, first: date, last: date, tz: str, lot_id: str | None = None) -> Revenue:
+    """Money taken per lot and method over local days ``first``..``last`` (both included)."""
+    from app.central.payments.service import revenue_by_method
+
+    if last < first:
+        raise InvalidInput("the range ends before it starts", field="end")
+    if (last - first).days >= MAX_RANGE_DAYS:
+        raise InvalidInput(f"a range covers at most {MAX_RANGE_DAYS} days", field="end")
+    try:
+        start = day_window(day=first, tz=tz).start
+        end = day_window(day=last, tz=tz).end
+    except OverflowError:
+        raise InvalidInput("the range is outside the calendar", field="end") from None
+    rows = revenue_by_method(db, start=start, end=end, lot_id=lot_id)
+    totals = {
+        "payments": sum(r["payments"] for r in rows),
+        "amount": sum(r["amount"] for r in rows),
+        "settled": sum(r["settled"] for r in rows),
+        "waived": sum(r["settled"] for r in rows if r["method"] == "waived"),
+    }
+    return Revenue(first, last, tz, start, end, rows, totals)

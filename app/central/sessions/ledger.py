@@ -18,8 +18,8 @@ session index) surfaces as ``IntegrityError`` from ``flush`` and the caller repl
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -42,14 +42,13 @@ from app.central.clock import utcnow
 from app.central.lists.models import ListEntry, Subscription
 from app.central.live.service import announce
 from app.central.lots.models import Lot
+from app.central.sessions import rules
 from app.central.sessions.matching import within_one_edit
 from app.central.sessions.models import Anomaly, ParkingSession
+from app.central.sessions.rules import SAME_ARRIVAL, LotRules, Standing
 from app.central.tariffs.models import Tariff
-from app.central.tariffs.service import Fee, compute_fee
+from app.central.tariffs.service import Fee
 from app.contract import GateAction, GateDecision, GateReason
-
-# A second entry read of a plate already inside within this window is the same arrival.
-SAME_ARRIVAL = timedelta(minutes=2)
 
 _SESSIONS = cast(Table, ParkingSession.__table__)
 _ANOMALIES = cast(Table, Anomaly.__table__)
@@ -85,6 +84,10 @@ class SessionRef:
     fee: int | None = None
     entry_event_id: UUID | None = None
     fee_basis: dict[str, Any] | None = None
+    paid_amount: int = 0
+    paid_at: datetime | None = None
+    exit_held_at: datetime | None = None
+    exit_held_camera_id: str | None = None
 
     def view(self) -> dict[str, Any]:
         """Same shape as ``sessions.service.session_view``."""
@@ -97,6 +100,9 @@ class SessionRef:
             "entered_at": self.entered_at.isoformat(),
             "exited_at": self.exited_at.isoformat() if self.exited_at else None,
             "fee": self.fee,
+            "paid_amount": self.paid_amount,
+            "exit_held_at": self.exit_held_at.isoformat() if self.exit_held_at else None,
+            "exit_held_camera_id": self.exit_held_camera_id,
         }
 
 
@@ -105,26 +111,6 @@ class Outcome:
     decision: GateDecision
     session: SessionRef | None
     anomaly: str | None
-
-
-@dataclass
-class _Facts:
-    """List entries and subscriptions of one plate (all lots), as read from the database."""
-
-    lists: list[tuple[str, str | None, datetime | None]] = field(default_factory=list)
-    subs: list[tuple[str, datetime, datetime]] = field(default_factory=list)
-
-    def listed(self, *, lot_id: str, at: datetime) -> str | None:
-        """``deny`` wins over ``allow``; as ``lists.service.list_status``."""
-        kinds = {
-            kind
-            for kind, lot, expires in self.lists
-            if (lot is None or lot == lot_id) and (expires is None or expires > at)
-        }
-        return "deny" if "deny" in kinds else "allow" if "allow" in kinds else None
-
-    def subscriber(self, *, lot_id: str, at: datetime) -> bool:
-        return any(lot == lot_id and start <= at < until for lot, start, until in self.subs)
 
 
 # One round trip for everything the entries of a transaction need to know about their plates:
@@ -182,6 +168,8 @@ _SESSION_COLUMNS = (
     ParkingSession.entered_at,
     ParkingSession.entry_event_id,
     ParkingSession.fee_basis,
+    ParkingSession.paid_amount,
+    ParkingSession.paid_at,
 )
 _OPEN_BY_PLATES = select(*_SESSION_COLUMNS).where(
     ParkingSession.lot_id == bindparam("lot"),
@@ -193,6 +181,9 @@ _OPEN_NEAR = select(*_SESSION_COLUMNS).where(
     ParkingSession.status == "open",
     func.length(ParkingSession.plate_normalized).between(bindparam("shorter"), bindparam("longer")),
 )
+_LOT_RULES = select(
+    Lot.capacity, Lot.exit_grace_minutes, Lot.lost_ticket_fee, Lot.max_stay_hours
+).where(Lot.id == bindparam("lot"))
 _TARIFF = select(Tariff).where(
     Tariff.lot_id == bindparam("lot"), Tariff.vehicle_type == bindparam("vt")
 )
@@ -210,6 +201,21 @@ _CLOSE_SESSION = (
         exit_plate=bindparam("exit_plate"),
         fee=bindparam("fee"),
         fee_basis=bindparam("fee_basis"),
+        exit_held_at=None,
+        exit_held_camera_id=None,
+    )
+)
+# The vehicle waits at an exit lane for its fee to be paid: the session stays open.
+_HOLD_SESSION = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("sid"))
+    .values(
+        exit_event_id=bindparam("exit_event_id"),
+        exit_held_at=bindparam("held_at"),
+        exit_held_camera_id=bindparam("held_camera"),
+        exit_plate=bindparam("exit_plate"),
+        fee=bindparam("fee"),
+        fee_basis=bindparam("fee_basis"),
     )
 )
 
@@ -224,6 +230,8 @@ def _ref(row: Any) -> SessionRef:
         entered_at=row.entered_at,
         entry_event_id=row.entry_event_id,
         fee_basis=row.fee_basis,
+        paid_amount=row.paid_amount or 0,
+        paid_at=row.paid_at,
     )
 
 
@@ -238,7 +246,8 @@ class Ledger:
         self.conn: Connection = db.connection()
         self.low_confidence = low_confidence
         self.tz = tz
-        self._facts: dict[str, _Facts] = {}
+        self._facts: dict[str, Standing] = {}
+        self._lots: dict[str, LotRules] = {}
         self._open: dict[tuple[str, str], SessionRef | None] = {}
         self._room: dict[str, tuple[int, int]] = {}  # lot -> (capacity, open counted)
         self._pending: list[SessionRef] = []
@@ -255,7 +264,7 @@ class Ledger:
         if not wanted:
             return
         for plate in wanted:
-            self._facts[plate] = _Facts()
+            self._facts[plate] = Standing()
         for kind, plate, lot, t1, t2, sid in self.conn.execute(_FACTS, {"plates": wanted}):
             facts = self._facts[plate]
             if kind == "sub":
@@ -268,7 +277,11 @@ class Ledger:
             else:
                 facts.lists.append((kind, lot, t2))
 
-    def _facts_for(self, plate: str) -> _Facts:
+    def standing(self, plate: str) -> Standing:
+        """The plate's lists and subscriptions (read once per transaction)."""
+        return self._facts_for(plate)
+
+    def _facts_for(self, plate: str) -> Standing:
         if plate not in self._facts:
             self.prefetch([plate])
         return self._facts[plate]
@@ -283,7 +296,13 @@ class Ledger:
             self._room[lot_id] = (int(capacity or 0), int(counted or 0))
         capacity, counted = self._room[lot_id]
         pending = sum(1 for s in self._pending if s.lot_id == lot_id)
-        return counted + pending < capacity, capacity
+        return rules.has_room(capacity=capacity, counted=counted + pending), capacity
+
+    def lot(self, lot_id: str) -> LotRules:
+        if lot_id not in self._lots:
+            row = self.conn.execute(_LOT_RULES, {"lot": lot_id}).one_or_none()
+            self._lots[lot_id] = LotRules(*row) if row is not None else LotRules(capacity=0)
+        return self._lots[lot_id]
 
     def _tariff(self, lot_id: str, vehicle_type: str) -> Tariff | None:
         key = (lot_id, vehicle_type)
@@ -483,14 +502,15 @@ class Ledger:
         return (_ref(near[0]), True) if len(near) == 1 else (None, False)
 
     def fee(self, session: SessionRef, *, plate_n: str, exited_at: datetime) -> Fee:
-        """As ``sessions.service._fee_for``: allow-listed at exit or subscribed at entry pay 0."""
-        facts = self._facts_for(plate_n)
-        if facts.listed(lot_id=session.lot_id, at=exited_at) == "allow":
-            return Fee(0, 0, 0, 0, 0, "allow_listed")
-        if facts.subscriber(lot_id=session.lot_id, at=session.entered_at):
-            return Fee(0, 0, 0, 0, 0, "subscriber")
-        tariff = self._tariff(session.lot_id, session.vehicle_type)
-        return compute_fee(tariff, entered_at=session.entered_at, exited_at=exited_at, tz=self.tz)
+        """The stay's fee (``rules.exit_fee``) with the plate's standing and the lot's tariff."""
+        return rules.exit_fee(
+            self._facts_for(plate_n),
+            self._tariff(session.lot_id, session.vehicle_type),
+            lot_id=session.lot_id,
+            entered_at=session.entered_at,
+            exited_at=exited_at,
+            tz=self.tz,
+        )
 
     def exit(self, sighting: Sighting) -> Outcome:
         anomaly: str | None = None
@@ -517,11 +537,22 @@ class Ledger:
                 session=session,
                 detail=f"entry {session.plate_display} / exit {sighting.plate}",
             )
-        fee = self.fee(session, plate_n=session.plate_normalized, exited_at=sighting.captured_at)
-        session.status = "closed"
-        session.exited_at = max(sighting.captured_at, session.entered_at)
-        session.fee = fee.total
+        at = max(sighting.captured_at, session.entered_at)
+        fee = self.fee(session, plate_n=session.plate_normalized, exited_at=at)
+        lot = self.lot(session.lot_id)
+        due = rules.amount_due(
+            fee.total, paid_amount=session.paid_amount, paid_at=session.paid_at, at=at, lot=lot
+        )
         session.fee_basis = {**(session.fee_basis or {}), "exit": fee.as_dict()}
+        if due > 0:
+            return self._hold(sighting, session, fee=fee, due=due, at=at, anomaly=anomaly)
+        prepaid = session.paid_amount > 0
+        session.status = "closed"
+        session.exited_at = at
+        # Paid within the grace period: the stay costs what was paid for it.
+        session.fee = (
+            session.paid_amount if prepaid and fee.total > session.paid_amount else fee.total
+        )
         self.conn.execute(
             _CLOSE_SESSION,
             {
@@ -537,9 +568,49 @@ class Ledger:
         self._room.pop(session.lot_id, None)
         view = session.view()
         self.note("session_closed", lambda: view)
-        reason = GateReason.EXIT_PAID if fee.total else GateReason.EXIT_FREE
+        reason = GateReason.EXIT_PREPAID if prepaid else GateReason.EXIT_FREE
         return Outcome(
-            GateDecision(action=GateAction.OPEN, reason=reason, fee=fee.total),
+            GateDecision(action=GateAction.OPEN, reason=reason, fee=session.fee),
+            session,
+            anomaly,
+        )
+
+    def _hold(
+        self,
+        sighting: Sighting,
+        session: SessionRef,
+        *,
+        fee: Fee,
+        due: int,
+        at: datetime,
+        anomaly: str | None,
+    ) -> Outcome:
+        """The fee is not paid: the barrier stays closed, the session stays open (the vehicle
+        is still inside) and remembers the lane it waits at, for the cashier."""
+        session.fee = fee.total
+        session.exit_held_at = at
+        session.exit_held_camera_id = sighting.camera_id
+        self.conn.execute(
+            _HOLD_SESSION,
+            {
+                "sid": session.id,
+                "exit_event_id": sighting.event_id,
+                "held_at": at,
+                "held_camera": sighting.camera_id,
+                "exit_plate": sighting.plate,
+                "fee": session.fee,
+                "fee_basis": session.fee_basis,
+            },
+        )
+        view = {**session.view(), "due": due, "camera_id": sighting.camera_id}
+        self.note("session_held", lambda: view)
+        return Outcome(
+            GateDecision(
+                action=GateAction.HOLD,
+                reason=GateReason.PAYMENT_REQUIRED,
+                message=f"{due} due; pay the cashier",
+                fee=due,
+            ),
             session,
             anomaly,
         )

@@ -34,7 +34,7 @@ class ParkingSession(Base):
     plate_normalized: Mapped[str] = mapped_column(String(16), index=True)
     plate_display: Mapped[str] = mapped_column(String(20))
     vehicle_type: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(8), default="open")  # open | closed
+    status: Mapped[str] = mapped_column(String(8), default="open")  # open | closed | void
     entry_event_id: Mapped[UUID | None] = mapped_column(Uuid, default=None)
     exit_event_id: Mapped[UUID | None] = mapped_column(Uuid, default=None)
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -43,6 +43,17 @@ class ParkingSession(Base):
     fee: Mapped[int | None] = mapped_column(default=None)
     fee_basis: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Money: what was paid (sum of the session's payments) and when the last payment was.
+    paid_amount: Mapped[int] = mapped_column(default=0, server_default="0")
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # An exit read whose fee is not paid yet: the vehicle waits at this lane, barrier closed.
+    exit_held_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    exit_held_camera_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Set when an operator opened, closed or voided the session by hand.
+    manual_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    manual_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    # The lane picture attached to a session an operator created (no entry event).
+    snapshot_event_id: Mapped[UUID | None] = mapped_column(Uuid, default=None)
 
 
 class Anomaly(Base):

@@ -6,6 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.contract import VehicleType
+
 PlateText = Annotated[
     str,
     StringConstraints(
@@ -13,7 +15,7 @@ PlateText = Annotated[
         to_upper=True,
         min_length=2,
         max_length=16,
-        pattern=r"^[A-Z0-9][A-Z0-9 .\-/]*[A-Z0-9]$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 .\-/]*[A-Za-z0-9]$",  # upper-cased after
     ),
 ]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
@@ -35,6 +37,53 @@ class SessionOut(BaseModel):
     fee_basis: dict[str, Any] | None
     entry_event_id: UUID | None
     exit_event_id: UUID | None
+    paid_amount: int = 0
+    paid_at: datetime | None = None
+    exit_held_at: datetime | None = None
+    exit_held_camera_id: str | None = None
+    manual_by: str | None = None
+    manual_reason: str | None = None
+    snapshot_event_id: UUID | None = None
+
+
+class SessionDue(BaseModel):
+    session_id: int
+    status: str
+    due: int
+    held_at_lane: str | None
+
+
+class ManualEntry(BaseModel):
+    """A vehicle the entry camera did not read, typed in by a guard at the lane."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    camera_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,62}$")]
+    plate: PlateText
+    vehicle_type: VehicleType = VehicleType.CAR
+    reason: Reason
+    open_gate: bool = Field(default=False, description="also open the lane's barrier")
+
+
+class ManualClose(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+    lost_ticket: bool = False
+
+
+class VoidSession(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class HistoryItem(BaseModel):
+    at: datetime
+    kind: str  # audit action, event, payment, command
+    actor: str
+    summary: str
+    details: dict[str, Any] = {}
 
 
 class PlateCorrection(BaseModel):
