@@ -13,9 +13,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.central.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from app.central.demo_cashier import DemoCashier
 
 
 def _database(settings: Settings):  # type: ignore[no-untyped-def]
@@ -165,29 +170,93 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  login {name:<8} password {user['password']:<14} role {user['role']}")
     print(f"credentials kept in {settings.data_dir / 'demo-credentials.json'}\n", flush=True)
 
-    edges: list[subprocess.Popen[bytes]] = []
     edge_bin = shutil.which("parking-edge", path=str(Path(sys.executable).parent))
+    edges = _DemoEdges(edge_bin, settings=settings, url=url, creds=creds)
+    cashier = None
     if edge_bin and not args.no_edge:
-        edges = _start_demo_edges(edge_bin, settings=settings, url=url, creds=creds)
+        edges.start()
+        cashier = _start_cashier(url, creds)
     try:
         return cmd_serve(settings, args)
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C: stopped on purpose; the edges and the cashier stop below
     finally:
-        for edge in edges:
-            edge.send_signal(signal.SIGTERM)
-        for edge in edges:
-            edge.wait(timeout=15)
+        if cashier is not None:
+            cashier.close()
+        edges.stop()
+        print("demo stopped", file=sys.stderr, flush=True)
 
 
-def _start_demo_edges(
-    edge_bin: str, *, settings: Settings, url: str, creds: dict[str, dict[str, dict[str, str]]]
-) -> list[subprocess.Popen[bytes]]:
-    """The demo's edge agents (app/central/demo_edge.py), through the real outbox and uploader."""
-    from app.central.demo_edge import edge_commands
+def _start_cashier(url: str, creds: dict[str, dict[str, dict[str, str]]]) -> DemoCashier | None:
+    from app.central.demo_cashier import DemoCashier
 
-    commands = edge_commands(edge_bin, data_dir=settings.data_dir, url=url, creds=creds)
-    for command in commands:
-        print(f"edge: {' '.join(command[:4])} ...", flush=True)
-    return [subprocess.Popen(command, env={**os.environ}) for command in commands]
+    user = creds["users"].get("cashier")
+    if user is None:
+        return None
+    cashier = DemoCashier(url, "cashier", user["password"])
+    cashier.start()
+    return cashier
+
+
+class _DemoEdges:
+    """The demo's edge agents (app/central/demo_edge.py), through the real outbox and uploader;
+    a lane with a delay starts later (gate 2's exit replays its entry's pictures)."""
+
+    def __init__(
+        self,
+        edge_bin: str | None,
+        *,
+        settings: Settings,
+        url: str,
+        creds: dict[str, dict[str, dict[str, str]]],
+    ) -> None:
+        from app.central.demo_edge import edge_commands
+
+        self._edges = (
+            edge_commands(edge_bin, data_dir=settings.data_dir, url=url, creds=creds)
+            if edge_bin
+            else []
+        )
+        self._running: list[subprocess.Popen[bytes]] = []
+        self._timers: list[threading.Timer] = []
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def start(self) -> None:
+        for edge in self._edges:
+            when = f" (in {edge.delay_s:.0f} s)" if edge.delay_s else ""
+            print(f"edge: {' '.join(edge.command[:4])} ...{when}", flush=True)
+            if edge.delay_s:
+                timer = threading.Timer(edge.delay_s, self._launch, args=(edge.command,))
+                timer.daemon = True
+                timer.start()
+                self._timers.append(timer)
+            else:
+                self._launch(edge.command)
+
+    def _launch(self, command: list[str]) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            # Its own process group: the terminal's Ctrl-C reaches central alone, which then
+            # stops the edges in order (each drains nothing and exits on SIGTERM).
+            self._running.append(
+                subprocess.Popen(command, env={**os.environ}, start_new_session=True)
+            )
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+        for timer in self._timers:
+            timer.cancel()
+        for edge in self._running:
+            if edge.poll() is None:
+                edge.send_signal(signal.SIGTERM)
+        for edge in self._running:
+            try:
+                edge.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                edge.kill()
 
 
 def _redacted(url: str) -> str:

@@ -22,15 +22,24 @@ from app.central.operators.models import Operator
 from app.central.tariffs.service import put_tariff
 
 DEMO_LOT = "demo-lot"
-# gate-1: simulated vehicles; gate-2-in: real plate pictures through the real reader.
-DEMO_CAMERAS = (("gate-1-in", "entry"), ("gate-1-out", "exit"), ("gate-2-in", "entry"))
-DEMO_USERS = (("admin", "admin"), ("manager", "manager"), ("guard", "guard"))
-# Vietnamese-style prices in VND.
-DEMO_TARIFFS = (
-    ("car", 15, 25_000, 200_000, 50_000),
-    ("motorbike", 15, 5_000, 30_000, 10_000),
-    ("unknown", 15, 25_000, 200_000, 50_000),
+# gate-1: simulated vehicles; gate-2: real plate pictures through the real reader, the exit
+# lane replaying the same pictures later (the vehicles that came in leave).
+DEMO_CAMERAS = (
+    ("gate-1-in", "entry"),
+    ("gate-1-out", "exit"),
+    ("gate-2-in", "entry"),
+    ("gate-2-out", "exit"),
 )
+# The cashier account is played by app/central/demo_cashier.py.
+DEMO_USERS = (("admin", "admin"), ("manager", "manager"), ("guard", "guard"), ("cashier", "guard"))
+# Vietnamese-style prices in VND. The free minutes are short so that a demo's stays of a few
+# minutes pay something: about half of them are held at the exit until the cashier takes it.
+DEMO_TARIFFS = (
+    ("car", 2, 25_000, 200_000, 50_000),
+    ("motorbike", 2, 5_000, 30_000, 10_000),
+    ("unknown", 2, 25_000, 200_000, 50_000),
+)
+DEMO_CAPACITY = 120
 
 
 def seed(db: Session, *, data_dir: Path) -> dict[str, Any]:
@@ -38,7 +47,9 @@ def seed(db: Session, *, data_dir: Path) -> dict[str, Any]:
     creds: dict[str, Any] = json.loads(creds_file.read_text()) if creds_file.exists() else {}
     creds.setdefault("users", {})
     creds.setdefault("cameras", {})
-    ensure_lot(db, lot_id=DEMO_LOT, name="Demo lot", capacity=50)
+    lot = ensure_lot(db, lot_id=DEMO_LOT, name="Demo lot", capacity=DEMO_CAPACITY)
+    lot.capacity = DEMO_CAPACITY
+    lot.lost_ticket_fee = 100_000
     for vehicle_type, free, rate, cap, night in DEMO_TARIFFS:
         put_tariff(
             db,

@@ -15,10 +15,7 @@ router = APIRouter(prefix="/api/v1/lots", tags=["lots"])
 
 @router.get("", response_model=list[LotOut])
 def list_lots(db: DB, _: Guard) -> list[LotOut]:
-    return [
-        LotOut(id=lot.id, name=lot.name, capacity=lot.capacity, occupied=used)
-        for lot, used in service.list_lots_with_occupancy(db)
-    ]
+    return [_out(lot, used) for lot, used in service.list_lots_with_occupancy(db)]
 
 
 @router.post("", response_model=LotOut, status_code=status.HTTP_201_CREATED)
@@ -26,21 +23,29 @@ def create_lot(body: LotCreate, db: DB, who: Admin) -> LotOut:
     if db.get(Lot, body.id) is not None:
         raise Conflict(f"lot {body.id!r} already exists", field="id")
     lot = service.ensure_lot(db, lot_id=body.id, name=body.name or body.id, capacity=body.capacity)
+    service.update_lot(
+        db, lot_id=lot.id, name=None, capacity=None, exit_grace_minutes=body.exit_grace_minutes,
+        lost_ticket_fee=body.lost_ticket_fee, max_stay_hours=body.max_stay_hours,
+    )  # fmt: skip
     audit.record(
         db,
         actor=who.username,
         action="lot.create",
         target_type="lot",
         target_id=lot.id,
-        details={"capacity": lot.capacity},
+        details=body.model_dump(exclude={"id"}),
     )
     db.commit()
-    return LotOut(id=lot.id, name=lot.name, capacity=lot.capacity, occupied=0)
+    return _out(lot, 0)
 
 
 @router.patch("/{lot_id}", response_model=LotOut)
 def update_lot(lot_id: str, body: LotUpdate, db: DB, who: Manager) -> LotOut:
-    lot = service.update_lot(db, lot_id=lot_id, name=body.name, capacity=body.capacity)
+    lot = service.update_lot(
+        db, lot_id=lot_id, name=body.name, capacity=body.capacity,
+        exit_grace_minutes=body.exit_grace_minutes, lost_ticket_fee=body.lost_ticket_fee,
+        max_stay_hours=body.max_stay_hours,
+    )  # fmt: skip
     audit.record(
         db,
         actor=who.username,
@@ -50,9 +55,16 @@ def update_lot(lot_id: str, body: LotUpdate, db: DB, who: Manager) -> LotOut:
         details=body.model_dump(exclude_none=True),
     )
     db.commit()
+    return _out(lot, occupancy(db, lot_id=lot.id))
+
+
+def _out(lot: Lot, occupied: int) -> LotOut:
     return LotOut(
         id=lot.id,
         name=lot.name,
         capacity=lot.capacity,
-        occupied=occupancy(db, lot_id=lot.id),
+        occupied=occupied,
+        exit_grace_minutes=lot.exit_grace_minutes,
+        lost_ticket_fee=lot.lost_ticket_fee,
+        max_stay_hours=lot.max_stay_hours,
     )

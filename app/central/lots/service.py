@@ -21,7 +21,16 @@ def ensure_lot(
     return lot
 
 
-def update_lot(db: Session, *, lot_id: str, name: str | None, capacity: int | None) -> Lot:
+def update_lot(
+    db: Session,
+    *,
+    lot_id: str,
+    name: str | None,
+    capacity: int | None,
+    exit_grace_minutes: int | None = None,
+    lost_ticket_fee: int | None = None,
+    max_stay_hours: int | None = None,
+) -> Lot:
     lot = db.get(Lot, lot_id)
     if lot is None:
         raise NotFound(f"lot {lot_id!r} does not exist")
@@ -31,6 +40,15 @@ def update_lot(db: Session, *, lot_id: str, name: str | None, capacity: int | No
         lot.capacity = capacity
     if name is not None:
         lot.name = name
+    for attr, value in (
+        ("exit_grace_minutes", exit_grace_minutes),
+        ("lost_ticket_fee", lost_ticket_fee),
+        ("max_stay_hours", max_stay_hours),
+    ):
+        if value is not None:
+            if value < 0:
+                raise InvalidInput(f"{attr} must be >= 0", field=attr)
+            setattr(lot, attr, value)
     db.flush()
     return lot
 

@@ -115,6 +115,73 @@ export function dialog(title, body, { submit = t("common.confirm"), danger = fal
   });
 }
 
+/**
+ * A modal dialog that stays open while its work runs and then shows the outcome in place.
+ * ``onSubmit(formData, ui)`` runs on submit; what it throws is shown in the dialog, which stays
+ * open for another try. ``ui.done()`` turns it into a result view: the fields are read-only,
+ * the submit button goes and Cancel becomes Close. ``ui.result`` is where the outcome goes.
+ */
+export function modal(title, body, { submit = t("common.confirm"), danger = false, onSubmit, onClose, name } = {}) {
+  const error = h("p", { class: "error", role: "alert" });
+  const result = h("div", { class: "result", "aria-live": "polite" });
+  const send = h("button", { type: "submit", class: danger ? "danger" : "primary" }, submit);
+  const cancel = h("button", { type: "button", class: "secondary", value: "cancel", onclick: () => close() }, t("common.cancel"));
+  const fields = h("fieldset", { class: "fields" }, body);
+  const form = h("form", { method: "dialog", class: "dialog-form" },
+    h("h2", {}, title), fields, result, error, h("div", { class: "actions" }, cancel, send));
+  const box = h("dialog", { class: "modal", dataset: { name: name || "", state: "form" } }, form);
+  let closed = false;
+  const ui = {
+    box,
+    form,
+    result,
+    error,
+    get closed() { return closed; },
+    done() {
+      fields.disabled = true;
+      send.remove();
+      cancel.textContent = t("common.close");
+      cancel.className = "primary close";
+      box.dataset.state = "done";
+      cancel.focus();
+    },
+    close,
+  };
+  function close() {
+    if (closed) return;
+    closed = true;
+    box.close();
+    box.remove();
+    if (onClose) onClose();
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (send.disabled || box.dataset.state === "done") return;
+    error.textContent = "";
+    send.disabled = true;
+    box.dataset.state = "busy";
+    try {
+      await onSubmit(new FormData(form), ui);
+    } catch (e) {
+      if (!closed) showError(error, e);
+    } finally {
+      send.disabled = false;
+      if (box.dataset.state === "busy") box.dataset.state = "form";
+    }
+  });
+  box.addEventListener("cancel", () => close());
+  document.body.append(box);
+  box.showModal();
+  const first = form.querySelector("input:not([type=hidden]), textarea, select");
+  if (first) first.focus();
+  return ui;
+}
+
+/** Closes every open dialog (logout, an expired token): the login form must not sit behind one. */
+export function closeDialogs() {
+  for (const box of document.querySelectorAll("dialog.modal")) box.dispatchEvent(new Event("cancel"));
+}
+
 // Formatting in the operator's language and the lots' timezone.
 export function money(value) {
   if (value === null || value === undefined) return "";

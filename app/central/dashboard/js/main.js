@@ -1,6 +1,7 @@
 // The shell: login, role-aware menu, language, the live link and a hash router over the views.
 import { api, setToken } from "./api.js";
-import { $, h } from "./dom.js";
+import * as commands from "./commands.js";
+import { $, closeDialogs, h } from "./dom.js";
 import { applyStatic, language, onLanguage, setLanguage, setTimezone, t } from "./i18n.js";
 import { LiveFeed } from "./live.js";
 import anomalies from "./views/anomalies.js";
@@ -107,6 +108,8 @@ function showLink(state, extra) {
 }
 
 function onLive(message) {
+  // Lane commands are followed wherever they are shown (dialogs too), whatever the screen.
+  commands.onLive(message);
   if (message.type === "anomaly" && parseHash().name !== "anomalies") {
     app.unseenAnomalies += 1;
     renderNav();
@@ -121,7 +124,10 @@ function startFeed(token) {
     onStatus: (state, extra) => {
       showLink(state, extra);
       // Messages are not replayed: after a gap, the screen re-reads what it shows.
-      if (state === "live" && extra.resumed && app.current && app.current.resync) app.current.resync();
+      if (state === "live" && extra.resumed) {
+        if (app.current && app.current.resync) app.current.resync();
+        commands.resync().catch(() => {});
+      }
     },
     onUnauthorized: () => expire(),
   });
@@ -148,6 +154,7 @@ async function enter(stored) {
 }
 
 function leave(message) {
+  closeDialogs();
   sessionStorage.removeItem("auth");
   setToken(null);
   clearTimeout(app.expiry);
