@@ -1,7 +1,8 @@
 """Wires the edge together: source -> reader -> aggregator -> event -> outbox -> uploader.
 
-``EdgeRuntime`` owns what every mode shares (outbox, uploader, heartbeats, metrics, systemd);
-``LaneAgent`` drives it from a camera; ``Simulator`` from synthetic plates (load tests, demo).
+``EdgeRuntime`` owns what every mode shares (outbox, uploader, heartbeats, metrics, systemd,
+and each lane's command channel to its relay); ``LaneAgent`` drives it from a camera;
+``Simulator`` from synthetic plates (load tests, demo).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 from app.contract import (
     CameraDirection,
     EventAck,
+    GateAction,
     GateReason,
     OfflineBasis,
     OfflineDecision,
@@ -30,9 +32,17 @@ from app.contract import (
     VehicleType,
 )
 from app.edge.aggregate import ReadAggregator, Sighting
+from app.edge.commands import CommandJournal, CommandListener
 from app.edge.config import EdgeConfig, SourceKind
 from app.edge.decisions import OfflineJournal
-from app.edge.gate import GateController, GateOutcome, LoggingRelay, OfflinePolicy, Relay
+from app.edge.gate import (
+    FileRelay,
+    GateController,
+    GateOutcome,
+    LoggingRelay,
+    OfflinePolicy,
+    Relay,
+)
 from app.edge.heartbeat import FrameRate, HeartbeatSender, HeartbeatSource
 from app.edge.ids import EventIdFactory
 from app.edge.lists import LocalLists
@@ -81,6 +91,11 @@ class RuntimeSettings:
     heartbeat_interval_s: float = 10.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # None: no /metrics server
+    # The lanes' command channels (commands.py); only for lanes given a relay at build().
+    commands_enabled: bool = True
+    commands_wait_s: int = 20
+    commands_retry_cap_s: float = 10.0
+    open_pulse_s: float = 1.0  # a command's pulse (and the simulator's on an OPEN ack)
 
 
 @dataclass
@@ -97,6 +112,11 @@ class EdgeRuntime:
     metrics_server: MetricsServer | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
     sync: EdgeSync | None = None  # lists + offline-decision reports (a lane agent's)
+    # Each lane's barrier relay (by camera id); the runtime uses them, their owner closes them.
+    relays: dict[str, Relay] = field(default_factory=dict)
+    command_journal: CommandJournal | None = None
+    listeners: list[CommandListener] = field(default_factory=list)
+    open_pulse_s: float = 1.0
 
     @classmethod
     def build(
@@ -107,7 +127,11 @@ class EdgeRuntime:
         frame_rate: FrameRate | None = None,
         reads_rejected: Callable[[], int] = lambda: 0,
         rng: random.Random | None = None,
+        relays: Mapping[str, Relay] | None = None,
     ) -> EdgeRuntime:
+        """``relays``: the barrier relay of each lane (by camera id). A lane with one gets a
+        command channel (a ``CommandListener`` pulsing it) unless ``commands_enabled`` is off;
+        all lanes share one ``CommandJournal`` under ``data_dir/commands``."""
         metrics = EdgeMetrics()
         outbox = Outbox(
             settings.data_dir / "outbox",
@@ -165,6 +189,30 @@ class EdgeRuntime:
             uploader,
             interval_s=settings.heartbeat_interval_s,
         )
+        relays = dict(relays or {})
+        journal: CommandJournal | None = None
+        listeners: list[CommandListener] = []
+        commanded = [lane for lane in lanes if lane.camera_id in relays]
+        if settings.commands_enabled and commanded:
+            journal = CommandJournal(settings.data_dir / "commands")
+            listeners = [
+                CommandListener(
+                    settings.central_url,
+                    lane.camera_id,
+                    lane.api_key,
+                    relays[lane.camera_id],
+                    journal,
+                    open_pulse_s=settings.open_pulse_s,
+                    wait_s=settings.commands_wait_s,
+                    retry_cap_s=settings.commands_retry_cap_s,
+                    connect_timeout_s=settings.connect_timeout_s,
+                    read_timeout_s=settings.read_timeout_s,
+                    verify=settings.verify_tls,
+                    metrics=metrics,
+                    rng=rng,
+                )
+                for lane in commanded
+            ]
         server = None
         if settings.metrics_port is not None:
             server = MetricsServer(metrics, settings.metrics_host, settings.metrics_port)
@@ -177,6 +225,10 @@ class EdgeRuntime:
             notifier=SystemdNotifier(),
             metrics_server=server,
             started_monotonic=started,
+            relays=relays,
+            command_journal=journal,
+            listeners=listeners,
+            open_pulse_s=settings.open_pulse_s,
         )
 
     def start(self) -> None:
@@ -184,7 +236,10 @@ class EdgeRuntime:
         self.heartbeats.start()
         if self.sync is not None:
             self.sync.start()
-        self.notifier.ready(f"{len(self.lanes)} lane(s), outbox {self.outbox.directory}")
+        for listener in self.listeners:
+            listener.start()
+        commands = f", {len(self.listeners)} command channel(s)" if self.listeners else ""
+        self.notifier.ready(f"{len(self.lanes)} lane(s), outbox {self.outbox.directory}{commands}")
 
     def capture(
         self,
@@ -226,14 +281,22 @@ class EdgeRuntime:
             return False
         return self.sync is None or self.sync.journal.stats().unreported == 0
 
+    def stop_commands(self) -> None:
+        """Stop taking commands (before the relays close); each listener within ~1.5 s."""
+        for listener in self.listeners:
+            listener.stop()
+
     def close(self) -> None:
         """Stop sending, close the outbox cleanly (a checkpointed WAL), tell systemd."""
         self.notifier.stopping()
+        self.stop_commands()
         self.heartbeats.stop()
         self.uploader.stop()
         if self.sync is not None:
             self.sync.stop()
             self.sync.journal.close()
+        if self.command_journal is not None:
+            self.command_journal.close()
         if self.metrics_server is not None:
             self.metrics_server.close()
         self.outbox.close()
@@ -323,6 +386,14 @@ class LaneAgent:
         self.source.close()
         return made
 
+    def close(self) -> None:
+        """Stop in order: commands (they use the relay), the gate (it waits for its pending
+        decisions, then closes the relay), then the runtime."""
+        self.runtime.stop_commands()
+        if self.gate is not None:
+            self.gate.close()
+        self.runtime.close()
+
 
 # -- simulation ------------------------------------------------------------------------------
 
@@ -349,7 +420,11 @@ def synthetic_snapshot(plate: str, rng: random.Random) -> bytes:
 
 
 class Simulator:
-    """Synthetic vehicles entering and, after a dwell, leaving, through the real outbox."""
+    """Synthetic vehicles entering and, after a dwell, leaving, through the real outbox.
+
+    A lane with a relay in ``runtime.relays`` behaves like a real one: central's ack of its
+    event saying OPEN pulses it (``cause="event:<id>"``, off the uploader's thread); HOLD and
+    DENY leave it closed (a held exit then waits for the cashier's command)."""
 
     def __init__(
         self,
@@ -371,6 +446,10 @@ class Simulator:
         self._exits = [lane for lane in runtime.lanes if lane.direction is CameraDirection.EXIT]
         self._inside: list[tuple[float, str]] = []  # (leaves at, plate)
         self.made = 0
+        self.actions: dict[str, int] = {}  # central's gate actions seen, by action
+        self._pulses = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim-gate")
+        self._pulses_lock = threading.Lock()
+        self._closed = False
 
     def _next(self, now: float) -> tuple[Lane, str]:
         if self._exits and self._inside and (self._inside[0][0] <= now or not self._entries):
@@ -386,7 +465,7 @@ class Simulator:
     def step(self) -> PlateEvent:
         lane, plate = self._next(self._clock())
         confidence = round(self.rng.uniform(0.82, 0.99), 3)
-        event, _ = self.runtime.capture(
+        event, ack = self.runtime.capture(
             lane,
             captured_at=datetime.now(UTC),
             plate=plate,
@@ -395,8 +474,35 @@ class Simulator:
             vehicle_type=VehicleType.CAR,
             snapshot=synthetic_snapshot(plate, self.rng) if self.snapshots else None,
         )
+        relay = self.runtime.relays.get(lane.camera_id)
+        if relay is not None:
+            ack.add_done_callback(lambda done: self._follow(done, relay))
         self.made += 1
         return event
+
+    def _follow(self, done: Future[EventAck], relay: Relay) -> None:
+        """Central's decision for one event (on the uploader's thread): pulse on OPEN."""
+        if done.cancelled() or done.exception() is not None:
+            return  # refused or dead-lettered: no decision, the barrier stays as it is
+        decision = done.result().decision
+        event_id = done.result().event_id
+        with self._pulses_lock:
+            self.actions[decision.action.value] = self.actions.get(decision.action.value, 0) + 1
+            if decision.action is not GateAction.OPEN or self._closed:
+                return
+            self._pulses.submit(self._pulse, relay, event_id)
+
+    def _pulse(self, relay: Relay, event_id: object) -> None:
+        try:
+            relay.pulse(self.runtime.open_pulse_s, cause=f"event:{event_id}")
+        except Exception:
+            log.exception("simulator: the relay failed for %s", event_id)
+
+    def close(self) -> None:
+        """Finish the pulses already due (before the relays close); later acks move nothing."""
+        with self._pulses_lock:
+            self._closed = True
+        self._pulses.shutdown(wait=True)
 
     def run(
         self,
@@ -446,6 +552,8 @@ def build_lane_agent(config: EdgeConfig) -> LaneAgent:
         min_confidence=config.aggregate.min_confidence,
         min_support_on_leave=config.aggregate.min_support_on_leave,
     )
+    gate_config = config.gate
+    relay = open_relay(config, lane.camera_id)
     runtime = EdgeRuntime.build(
         RuntimeSettings(
             central_url=config.central.url,
@@ -465,20 +573,17 @@ def build_lane_agent(config: EdgeConfig) -> LaneAgent:
             heartbeat_interval_s=config.heartbeat.interval_s,
             metrics_host=config.metrics.host,
             metrics_port=config.metrics.port if config.metrics.enabled else None,
+            commands_enabled=config.commands.enabled,
+            commands_wait_s=config.commands.wait_s,
+            commands_retry_cap_s=config.commands.retry_cap_s,
+            open_pulse_s=gate_config.open_pulse_s,
         ),
         [lane],
         frame_rate=frame_rate,
         reads_rejected=lambda: aggregator.reads_rejected_total,
+        relays={lane.camera_id: relay},  # the gate's own relay: commands pulse the same one
     )
     aggregator.on_reject = runtime.metrics.reads_rejected.inc
-    gate_config = config.gate
-    relay: Relay
-    if gate_config.driver == "gpio":
-        from app.edge.gate import GpioRelay
-
-        relay = GpioRelay(gate_config.pin, active_high=gate_config.active_high)
-    else:
-        relay = LoggingRelay()
     outbox = runtime.outbox
     local_lists: LocalLists | None = None
     journal: OfflineJournal | None = None
@@ -533,6 +638,19 @@ def build_lane_agent(config: EdgeConfig) -> LaneAgent:
         snapshot_max_side=config.outbox.snapshot_max_side,
         snapshot_quality=config.outbox.snapshot_quality,
     )
+
+
+def open_relay(config: EdgeConfig, camera_id: str) -> Relay:
+    """The barrier relay of ``[gate] driver``: gpio (gpiozero), file (records) or log."""
+    gate = config.gate
+    if gate.driver == "gpio":
+        from app.edge.gate import GpioRelay
+
+        return GpioRelay(gate.pin, active_high=gate.active_high)
+    if gate.driver == "file":
+        assert gate.record_file is not None  # the config requires it
+        return FileRelay(gate.record_file, camera_id=camera_id)
+    return LoggingRelay()
 
 
 def offline_record(

@@ -5,6 +5,10 @@ parking-edge simulate --central URL --entry-key KEY --exit-key KEY --rate 0.5
 parking-edge outbox stats|dead-letters|requeue ID [--data-dir DIR | --config FILE]
 parking-edge offline [--json] [--data-dir DIR | --config FILE]   # lists copy, offline decisions
 parking-edge check-config --config FILE                          # the unit template's validator
+
+``run`` and ``simulate`` stop the same way on SIGTERM (systemd) and SIGINT (Ctrl-C): capture
+stops, the command channels and the uploader stop, the outbox closes, exit status 0. A second
+signal while stopping changes nothing; there is no traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 
-from app.contract import CameraDirection
+from app.contract import MAX_COMMAND_WAIT_S, CameraDirection
 from app.edge import __version__
 from app.edge.config import ConfigError, load_config
 from app.edge.errors import init_error_reporting
@@ -32,9 +36,13 @@ DEFAULT_DATA_DIR = "/var/lib/parking-edge"
 
 
 def _stop_on_signals() -> threading.Event:
+    """SIGTERM and SIGINT both set the returned event (no KeyboardInterrupt is ever raised)."""
     stop = threading.Event()
 
     def handle(signum: int, _: FrameType | None) -> None:
+        if stop.is_set():
+            log.info("signal %s: already stopping", signal.Signals(signum).name)
+            return
         log.info("signal %s: stopping", signal.Signals(signum).name)
         stop.set()
 
@@ -43,26 +51,31 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+def _stop_event(args: argparse.Namespace) -> threading.Event:
+    stop = getattr(args, "stop", None)
+    return stop if isinstance(stop, threading.Event) else _stop_on_signals()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    stop = _stop_event(args)  # before the slow part (models, camera): Ctrl-C is clean there too
     from app.edge.agent import build_lane_agent
 
     config = load_config(args.config)
     init_error_reporting(config.sentry, camera_id=config.camera.id)
     agent = build_lane_agent(config)
-    stop = _stop_on_signals()
-    agent.runtime.start()
-    log.info(
-        "lane %s (%s) running, central %s",
-        config.camera.id,
-        config.camera.direction,
-        config.central.url,
-    )
     try:
+        if stop.is_set():
+            return 0
+        agent.runtime.start()
+        log.info(
+            "lane %s (%s) running, central %s",
+            config.camera.id,
+            config.camera.direction,
+            config.central.url,
+        )
         agent.run(stop, exit_when_drained=args.exit_when_drained)
     finally:
-        if agent.gate is not None:
-            agent.gate.close()
-        agent.runtime.close()
+        agent.close()
     return 0
 
 
@@ -79,7 +92,9 @@ def _parse_camera(spec: str) -> tuple[str, CameraDirection, str]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    stop = _stop_event(args)
     from app.edge.agent import EdgeRuntime, Lane, RuntimeSettings, Simulator
+    from app.edge.gate import FileRelay, LoggingRelay, Relay
 
     lanes: list[Lane] = []
     if args.entry_key:
@@ -104,8 +119,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         breaker_reset_s=args.breaker_reset_s,
         heartbeat_interval_s=args.heartbeat_interval_s,
         metrics_port=args.metrics_port,
+        commands_enabled=not args.no_commands,
+        commands_wait_s=args.commands_wait_s,
+        open_pulse_s=args.open_pulse_s,
     )
-    runtime = EdgeRuntime.build(settings, lanes)
+    relays: dict[str, Relay] = {
+        lane.camera_id: (
+            FileRelay(args.relay_file, camera_id=lane.camera_id)
+            if args.relay_file is not None
+            else LoggingRelay()
+        )
+        for lane in lanes
+    }
+    runtime = EdgeRuntime.build(settings, lanes, relays=relays)
     rng = random.Random(args.seed)  # noqa: S311 - synthetic traffic
     simulator = Simulator(
         runtime,
@@ -114,23 +140,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         rng=rng,
         snapshots=not args.no_snapshots,
     )
-    stop = _stop_on_signals()
-    runtime.start()
-    log.info(
-        "simulating %s at %.2f events/s to %s",
-        ", ".join(f"{lane.camera_id} ({lane.direction})" for lane in lanes),
-        args.rate,
-        args.central,
-    )
+    made = 0
     try:
-        made = simulator.run(
-            stop,
-            count=args.count,
-            duration_s=args.duration,
-            exit_when_drained=args.exit_when_drained,
-        )
+        if not stop.is_set():
+            runtime.start()
+            log.info(
+                "simulating %s at %.2f events/s to %s%s",
+                ", ".join(f"{lane.camera_id} ({lane.direction})" for lane in lanes),
+                args.rate,
+                args.central,
+                "" if runtime.listeners else " (no command channel)",
+            )
+            made = simulator.run(
+                stop,
+                count=args.count,
+                duration_s=args.duration,
+                exit_when_drained=args.exit_when_drained,
+            )
     finally:
+        runtime.stop_commands()
+        simulator.close()
         runtime.close()
+        for relay in relays.values():
+            relay.close()
     log.info("simulated %d events", made)
     return 0
 
@@ -256,6 +288,25 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--breaker-reset-s", type=float, default=5.0)
     sim.add_argument("--heartbeat-interval-s", type=float, default=10.0)
     sim.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT")
+    sim.add_argument(
+        "--relay-file",
+        type=Path,
+        help="record each lane's relay pulses as JSON lines in this file (default: log them)",
+    )
+    sim.add_argument(
+        "--no-commands", action="store_true", help="no command channel (long poll) per lane"
+    )
+    sim.add_argument(
+        "--commands-wait-s",
+        type=int,
+        default=20,
+        choices=range(1, MAX_COMMAND_WAIT_S + 1),
+        metavar=f"1..{MAX_COMMAND_WAIT_S}",
+        help="seconds central holds a command poll open",
+    )
+    sim.add_argument(
+        "--open-pulse-s", type=float, default=1.0, help="relay pulse of an open, in seconds"
+    )
     sim.set_defaults(func=cmd_simulate)
 
     box = sub.add_parser("outbox", help="inspect the outbox")
@@ -296,8 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LONG_RUNNING = frozenset({"run", "simulate"})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in LONG_RUNNING:
+        args.stop = _stop_on_signals()  # first: a signal during start-up stops it cleanly too
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -308,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C in a short command (outbox, offline, check-config)
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.contract import CameraDirection
+from app.contract import MAX_COMMAND_WAIT_S, CameraDirection
 from app.edge.reader import Detector
 
 _CAMERA_ID = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
@@ -158,14 +158,34 @@ class OfflineAction(StrEnum):
 
 
 class GateConfig(_Section):
-    driver: Literal["log", "gpio"] = "log"
+    # "gpio": the relay on a GPIO pin (gpiozero); "log": log the pulses; "file": append each
+    # pulse as a JSON line to record_file (machines without GPIO: the demo, tests, benches).
+    driver: Literal["log", "gpio", "file"] = "log"
     pin: Annotated[int, Field(ge=0, le=40)] = 17
     active_high: bool = True
+    record_file: Path | None = None  # driver "file" only
     open_pulse_s: Annotated[float, Field(gt=0, le=30)] = 1.0
     deadline_s: Annotated[float, Field(gt=0, le=30)] = 1.5
     offline_entry: OfflineAction = OfflineAction.OPEN
     offline_exit: OfflineAction = OfflineAction.OPEN
     flag_offline_exit: bool = True
+
+    @model_validator(mode="after")
+    def _record_file(self) -> GateConfig:
+        if self.driver == "file" and self.record_file is None:
+            raise ValueError('driver "file" needs record_file (the file the pulses go to)')
+        return self
+
+
+class CommandsConfig(_Section):
+    # The lane's command channel: a long poll to central for operators' orders (open the
+    # barrier), each executed at most once (docs/edge.md).
+    enabled: bool = True
+    # Seconds central holds a poll open when it has nothing; below the load balancer's read
+    # timeout for polls (nginx_lane_poll_read_timeout_s, 45 s).
+    wait_s: Annotated[int, Field(ge=1, le=MAX_COMMAND_WAIT_S)] = 20
+    # Longest wait between two polls after failures (the first retry comes after ~0.5 s).
+    retry_cap_s: Annotated[float, Field(gt=0, le=600)] = 10.0
 
 
 class ListsConfig(_Section):
@@ -200,6 +220,7 @@ class EdgeConfig(_Section):
     outbox: OutboxConfig = OutboxConfig()
     uploader: UploaderConfig = UploaderConfig()
     gate: GateConfig = GateConfig()
+    commands: CommandsConfig = CommandsConfig()
     lists: ListsConfig = ListsConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     metrics: MetricsConfig = MetricsConfig()

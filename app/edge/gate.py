@@ -4,19 +4,28 @@ Central's ``GateDecision`` is followed when it arrives within ``deadline_s``. Ot
 decides alone: from its local copy of the lot's lists (``lists.py``: deny-listed stays closed,
 allow-listed or a valid pass opens) and, for a plate on no list, by the configured offline
 policy (e.g. entry: open; exit: open and flag for review). The outcome is recorded before the
-relay moves (``record``), logged and counted.
+relay moves (``record``), logged and counted. ``HOLD`` (a known vehicle whose fee is still due)
+keeps the barrier closed like ``DENY``; a cashier's payment then opens it through the lane's
+command channel (``commands.py``).
+
+Every pulse carries its ``cause`` (``event:<event_id>`` for a decision, ``command:<command_id>``
+for an operator's command), which the relays log and ``FileRelay`` records.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -28,11 +37,18 @@ log = logging.getLogger(__name__)
 
 
 class Relay(Protocol):
-    def pulse(self, seconds: float) -> None:
-        """Close the relay for ``seconds`` (the barrier controller opens, then closes itself)."""
+    def pulse(self, seconds: float, *, cause: str = "") -> None:
+        """Close the relay for ``seconds`` (the barrier controller opens, then closes itself).
+
+        ``cause`` says why (``event:<id>``, ``command:<id>``). Safe to call from any thread;
+        raises when the relay could not be driven."""
         ...
 
     def close(self) -> None: ...
+
+
+class RelayError(RuntimeError):
+    """The relay could not be driven (closed, or its device failed)."""
 
 
 class LoggingRelay:
@@ -40,34 +56,126 @@ class LoggingRelay:
 
     def __init__(self) -> None:
         self.pulses: list[float] = []
+        self.causes: list[str] = []
+        self._lock = threading.Lock()
 
-    def pulse(self, seconds: float) -> None:
-        self.pulses.append(seconds)
-        log.info("gate: relay pulse %.1fs (logging driver)", seconds)
+    def pulse(self, seconds: float, *, cause: str = "") -> None:
+        with self._lock:
+            self.pulses.append(seconds)
+            self.causes.append(cause)
+        log.info(
+            "gate: relay pulse %.1fs (logging driver)%s", seconds, f" {cause}" if cause else ""
+        )
 
     def close(self) -> None:
         pass
 
 
+class FileRelay:
+    """A recording relay for machines without GPIO (tests, the demo, benches).
+
+    Each pulse appends one JSON line to ``path``, written and fsynced before ``pulse`` returns:
+    ``{"at": "<ISO UTC>", "unix": <time.time()>, "seconds": s, "cause": "..."}`` (plus
+    ``"camera"`` when one is given, for several lanes sharing one file). The file is opened with
+    ``O_APPEND`` and each line goes in one ``write``, so several relays (or processes) can share
+    it; pulses of one relay are serialized.
+    """
+
+    def __init__(self, path: Path, *, camera_id: str | None = None) -> None:
+        self.path = path
+        self.camera_id = camera_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created = not path.exists()
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if created:
+            _fsync_directory(path.parent)
+        self._lock = threading.Lock()
+        self.pulses: list[float] = []
+
+    def pulse(self, seconds: float, *, cause: str = "") -> None:
+        unix = time.time()
+        record: dict[str, object] = {
+            "at": datetime.fromtimestamp(unix, UTC).isoformat(),
+            "unix": unix,
+            "seconds": seconds,
+            "cause": cause,
+        }
+        if self.camera_id is not None:
+            record["camera"] = self.camera_id
+        line = (json.dumps(record) + "\n").encode()
+        with self._lock:
+            if self._fd is None:
+                raise RelayError(f"file relay {self.path} is closed")
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise RelayError(f"file relay {self.path}: short write ({written}/{len(line)})")
+            os.fsync(self._fd)
+            self.pulses.append(seconds)
+        log.info("gate: relay pulse %.1fs (file driver)%s", seconds, f" {cause}" if cause else "")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_relay_file(path: Path) -> list[dict[str, Any]]:
+    """The pulses a ``FileRelay`` recorded, oldest first (tests, benches)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
 class GpioRelay:
-    """A relay on a Raspberry Pi GPIO pin via gpiozero, imported only when this is used."""
+    """A relay on a Raspberry Pi GPIO pin via gpiozero, imported only when this is used.
+
+    Pulses may come from two threads (the gate's decisions, the command channel): a pulse that
+    starts while one is running extends it to the later end instead of being cut short."""
 
     def __init__(self, pin: int, *, active_high: bool = True) -> None:
         gpiozero: Any = importlib.import_module("gpiozero")
         self._device: Any = gpiozero.OutputDevice(pin, active_high=active_high, initial_value=False)
         self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._pulse_no = 0  # a timer releases only the pulse it was started for
+        self._closed = False
 
-    def pulse(self, seconds: float) -> None:
-        self._device.on()
-        self._timer = threading.Timer(seconds, self._device.off)
-        self._timer.daemon = True
-        self._timer.start()
+    def pulse(self, seconds: float, *, cause: str = "") -> None:
+        with self._lock:
+            if self._closed:
+                raise RelayError("gpio relay is closed")
+            if self._timer is not None:
+                self._timer.cancel()
+            self._pulse_no += 1
+            self._device.on()
+            self._timer = threading.Timer(seconds, self._release, args=(self._pulse_no,))
+            self._timer.daemon = True
+            self._timer.start()
+        log.info("gate: relay pulse %.1fs (gpio)%s", seconds, f" {cause}" if cause else "")
+
+    def _release(self, pulse_no: int) -> None:
+        with self._lock:
+            if not self._closed and pulse_no == self._pulse_no:
+                self._device.off()
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._device.off()
-        self._device.close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+            self._device.off()
+            self._device.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +284,13 @@ class GateController:
         except Exception:
             log.exception("gate: could not record the action for %s", event_id)
         if outcome.action is GateAction.OPEN:
-            self._relay.pulse(self._open_pulse_s)
+            try:
+                self._relay.pulse(self._open_pulse_s, cause=f"event:{event_id}")
+            except Exception:
+                log.exception("gate: the relay failed to open for %s", event_id)
+        elif outcome.action is GateAction.HOLD:
+            # Closed until the fee is paid: the cashier's payment opens it by a lane command.
+            log.info("gate: %s held (%s): the barrier stays closed", event_id, outcome.reason)
         return outcome
 
     def close(self) -> None:

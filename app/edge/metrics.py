@@ -72,6 +72,42 @@ class EdgeMetrics:
             ["action", "offline"],
             registry=r,
         )
+        self.commands = Counter(
+            "parking_edge_commands",
+            "Lane commands from central by outcome (pulsed, expired, failed); each id once",
+            ["camera", "outcome"],
+            registry=r,
+        )
+        self.command_reoffers = Counter(
+            "parking_edge_command_reoffers",
+            "Commands central offered again that the journal already had (not executed again)",
+            ["camera"],
+            registry=r,
+        )
+        self.command_latency = Histogram(
+            "parking_edge_command_latency_seconds",
+            "From a command's arrival on the edge to its relay pulse",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=r,
+        )
+        self.command_poll_errors = Counter(
+            "parking_edge_command_poll_errors",
+            "Failed command polls by kind (transport, http_404, http_5xx, ...)",
+            ["camera", "kind"],
+            registry=r,
+        )
+        self.command_acks = Counter(
+            "parking_edge_command_acks",
+            "Command acks sent to central by result (ok, failed: retried, dropped: refused)",
+            ["camera", "result"],
+            registry=r,
+        )
+        self.command_channel_up = Gauge(
+            "parking_edge_command_channel_up",
+            "1 while the lane's last command poll succeeded, else 0",
+            ["camera"],
+            registry=r,
+        )
         self.reads_rejected = Counter(
             "parking_edge_reads_rejected", "Plate reads below confidence or grammar", registry=r
         )
