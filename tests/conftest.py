@@ -9,7 +9,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +156,11 @@ def build_world(db: Session, *, capacity: int = 10) -> World:
         daily_cap=150_000,
         overnight_fee=30_000,
     )
-    _, entry_key = create_camera(db, camera_id="lane-in", lot_id="lot-a", direction="entry")
-    _, exit_key = create_camera(db, camera_id="lane-out", lot_id="lot-a", direction="exit")
+    entry, entry_key = create_camera(db, camera_id="lane-in", lot_id="lot-a", direction="entry")
+    exit_, exit_key = create_camera(db, camera_id="lane-out", lot_id="lot-a", direction="exit")
+    # Installed long ago: tests replay stays of past days (central refuses events captured
+    # before their camera was registered).
+    entry.created_at = exit_.created_at = datetime.now(UTC) - timedelta(days=60)
     users = {}
     for role in ("guard", "manager", "admin"):
         create_operator(db, username=role, password=PASSWORD, role=role)

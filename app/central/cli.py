@@ -75,6 +75,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             port=args.port,
             ws_ping_interval_s=settings.ws_ping_interval_s,
             workers=workers,
+            trusted_proxies=settings.trusted_proxies,
         )
         return 0
     from app.central.main import create_app
@@ -84,6 +85,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         ws_ping_interval_s=settings.ws_ping_interval_s,
+        trusted_proxies=settings.trusted_proxies,
     )
     return 0
 

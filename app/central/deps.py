@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.central.cameras import service as cameras
-from app.central.errors import Forbidden, Unauthorized
+from app.central.errors import Forbidden, RateLimited, Unauthorized
 from app.central.operators.models import Operator
 from app.central.operators.service import Role, decode_token
 from app.central.state import AppState
@@ -51,17 +51,22 @@ DB = Annotated[Session, Depends(db_session)]
 class Principal:
     username: str
     role: Role
+    expires_at: float = float("inf")  # the token's ``exp`` (Unix time)
 
 
 def operator_from_token(token: str, db: Session, state: AppState) -> Principal:
+    """The operator a valid token names, as the database knows them now: disabled operators
+    are refused and the role is the current one, not the one written into the token."""
     claims: dict[str, Any] = decode_token(token, key=state.jwt_key)
-    active = db.scalar(select(Operator.active).where(Operator.username == claims["sub"]))
+    row = db.execute(
+        select(Operator.active, Operator.role).where(Operator.username == claims["sub"])
+    ).one_or_none()
     # End the read at once: a request waiting for a worker thread between its dependencies
     # and its route must not sit on a pooled connection (that starves the pool under load).
     db.rollback()
-    if not active:
+    if row is None or not row.active or row.role not in Role.__members__:
         raise Unauthorized("user is unknown or disabled")
-    return Principal(username=claims["sub"], role=Role[claims["role"]])
+    return Principal(username=claims["sub"], role=Role[row.role], expires_at=float(claims["exp"]))
 
 
 def current_operator(
@@ -95,17 +100,35 @@ def _camera_for_key(db: Session, api_key: str) -> cameras.CameraIdentity | None:
         db.rollback()  # release the connection before the route runs (see operator_from_token)
 
 
+def client_address(request: Request) -> str:
+    """The client's address: uvicorn has already replaced the connection's address with
+    X-Forwarded-For's when (and only when) the connection came from a trusted proxy
+    (``PARKING_TRUSTED_PROXIES``)."""
+    return request.client.host if request.client else "unknown"
+
+
+def refuse_failing_client(state: AppState, client: str) -> None:
+    """429 for an address that failed too often lately (logins, camera keys), before any work."""
+    wait = state.client_failures.exhausted(client)
+    if wait is not None:
+        raise RateLimited("too many failed attempts from this address", retry_after_s=wait)
+
+
 async def current_camera(
-    db: DB, state: State, x_api_key: Annotated[str | None, Header()] = None
+    request: Request, db: DB, state: State, x_api_key: Annotated[str | None, Header()] = None
 ) -> cameras.CameraIdentity:
     """Async so a cached key costs no worker-thread hop (the ingest hot path)."""
     if not x_api_key:
         raise Unauthorized("missing X-API-Key header")
     camera = state.camera_keys.get(x_api_key)
     if camera is None:
+        client = client_address(request)
+        refuse_failing_client(state, client)
         camera = await run_in_threadpool(_camera_for_key, db, x_api_key)
         if camera is not None:
             state.camera_keys.put(x_api_key, camera)
+        else:
+            state.client_failures.take(client, "client address")
     if camera is None:
         raise Unauthorized("unknown or disabled camera key")
     state.camera_limiter.take(camera.id, "camera")
@@ -113,3 +136,10 @@ async def current_camera(
 
 
 CameraAuth = Annotated[cameras.CameraIdentity, Depends(current_camera)]
+
+
+# Row ids in paths and page offsets in queries: bounded, so a value beyond 64 bits is a 422
+# naming the parameter, never an overflow in the database driver.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+Offset = Annotated[int, Query(ge=0, le=10**9)]

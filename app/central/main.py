@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,38 @@ from app.central.tariffs.routes import router as tariffs_router
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "dashboard"
+
+
+# Sent by central itself, also where no nginx stands in front (small installs, the demo).
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+
+
+class SecurityHeaders:
+    """Adds ``SECURITY_HEADERS`` to every HTTP answer that does not set them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class BodyLimit:
@@ -182,6 +215,14 @@ def _install_error_mapping(app: FastAPI) -> None:
         ]
         return JSONResponse({"detail": details}, status_code=422)
 
+    @app.exception_handler(OverflowError)
+    async def out_of_range(request: Request, error: OverflowError) -> JSONResponse:
+        # The safety net under the bounded types: a value past what a date or the database
+        # can hold is the client's input, never a server error.
+        log.info("value out of range: %s", error)
+        detail = [{"loc": ["request"], "msg": "a value is out of range", "type": "overflow"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, error: SQLAlchemyError) -> Response:
         return database_error_response(request.app.state.parking, error)
@@ -218,6 +259,10 @@ def create_app(
         jwt_key=settings.jwt_key(),
         camera_limiter=TokenBucket(
             rate_per_s=settings.camera_rate_per_s, burst=settings.camera_burst
+        ),
+        client_failures=TokenBucket(
+            rate_per_s=settings.client_failures_per_min / 60.0,
+            burst=settings.client_failures_per_min,
         ),
         login_limiter=TokenBucket(
             rate_per_s=settings.login_attempts_per_min / 60.0, burst=settings.login_attempts_per_min
@@ -263,7 +308,11 @@ def create_app(
     app.state.parking = state
     # Group commit of single-event ingest (events/combiner.py); SQLite has one writer anyway.
     app.state.ingest = WriteCombiner(
-        IngestPolicy(low_confidence=settings.low_confidence, timezone=settings.timezone),
+        IngestPolicy(
+            low_confidence=settings.low_confidence,
+            timezone=settings.timezone,
+            max_event_age=timedelta(days=settings.event_max_age_days),
+        ),
         concurrency=2 if db.is_postgres else 1,
     )
     _install_error_mapping(app)
@@ -271,7 +320,8 @@ def create_app(
     # machinery; everything else (and every error) goes on to the route (events/fastpath.py).
     app.add_middleware(FastIngest, fastapi_app=app, error_response=error_response)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestMetrics)  # outermost: a 413 is counted too
+    app.add_middleware(RequestMetrics)  # a 413 is counted too
+    app.add_middleware(SecurityHeaders)  # outermost: every answer, errors included
 
     for router in (
         health_router,

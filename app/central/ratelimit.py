@@ -41,6 +41,14 @@ class TokenBucket:
             if len(self._state) > _MAX_KEYS:
                 self._forget_idle(now)
 
+    def exhausted(self, key: str) -> int | None:
+        """Seconds to wait when ``key`` has no token left, else None; spends nothing."""
+        now = self._clock()
+        with self._lock:
+            tokens, last = self._state.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        return max(1, math.ceil((1.0 - tokens) / self.rate)) if tokens < 1.0 else None
+
     def _forget_idle(self, now: float) -> None:
         for key in [k for k, (_, last) in self._state.items() if now - last > _IDLE_S]:
             del self._state[key]

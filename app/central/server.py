@@ -71,6 +71,7 @@ def serve(
     port: int,
     ws_ping_interval_s: float,
     workers: int = 1,
+    trusted_proxies: str = "",
 ) -> None:
     """Serve ``app`` in this process, or (``workers > 1``, ``app`` None) that many worker
     processes each running ``create_app()`` with the same settings from the environment."""
@@ -81,8 +82,10 @@ def serve(
         host=host,
         port=port,
         log_config=None,  # our JSON logging is already configured
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        # X-Forwarded-For is believed from the load balancers only (never from anyone who can
+        # reach the port, and not from this host's other processes unless listed).
+        proxy_headers=bool(trusted_proxies.strip()),
+        forwarded_allow_ips=trusted_proxies.strip() or None,
         ws_ping_interval=ws_ping_interval_s,
         ws_ping_timeout=ws_ping_interval_s,
         timeout_graceful_shutdown=20,

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     snapshot_retention_days: int = Field(default=30, ge=1)
     duty_interval_s: float = Field(default=15.0, gt=0)
     low_confidence: float = Field(default=0.6, ge=0, le=1)
+    # Events captured longer ago than this are refused (422): the lane's clock is wrong.
+    event_max_age_days: int = Field(default=30, ge=1, le=3650)
     # A lane command (open the barrier) not executed within this many seconds never is.
     command_ttl_s: float = Field(default=10.0, gt=0, le=60)
     timezone: str = "Asia/Ho_Chi_Minh"
@@ -43,6 +45,12 @@ class Settings(BaseSettings):
     camera_rate_per_s: float = Field(default=50.0, gt=0)
     camera_burst: int = Field(default=200, ge=1)
     login_attempts_per_min: int = Field(default=10, ge=1)
+    # Failed logins and unknown camera keys one client address may cause per minute, across
+    # every name it tries (the per-name login limit alone lets one client try many names).
+    client_failures_per_min: int = Field(default=30, ge=1)
+    # Addresses (comma-separated, CIDR allowed) whose X-Forwarded-For central believes: the
+    # load balancers, and nothing else. Empty: the connection's own address is the client.
+    trusted_proxies: str = ""
 
     log_level: str = "INFO"
     log_file: Path | None = None
@@ -52,6 +60,9 @@ class Settings(BaseSettings):
     release: str = "parking-central@0.1.0"
 
     ws_ping_interval_s: float = Field(default=20.0, gt=0)
+    # A live feed asks again this often whether its operator is still active (and its token
+    # valid): a disabled operator stops receiving plates within this many seconds.
+    live_recheck_s: float = Field(default=15.0, gt=0)
 
     @field_validator("log_level")
     @classmethod

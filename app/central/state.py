@@ -52,6 +52,7 @@ class AppState:
     jwt_key: str
     camera_limiter: TokenBucket
     login_limiter: TokenBucket
+    client_failures: TokenBucket
     camera_keys: KeyCache = field(default_factory=lambda: KeyCache(ttl_s=5.0))
     command_waiters: CommandWaiters = field(default_factory=CommandWaiters)
     ready_revision: str | None = None

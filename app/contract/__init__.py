@@ -6,6 +6,7 @@ change gets a new module (``v2``) while central keeps serving the old one.
 
 from app.contract.v1 import (
     API_PREFIX,
+    ID_PATTERN,
     MAX_BATCH_EVENTS,
     MAX_COMMAND_TTL_S,
     MAX_COMMAND_WAIT_S,
@@ -25,6 +26,7 @@ from app.contract.v1 import (
     LaneCommandKind,
     LaneCommands,
     ListedPlate,
+    Moment,
     OfflineBasis,
     OfflineDecision,
     OfflineDecisionAck,
@@ -33,12 +35,14 @@ from app.contract.v1 import (
     PlateCandidate,
     PlateEvent,
     PlateEventBatch,
+    PlausibleTime,
     VehicleType,
     normalize_plate,
 )
 
 __all__ = [
     "API_PREFIX",
+    "ID_PATTERN",
     "MAX_BATCH_EVENTS",
     "MAX_COMMAND_TTL_S",
     "MAX_COMMAND_WAIT_S",
@@ -58,6 +62,7 @@ __all__ = [
     "LaneCommandKind",
     "LaneCommands",
     "ListedPlate",
+    "Moment",
     "OfflineBasis",
     "OfflineDecision",
     "OfflineDecisionAck",
@@ -66,6 +71,7 @@ __all__ = [
     "PlateCandidate",
     "PlateEvent",
     "PlateEventBatch",
+    "PlausibleTime",
     "VehicleType",
     "normalize_plate",
 ]

@@ -19,18 +19,51 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 API_PREFIX = "/api/v1"
 MAX_SNAPSHOT_BYTES = 512 * 1024
 # Edge clocks are NTP-synced; more than this ahead of central's clock is a broken clock.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# No event was captured before this: a lane that booted without network time (a Raspberry Pi
+# has no real-time clock) stamps 1970, and its events must be refused, not charged for 56 years.
+EARLIEST_CAPTURE = datetime(2024, 1, 1, tzinfo=UTC)
 
 # Display forms as the reader prints them: letters, digits and the separators used on
 # Vietnamese (``51F-123.45``, ``59-X1 123.45``) and generic plates. Đ is written D.
 _PLATE_DISPLAY = re.compile(r"^[A-Z0-9][A-Z0-9 .\-/]{0,14}[A-Z0-9]$")
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
-_CAMERA_ID = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
+# Camera and lot ids: lower-case letters, digits, '_' and '-', 1-63 characters.
+ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
+_CAMERA_ID = ID_PATTERN
+
+
+def _in_utc(value: datetime) -> datetime:
+    """Aware, and representable in UTC (``9999-12-31T23:00-05:00`` is not: no year 10000)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must carry a timezone offset")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the calendar") from None
+
+
+# A timestamp an edge reports about itself (heartbeat, outcome): aware and in range, but any
+# year, so that a lane whose clock is wrong can still say so.
+Moment = Annotated[datetime, AfterValidator(_in_utc)]
+# Operators' dates (list expiry, passes) are between these.
+EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_DATE = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _plausible(value: datetime) -> datetime:
+    value = _in_utc(value)
+    if not EARLIEST_DATE <= value < LATEST_DATE:
+        raise ValueError(f"must be between {EARLIEST_DATE.year} and {LATEST_DATE.year}")
+    return value
+
+
+PlausibleTime = Annotated[datetime, AfterValidator(_plausible)]
 
 
 def normalize_plate(plate: str) -> str:
@@ -125,9 +158,13 @@ class PlateEvent(BaseModel):
     def _aware_and_not_future(cls, value: datetime) -> datetime:
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("captured_at must carry a timezone offset")
-        value = value.astimezone(UTC)
+        value = _in_utc(value)
         if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
             raise ValueError("captured_at is more than 5 minutes in the future")
+        if value < EARLIEST_CAPTURE:
+            raise ValueError(
+                f"captured_at is before {EARLIEST_CAPTURE.date()}: the lane's clock is not set"
+            )
         return value
 
     @field_validator("snapshot_b64")
@@ -177,7 +214,7 @@ class CameraHeartbeat(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sent_at: datetime
+    sent_at: Moment
     agent_version: Annotated[str, Field(max_length=40)] = "unknown"
     uptime_s: Annotated[float, Field(ge=0)] = 0.0
     fps: Annotated[float, Field(ge=0)] = 0.0
@@ -264,7 +301,7 @@ class OfflineDecision(BaseModel):
     event_id: UUID
     camera_id: Annotated[str, Field(pattern=_CAMERA_ID)]
     plate: Annotated[str, Field(max_length=20)]
-    decided_at: datetime
+    decided_at: Moment
     action: GateAction
     reason: GateReason
     basis: OfflineBasis
@@ -336,5 +373,5 @@ class CommandAck(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: CommandOutcome
-    at: datetime = Field(description="the edge's time of the outcome")
+    at: Moment = Field(description="the edge's time of the outcome")
     detail: Annotated[str, Field(max_length=300)] = ""

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from app.central.cameras.models import Camera
+from app.central.cameras.service import CameraIdentity
 from app.central.db import Database
 from app.central.duties import Duties
 from app.central.events.models import Snapshot
@@ -64,7 +65,7 @@ def test_offline_detection_and_snapshot_retention(fresh_url: str, tmp_path: Path
         )
         ingest(
             db,
-            camera=camera,
+            camera=CameraIdentity(camera.id, camera.lot_id, camera.direction, camera.created_at),
             event=old,
             policy=IngestPolicy(0.5, "UTC"),
             now=datetime.now(UTC) - timedelta(days=10),

@@ -160,6 +160,7 @@ def test_plate_correction_reevaluates_fee_and_is_audited(client: TestClient, wor
     assert audit[0]["details"] == {
         "before": {"plate": "51F-999.98", "fee": 60_000},
         "after": {"plate": "51F-999.99", "fee": 0},
+        "released_lane": "lane-out",
     }
 
 

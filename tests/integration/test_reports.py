@@ -19,9 +19,25 @@ from tests.conftest import World, event_body, token
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")  # the settings' default timezone
 
 
+# Days of the tests: a week and more ago (central takes events up to 30 days old).
+DAY_1 = (datetime.now(LOCAL) - timedelta(days=10)).date()
+DAYS = {
+    "2024-03-10": DAY_1,
+    "2024-03-11": DAY_1 + timedelta(days=1),
+    "2024-05-02": DAY_1 + timedelta(days=2),
+    "2024-05-03": DAY_1 + timedelta(days=3),
+}
+
+
+def day(text: str) -> str:
+    """The test's day written as in the scenario (``2024-03-10``) -> the real day it stands for."""
+    return DAYS[text].isoformat()
+
+
 def at(text: str) -> datetime:
-    """A local wall-clock time in the lots' timezone."""
-    return datetime.fromisoformat(text).replace(tzinfo=LOCAL)
+    """A local wall-clock time in the lots' timezone, on the day the scenario names."""
+    date_text, _, clock = text.partition("T")
+    return datetime.fromisoformat(f"{day(date_text)}T{clock}").replace(tzinfo=LOCAL)
 
 
 def visit(
@@ -66,8 +82,8 @@ def test_day_summary_books_revenue_on_the_local_payment_day(
     visit(client, world, "51F-333.33", at("2024-03-11T00:30"), None)
     guard = token(client, "guard")
 
-    first = client.get("/api/v1/reports/day", params={"day": "2024-03-10"}, headers=guard)
-    second = client.get("/api/v1/reports/day", params={"day": "2024-03-11"}, headers=guard)
+    first = client.get("/api/v1/reports/day", params={"day": day("2024-03-10")}, headers=guard)
+    second = client.get("/api/v1/reports/day", params={"day": day("2024-03-11")}, headers=guard)
     assert first.status_code == second.status_code == 200, first.text
     day1, day2 = first.json(), second.json()
     assert day1["timezone"] == "Asia/Ho_Chi_Minh"
@@ -108,16 +124,16 @@ def test_day_csv_lists_the_days_sessions_in_local_time(
     visit(client, world, "51F-444.44", at("2024-05-02T08:00"), at("2024-05-02T08:40"), db)
     visit(client, world, "51F-555.55", at("2024-05-03T08:00"), None)  # another day
     response = client.get(
-        "/api/v1/reports/day.csv", params={"day": "2024-05-02"}, headers=token(client, "manager")
+        "/api/v1/reports/day.csv", params={"day": day("2024-05-02")}, headers=token(client, "manager")
     )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/csv")
-    assert 'filename="sessions-2024-05-02.csv"' in response.headers["content-disposition"]
+    assert f'filename="sessions-{day("2024-05-02")}.csv"' in response.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(response.text.removeprefix("\ufeff"))))
     assert [r["plate"] for r in rows] == ["51F-444.44"]
     row = rows[0]
-    assert row["entered_at"] == "2024-05-02T08:00:00+07:00"
-    assert row["exited_at"] == "2024-05-02T08:40:00+07:00"
+    assert row["entered_at"] == f"{day('2024-05-02')}T08:00:00+07:00"
+    assert row["exited_at"] == f"{day('2024-05-02')}T08:40:00+07:00"
     assert (row["minutes"], row["fee"], row["fee_rule"]) == ("40", "20000", "tariff")
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from app.central.audit import service
 from app.central.audit.schemas import AuditOut
-from app.central.deps import DB, Manager
+from app.central.deps import DB, Manager, Offset
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -17,7 +17,7 @@ def list_audit(
     _: Manager,
     action: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AuditOut]:
     return [
         AuditOut.model_validate(e)

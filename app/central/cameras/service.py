@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from app.central.audit import service as audit
 from app.central.cameras.models import Camera
+from app.central.clock import as_utc
 from app.central.errors import Conflict, InvalidInput, NotFound
 from app.central.events.models import PlateEvent
 from app.central.live.service import announce
 from app.central.lots.service import ensure_lot
-from app.contract import CameraDirection, CameraHeartbeat
+from app.contract import ID_PATTERN, CameraDirection, CameraHeartbeat
 
 KEY_PREFIX = "pk_"
 
@@ -41,6 +43,10 @@ def create_camera(
     actor: str = "cli",
 ) -> tuple[Camera, str]:
     """Register a camera (and its lot if new). Returns the camera and its API key, shown once."""
+    if not re.fullmatch(ID_PATTERN, camera_id):
+        raise InvalidInput(
+            "camera id must be 1-63 lower-case letters, digits, '_' or '-'", field="camera_id"
+        )
     if direction not in {d.value for d in CameraDirection}:
         raise InvalidInput("direction must be entry or exit", field="direction")
     if db.get(Camera, camera_id) is not None:
@@ -92,16 +98,19 @@ class CameraIdentity:
     id: str
     lot_id: str
     direction: str
+    registered_at: datetime | None = None  # no event of the camera can be older
 
 
-_BY_KEY = select(Camera.id, Camera.lot_id, Camera.direction).where(
+_BY_KEY = select(Camera.id, Camera.lot_id, Camera.direction, Camera.created_at).where(
     Camera.api_key_hash == bindparam("key_hash"), Camera.enabled.is_(True)
 )
 
 
 def camera_for_key(db: Session, *, api_key: str) -> CameraIdentity | None:
     row = db.execute(_BY_KEY, {"key_hash": hash_api_key(api_key)}).one_or_none()
-    return CameraIdentity(row.id, row.lot_id, row.direction) if row else None
+    if row is None:
+        return None
+    return CameraIdentity(row.id, row.lot_id, row.direction, as_utc(row.created_at))
 
 
 def record_heartbeat(

@@ -16,7 +16,7 @@ from app.central.clock import utcnow
 from app.central.commands import service
 from app.central.commands.schemas import CommandAckOut, CommandOut, ManualOpen
 from app.central.commands.waiters import RECHECK_S
-from app.central.deps import DB, CameraAuth, Guard, State
+from app.central.deps import DB, MAX_ROW_ID, CameraAuth, Guard, State
 from app.central.errors import Forbidden
 from app.contract import API_PREFIX, MAX_COMMAND_WAIT_S, CommandAck, LaneCommand, LaneCommands
 
@@ -47,7 +47,7 @@ def list_commands(
     db: DB,
     _: Guard,
     camera_id: Annotated[str | None, Query(max_length=64)] = None,
-    session_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    session_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[CommandOut]:
     rows = service.list_commands(db, camera_id=camera_id, session_id=session_id, limit=limit)

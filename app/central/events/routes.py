@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from typing import Annotated
 from uuid import UUID
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from app.central.deps import DB, CameraAuth, Guard, State
+from app.central.deps import DB, CameraAuth, Guard, Offset, State
 from app.central.errors import Conflict, NotFound
 from app.central.events import service
 from app.central.events.combiner import WriteCombiner
@@ -21,7 +22,9 @@ router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
 def _policy(state: State) -> service.IngestPolicy:
     return service.IngestPolicy(
-        low_confidence=state.settings.low_confidence, timezone=state.settings.timezone
+        low_confidence=state.settings.low_confidence,
+        timezone=state.settings.timezone,
+        max_event_age=timedelta(days=state.settings.event_max_age_days),
     )
 
 
@@ -66,7 +69,7 @@ def list_events(
     _: Guard,
     camera_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[EventOut]:
     rows = service.list_events(db, camera_id=camera_id, limit=limit, offset=offset)
     return [EventOut.model_validate(row) for row in rows]

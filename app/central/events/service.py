@@ -25,13 +25,17 @@ from sqlalchemy.orm import Session
 from app.central.cameras.service import CameraIdentity
 from app.central.clock import utcnow
 from app.central.db import is_db_unavailable
-from app.central.errors import Conflict
+from app.central.errors import Conflict, InvalidInput
 from app.central.events.models import PlateEvent as PlateEventRow
 from app.central.events.models import Snapshot
 from app.central.sessions.ledger import Ledger, Outcome, Sighting
 from app.contract import CameraDirection, EventAck, PlateEvent, normalize_plate
 
 log = logging.getLogger(__name__)
+
+# An edge may capture a little before its camera is registered at central (installed and
+# reading while its key is being made); further back than this the lane's clock is wrong.
+REGISTRATION_SLACK = timedelta(days=1)
 
 # How many times a transaction that lost a race (unique open session) is replayed.
 RACE_RETRIES = 3
@@ -44,6 +48,29 @@ _SNAPSHOTS = cast(Table, Snapshot.__table__)
 class IngestPolicy:
     low_confidence: float
     timezone: str
+    # No event older than this is taken (the edge's outbox keeps nothing longer either).
+    max_event_age: timedelta = timedelta(days=30)
+
+
+def check_capture_time(
+    camera: CameraIdentity, event: PlateEvent, *, now: datetime, policy: IngestPolicy
+) -> InvalidInput | None:
+    """A capture time that cannot be right: older than the retention, or before the camera
+    existed (beyond the clock skew allowed). The event is refused, its field named."""
+    at = event.captured_at
+    if at < now - policy.max_event_age:
+        days = policy.max_event_age.days
+        return InvalidInput(
+            f"captured_at is more than {days} days ago; the lane's clock is wrong",
+            field="captured_at",
+        )
+    if camera.registered_at is not None and at < camera.registered_at - REGISTRATION_SLACK:
+        return InvalidInput(
+            f"captured_at is before camera {camera.id} was registered "
+            f"({camera.registered_at.isoformat()}); the lane's clock is wrong",
+            field="captured_at",
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -110,6 +137,10 @@ def _apply(
         if event.event_id in stored:
             owner, ack = stored[event.event_id]
             results[i] = _replay(owner, ack, camera=camera, event_id=event.event_id)
+            continue
+        wrong_time = check_capture_time(camera, event, now=now, policy=policy)
+        if wrong_time is not None:
+            results[i] = wrong_time
             continue
         if event.event_id in first:
             index, owner = first[event.event_id]

@@ -5,7 +5,7 @@ from typing import Literal
 from fastapi import APIRouter, Response, status
 
 from app.central.audit import service as audit
-from app.central.deps import DB, Guard, Manager
+from app.central.deps import DB, Guard, Manager, RowId
 from app.central.lists import service
 from app.central.lists.schemas import ListEntryIn, ListEntryOut, SubscriptionIn, SubscriptionOut
 
@@ -42,7 +42,7 @@ def add_entry(body: ListEntryIn, db: DB, who: Manager) -> ListEntryOut:
 
 
 @router.delete("/lists/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_entry(entry_id: int, db: DB, who: Manager) -> Response:
+def remove_entry(entry_id: RowId, db: DB, who: Manager) -> Response:
     entry = service.remove_list_entry(db, entry_id=entry_id)
     audit.record(
         db,

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.central.sessions.schemas import PlateText
+from app.contract import PlausibleTime
 
 
 class ListEntryIn(BaseModel):
@@ -13,9 +14,9 @@ class ListEntryIn(BaseModel):
 
     plate: PlateText
     kind: Literal["allow", "deny"]
-    lot_id: str | None = None
+    lot_id: Annotated[str, Field(max_length=64)] | None = None
     reason: Annotated[str, Field(max_length=500)] = ""
-    expires_at: datetime | None = None
+    expires_at: PlausibleTime | None = None
 
 
 class ListEntryOut(BaseModel):
@@ -35,10 +36,10 @@ class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     plate: PlateText
-    lot_id: str
+    lot_id: Annotated[str, Field(max_length=64)]
     holder: Annotated[str, Field(max_length=200)] = ""
-    valid_from: datetime
-    valid_until: datetime
+    valid_from: PlausibleTime
+    valid_until: PlausibleTime
 
 
 class SubscriptionOut(BaseModel):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.central.errors import InvalidInput, NotFound
 from app.central.lists.models import ListEntry, Subscription
+from app.central.lots.models import Lot
 from app.contract import normalize_plate
 
 
@@ -84,6 +85,11 @@ def active_subscription(
     )
 
 
+def _require_lot(db: Session, lot_id: str) -> None:
+    if db.get(Lot, lot_id) is None:
+        raise InvalidInput(f"lot {lot_id!r} does not exist", field="lot_id")
+
+
 def add_list_entry(
     db: Session,
     *,
@@ -95,6 +101,8 @@ def add_list_entry(
 ) -> ListEntry:
     if kind not in {"allow", "deny"}:
         raise InvalidInput("kind must be allow or deny", field="kind")
+    if lot_id is not None:
+        _require_lot(db, lot_id)
     entry = ListEntry(
         plate_normalized=normalize_plate(plate),
         plate_display=plate,
@@ -135,6 +143,7 @@ def add_subscription(
 ) -> Subscription:
     if valid_until <= valid_from:
         raise InvalidInput("valid_until must be after valid_from", field="valid_until")
+    _require_lot(db, lot_id)
     sub = Subscription(
         plate_normalized=normalize_plate(plate),
         plate_display=plate,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -55,18 +56,45 @@ async def live_feed(websocket: WebSocket) -> None:
             while True:
                 await websocket.receive_text()
 
+    async def still_allowed() -> bool:
+        """The token has not expired and its operator is still active (asked again)."""
+        if time.time() >= principal.expires_at:
+            return False
+        try:
+            with state.db.read_session() as db:
+                await asyncio.to_thread(operator_from_token, token, db, state)
+        except DomainError:
+            return False
+        except Exception:  # the database is away: keep the feed, ask again next time
+            log.warning("live: could not re-check %s", principal.username)
+        return True
+
     reader = asyncio.create_task(drain_incoming())
+    recheck_s = state.settings.live_recheck_s
+    next_check = time.monotonic() + recheck_s
     try:
         while not reader.done():
+            if time.monotonic() >= next_check or time.time() >= principal.expires_at:
+                next_check = time.monotonic() + recheck_s
+                if not await still_allowed():
+                    await websocket.close(code=4401, reason="session ended")
+                    break
             getter = asyncio.create_task(queue.get())
             done, _ = await asyncio.wait(
                 {getter, reader},
-                timeout=state.settings.ws_ping_interval_s,
+                timeout=max(
+                    0.05,
+                    min(
+                        state.settings.ws_ping_interval_s,
+                        next_check - time.monotonic(),
+                        principal.expires_at - time.time(),
+                    ),
+                ),
                 return_when=asyncio.FIRST_COMPLETED,
             )
             if getter not in done:
                 getter.cancel()
-                if not reader.done():
+                if not reader.done() and time.monotonic() < next_check:
                     await websocket.send_json({"type": "ping"})
                 continue
             message = getter.result()

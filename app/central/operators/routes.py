@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.central.clock import utcnow
-from app.central.deps import DB, Admin, Guard, State
+from app.central.deps import DB, Admin, Guard, State, client_address, refuse_failing_client
+from app.central.errors import Unauthorized
 from app.central.operators import service
 from app.central.operators.schemas import OperatorCreate, OperatorOut, OperatorUpdate, TokenOut
 
@@ -17,9 +18,14 @@ router = APIRouter(prefix="/api/v1", tags=["operators"])
 def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, db: DB, state: State
 ) -> TokenOut:
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
+    refuse_failing_client(state, client)
     state.login_limiter.take(f"{client}|{form.username}", "login")
-    operator = service.authenticate(db, username=form.username, password=form.password)
+    try:
+        operator = service.authenticate(db, username=form.username, password=form.password)
+    except Unauthorized:
+        state.client_failures.take(client, "client address")
+        raise
     token = service.issue_token(
         operator, key=state.jwt_key, ttl_s=state.settings.jwt_ttl_s, now=utcnow()
     )

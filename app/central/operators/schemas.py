@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.central.operators.service import USERNAME_PATTERN
+
 
 class TokenOut(BaseModel):
     access_token: str
@@ -16,7 +18,7 @@ class TokenOut(BaseModel):
 class OperatorCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_.\-]{2,64}$")]
+    username: Annotated[str, Field(pattern=USERNAME_PATTERN)]
     password: Annotated[str, Field(min_length=8, max_length=200)]
     role: Literal["guard", "manager", "admin"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
@@ -28,11 +29,18 @@ class Role(IntEnum):
 
 
 MIN_PASSWORD = 8
+# The API's and the CLI's rule for user names (operators/schemas.py uses the same pattern).
+USERNAME_PATTERN = r"^[a-zA-Z0-9_.\-]{2,64}$"
+USERNAME = re.compile(USERNAME_PATTERN)
 
 
 def create_operator(
     db: Session, *, username: str, password: str, role: str, actor: str = "cli"
 ) -> Operator:
+    if not USERNAME.fullmatch(username):
+        raise InvalidInput(
+            "username must be 2-64 letters, digits and '_', '.', '-'", field="username"
+        )
     if role not in Role.__members__:
         raise InvalidInput("role must be guard, manager or admin", field="role")
     if len(password) < MIN_PASSWORD:
@@ -57,6 +65,11 @@ def set_active(db: Session, *, username: str, active: bool, actor: str) -> Opera
     operator = db.scalar(select(Operator).where(Operator.username == username))
     if operator is None:
         raise NotFound(f"user {username!r} does not exist")
+    if not active and operator.active:
+        if username == actor:
+            raise Conflict("an operator cannot disable themselves", field="active")
+        if operator.role == Role.admin.name and _active_admins(db) <= 1:
+            raise Conflict("the last active admin cannot be disabled", field="active")
     operator.active = active
     audit.record(
         db,
@@ -68,6 +81,14 @@ def set_active(db: Session, *, username: str, active: bool, actor: str) -> Opera
     )
     db.flush()
     return operator
+
+
+def _active_admins(db: Session) -> int:
+    return len(
+        db.scalars(
+            select(Operator.id).where(Operator.role == Role.admin.name, Operator.active.is_(True))
+        ).all()
+    )
 
 
 def list_operators(db: Session) -> list[Operator]:

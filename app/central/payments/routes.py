@@ -3,14 +3,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import HTMLResponse
 
 from app.central.clock import utcnow
 from app.central.commands.schemas import CommandOut
 from app.central.commands.service import command_view
-from app.central.deps import DB, Guard, Manager, State
-from app.central.errors import Forbidden, InvalidInput
+from app.central.deps import DB, MAX_ROW_ID, Guard, Manager, Offset, RowId, State
+from app.central.errors import Forbidden
 from app.central.operators.service import Role
 from app.central.payments import service
 from app.central.payments.schemas import Method, PaymentIn, PaymentOut, PaymentTaken
@@ -19,8 +19,6 @@ from app.central.sessions.schemas import SessionOut
 from app.contract import API_PREFIX
 
 router = APIRouter(prefix=API_PREFIX, tags=["payments"])
-
-RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.post(
@@ -69,17 +67,14 @@ def list_payments(
     end: date | None = None,
     method: Method | None = None,
     lot_id: Annotated[str | None, Query(max_length=64)] = None,
-    session_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    session_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    offset: Offset = 0,
 ) -> list[PaymentOut]:
     """Payments taken over local days ``start``..``end`` (both included), newest first."""
     tz = state.settings.timezone
-    try:
-        since = day_window(day=start, tz=tz).start if start else None
-        until = day_window(day=end, tz=tz).end if end else None
-    except OverflowError:
-        raise InvalidInput("the range is outside the calendar", field="end") from None
+    since = day_window(day=start, tz=tz, field="start").start if start else None
+    until = day_window(day=end, tz=tz, field="end").end if end else None
     rows = service.list_payments(
         db, start=since, end=until, method=method, lot_id=lot_id, session_id=session_id,
         limit=limit, offset=offset,

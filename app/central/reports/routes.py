@@ -5,7 +5,7 @@ from datetime import date
 from fastapi import APIRouter, Response
 
 from app.central.clock import utcnow
-from app.central.deps import DB, Guard, Manager, State
+from app.central.deps import DB, Guard, Manager, RowId, State
 from app.central.reports import service
 from app.central.reports.schemas import DaySummaryOut, LotDayOut, RevenueOut, SessionDetailOut
 
@@ -48,7 +48,7 @@ def day_csv(db: DB, _: Manager, state: State, day: date | None = None) -> Respon
 
 
 @router.get("/sessions/{session_id}", response_model=SessionDetailOut)
-def session_detail(session_id: int, db: DB, _: Guard) -> SessionDetailOut:
+def session_detail(session_id: RowId, db: DB, _: Guard) -> SessionDetailOut:
     """One session with its entry and exit events side by side, corrections and anomalies."""
     return SessionDetailOut.model_validate(service.session_detail(db, session_id=session_id))
 

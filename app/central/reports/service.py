@@ -56,7 +56,14 @@ def local_day(*, now: datetime, tz: str) -> date:
     return now.astimezone(ZoneInfo(tz)).date()
 
 
-def day_window(*, day: date, tz: str) -> DayWindow:
+# Days a report may ask for: a date query far in the past (or future) is a 422, not a 500.
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2199, 12, 31)
+
+
+def day_window(*, day: date, tz: str, field: str = "day") -> DayWindow:
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise InvalidInput(f"{field} must be between {EARLIEST_DAY} and {LATEST_DAY}", field=field)
     zone = ZoneInfo(tz)
     start = datetime.combine(day, time.min, tzinfo=zone)
     end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
@@ -309,11 +316,8 @@ def revenue(db: Session, *, first: date, last: date, tz: str, lot_id: str | None
         raise InvalidInput("the range ends before it starts", field="end")
     if (last - first).days >= MAX_RANGE_DAYS:
         raise InvalidInput(f"a range covers at most {MAX_RANGE_DAYS} days", field="end")
-    try:
-        start = day_window(day=first, tz=tz).start
-        end = day_window(day=last, tz=tz).end
-    except OverflowError:
-        raise InvalidInput("the range is outside the calendar", field="end") from None
+    start = day_window(day=first, tz=tz, field="start").start
+    end = day_window(day=last, tz=tz, field="end").end
     rows = revenue_by_method(db, start=start, end=end, lot_id=lot_id)
     totals = {
         "payments": sum(r["payments"] for r in rows),

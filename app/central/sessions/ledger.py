@@ -537,6 +537,16 @@ class Ledger:
                 session=session,
                 detail=f"entry {session.plate_display} / exit {sighting.plate}",
             )
+        if sighting.captured_at < session.entered_at:
+            # One of the two lanes' clocks is wrong: the stay's length (and fee) cannot be known.
+            anomaly = "exit_before_entry"
+            self._anomaly(
+                anomaly,
+                sighting,
+                session=session,
+                detail=f"exit {sighting.captured_at.isoformat()} before entry "
+                f"{session.entered_at.isoformat()}",
+            )
         at = max(sighting.captured_at, session.entered_at)
         fee = self.fee(session, plate_n=session.plate_normalized, exited_at=at)
         lot = self.lot(session.lot_id)

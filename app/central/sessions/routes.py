@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Query, status
 
 from app.central.clock import utcnow
 from app.central.commands import service as commands
-from app.central.deps import DB, Guard, Manager, State
+from app.central.deps import DB, Guard, Manager, Offset, RowId, State
 from app.central.sessions import service
 from app.central.sessions.schemas import (
     AnomalyOut,
@@ -21,9 +21,6 @@ from app.central.sessions.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["sessions"])
 
-SessionId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-RowId = SessionId
-
 
 @router.get("/sessions", response_model=list[SessionOut])
 def list_sessions(
@@ -34,7 +31,7 @@ def list_sessions(
     status: Literal["open", "closed", "void"] | None = None,
     lot_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[SessionOut]:
     rows = service.list_sessions(
         db, plate=plate, fuzzy=fuzzy, status=status, lot_id=lot_id, limit=limit, offset=offset
@@ -43,13 +40,13 @@ def list_sessions(
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut)
-def get_session(session_id: SessionId, db: DB, _: Guard) -> SessionOut:
+def get_session(session_id: RowId, db: DB, _: Guard) -> SessionOut:
     return SessionOut.model_validate(service.get_session(db, session_id=session_id))
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionOut)
 def correct_plate(
-    session_id: SessionId, body: PlateCorrection, db: DB, who: Manager, state: State
+    session_id: RowId, body: PlateCorrection, db: DB, who: Manager, state: State
 ) -> SessionOut:
     session = service.correct_plate(
         db,
@@ -95,7 +92,7 @@ def open_manual(body: ManualEntry, db: DB, who: Guard, state: State) -> SessionO
 
 @router.post("/sessions/{session_id}/close", response_model=SessionOut)
 def close_manual(
-    session_id: SessionId, body: ManualClose, db: DB, who: Guard, state: State
+    session_id: RowId, body: ManualClose, db: DB, who: Guard, state: State
 ) -> SessionOut:
     """Close a session by hand (left unseen, lost ticket); what is unpaid stays due."""
     session = service.close_manual(
@@ -112,7 +109,7 @@ def close_manual(
 
 
 @router.post("/sessions/{session_id}/void", response_model=SessionOut)
-def void_session(session_id: SessionId, body: VoidSession, db: DB, who: Manager) -> SessionOut:
+def void_session(session_id: RowId, body: VoidSession, db: DB, who: Manager) -> SessionOut:
     """A phantom or duplicate session: voided (no fee, no room taken), kept for the record."""
     session = service.void_session(
         db, session_id=session_id, actor=who.username, reason=body.reason
@@ -122,7 +119,7 @@ def void_session(session_id: SessionId, body: VoidSession, db: DB, who: Manager)
 
 
 @router.get("/sessions/{session_id}/due", response_model=SessionDue)
-def amount_due(session_id: SessionId, db: DB, _: Guard, state: State) -> SessionDue:
+def amount_due(session_id: RowId, db: DB, _: Guard, state: State) -> SessionDue:
     """What the session owes now (a held exit: its fee at the lane)."""
     session = service.get_session(db, session_id=session_id)
     due = service.amount_due(db, session=session, now=utcnow(), tz=state.settings.timezone)

@@ -12,6 +12,8 @@ const RANK = { pending: 0, delivered: 1, failed: 2, expired: 2, pulsed: 3 };
 const FINAL = new Set(["pulsed", "failed", "expired"]);
 const KNOWN_MAX = 300;
 const known = new Map();
+// Callbacks waiting for a command to end: id -> [fn(view)], each called once.
+const watchers = new Map();
 
 export const isFinal = (status) => FINAL.has(status);
 
@@ -48,10 +50,11 @@ function paint(el, c) {
   const last = final
     ? step(c.status, tv("command.status", c.status), c.acked_at, tone(c.status))
     : step("pulse", t("command.step.pulse", { until: clock(c.expires_at) }), null, c.delivered_at ? "now" : "todo");
-  el.replaceChildren(
+  el.replaceChildren(...[
     h("strong", { class: "status" }, tv("command.status", c.status)),
     h("ol", { class: "steps" }, step("issued", t("command.step.issued"), c.issued_at, "done"), delivered, last),
-    c.detail ? h("small", { class: "detail" }, c.detail) : null);
+    c.detail ? h("small", { class: "detail" }, c.detail) : null,
+  ].filter(Boolean));
 }
 
 /** A live element for one command (a view, or just its id: then it is fetched). */
@@ -74,7 +77,53 @@ export function update(view) {
   for (const el of document.querySelectorAll(`.command-progress[data-command-id="${CSS.escape(best.id)}"]`)) {
     paint(el, best);
   }
+  if (isFinal(best.status) && watchers.has(best.id)) {
+    const waiting = watchers.get(best.id);
+    watchers.delete(best.id);
+    for (const fn of waiting) fn(best);
+  }
   return best;
+}
+
+/** Calls ``fn(view)`` once the command has ended (at once if it has). */
+export function whenFinal(command, fn) {
+  const view = known.get(command.id) || command;
+  if (isFinal(view.status)) {
+    fn(view);
+    return;
+  }
+  if (!watchers.has(command.id)) watchers.set(command.id, []);
+  watchers.get(command.id).push(fn);
+  while (watchers.size > KNOWN_MAX) watchers.delete(watchers.keys().next().value);
+}
+
+/**
+ * The command's progress, and when it ends without opening the barrier (failed, expired), a
+ * button that orders the same lane again (a new command, audited as a manual open).
+ */
+export function progressWithRetry(command) {
+  const box = h("div", { class: "command-follow" }, progress(command));
+  whenFinal(command, (view) => {
+    if (view.status === "pulsed") return;
+    const button = h("button", { type: "button", class: "danger small retry-open" }, t("command.retry", { camera: view.camera_id }));
+    const error = h("p", { class: "error", role: "alert" });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      error.textContent = "";
+      try {
+        const again = await api(`/api/v1/cameras/${encodeURIComponent(view.camera_id)}/open`, {
+          method: "POST", json: { reason: t("command.retry_reason", { reason: view.reason }).slice(0, 500) },
+        });
+        button.replaceWith(progressWithRetry(again));
+        error.remove();
+      } catch (e) {
+        button.disabled = false;
+        error.textContent = e.message || String(e);
+      }
+    });
+    box.append(h("p", { class: "retry-hint" }, t("command.not_opened")), button, error);
+  });
+  return box;
 }
 
 export const latest = (id) => known.get(id);

@@ -2,7 +2,7 @@
 // owes now, from the Live screen's held exits and from the session detail. Central closes a
 // held exit and opens its lane: the dialog shows the receipt links and that command's progress.
 import { api } from "./api.js";
-import { progress } from "./commands.js";
+import { progressWithRetry } from "./commands.js";
 import { field, h, modal, money, select, showError, toast } from "./dom.js";
 import { language, t, tv } from "./i18n.js";
 
@@ -119,7 +119,7 @@ export async function takePayment(sessionId, { can, onPaid } = {}) {
         h("p", { class: "paid ok", dataset: { payment: String(taken.payment.id) } }, paidText(taken.payment)),
         h("p", { class: "receipt-line" }, `${t("pay.receipt")}: `, receiptLinks(taken.payment.id)),
         taken.command
-          ? h("div", { class: "opening" }, h("span", {}, t("pay.opening", { camera: taken.command.camera_id })), progress(taken.command))
+          ? h("div", { class: "opening" }, h("span", {}, t("pay.opening", { camera: taken.command.camera_id })), progressWithRetry(taken.command))
           : h("p", { class: "muted" }, taken.session.status === "open" ? t("pay.prepaid") : t("pay.no_command")));
       toast(paidText(taken.payment), "ok");
       if (onPaid) onPaid(taken);

@@ -1,10 +1,11 @@
 // Anomalies a guard should look at: exit without entry, low confidence, plate mismatch,
-// deny-listed vehicles, duplicate entries. New ones appear as they are recorded.
+// deny-listed vehicles, duplicate entries, sessions open past the lot's longest stay (overstay).
+// New ones appear as they are recorded.
 import { api } from "../api.js";
 import { dateTime, field, h, select, table } from "../dom.js";
 import { t, tv } from "../i18n.js";
 
-const KINDS = ["exit_without_entry", "low_confidence", "plate_mismatch", "deny_listed", "duplicate_entry"];
+const KINDS = ["exit_without_entry", "low_confidence", "plate_mismatch", "deny_listed", "duplicate_entry", "overstay"];
 let root = null;
 let params = null;
 let timer = null;

@@ -1,16 +1,20 @@
-// Who did what, and why (managers): manual gate opens, plate corrections, list and tariff changes.
+// Who did what, and why (managers): lane commands and what became of them, payments, manual
+// entries, closes and voids, plate corrections, list and tariff changes.
 import { api } from "../api.js";
 import { dateTime, field, h, select, table } from "../dom.js";
 import { t } from "../i18n.js";
 
 const ACTIONS = [
-  "gate.manual_open", "session.correct_plate", "list.add_allow", "list.add_deny", "list.remove_allow",
+  "gate.manual_open", "gate.open_paid", "gate.open_manual_entry", "gate.open_corrected",
+  "gate.command_delivered", "gate.command_pulsed", "gate.command_failed", "gate.command_expired",
+  "payment.take", "session.open_manual", "session.close_manual", "session.void", "session.correct_plate", "list.add_allow", "list.add_deny", "list.remove_allow",
   "list.remove_deny", "subscription.add", "tariff.put", "lot.create", "lot.update", "camera.create",
   "camera.rotate_key", "operator.create", "operator.set_active",
 ];
 const PAGE = 100;
 let root = null;
 let params = null;
+let timer = null;
 
 async function load() {
   const page = Math.max(0, Number(params.get("page") || 0));
@@ -38,8 +42,11 @@ export default {
     await load();
   },
   onLive(message) {
-    if (message.type === "gate_opened" || message.type === "session_updated") load().catch(() => {});
+    if (["lane_command", "payment", "session_updated", "session_opened", "session_closed"].includes(message.type)) {
+      clearTimeout(timer);
+      timer = setTimeout(() => load().catch(() => {}), 400);
+    }
   },
   resync() { load().catch(() => {}); },
-  dispose() { root = null; },
+  dispose() { clearTimeout(timer); root = null; },
 };

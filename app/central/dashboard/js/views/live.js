@@ -75,8 +75,8 @@ function holdBox(item) {
       h("span", { class: "waiting-label" }, t("live.waiting_payment")),
       h("button", { type: "button", class: "primary take-payment", onclick: () => takePayment(sessionId, { can: ctx.can }) }, t("pay.take")));
   } else if (state === "paid") {
-    box.append(h("span", { class: "paid-label" }, paidText(payment)), receiptLinks(payment.id),
-      payment.command_id ? commands.progress(payment.command_id) : null);
+    box.append(h("span", { class: "paid-label" }, paidText(payment)), receiptLinks(payment.id));
+    if (payment.command_id) box.append(commands.progress(payment.command_id));
   } else {
     box.append(h("span", { class: "muted" }, t("live.no_longer_waiting")));
   }
@@ -144,7 +144,8 @@ async function loadFeed() {
   ]);
   if (!root) return;
   const items = [
-    ...rows.map((row) => ({ at: Date.parse(row.captured_at), node: () => eventItem(eventFromRow(row)) })),
+    // In the order central took them (its clock, as for the commands), as the feed showed them.
+    ...rows.map((row) => ({ at: Date.parse(row.received_at || row.captured_at), node: () => eventItem(eventFromRow(row)) })),
     ...recent.map((c) => ({ at: Date.parse(c.issued_at), node: () => commandItem(c) })),
   ].sort((a, b) => b.at - a.at).slice(0, FEED_LIMIT);
   root.querySelector("#feed").replaceChildren(...items.map((i) => i.node()));
@@ -289,7 +290,7 @@ export function openGate(camera) {
       const command = await api(`/api/v1/cameras/${encodeURIComponent(camera.id)}/open`, { method: "POST", json: { reason: text } });
       ui.done();
       ui.box.dataset.commandId = command.id;
-      ui.result.replaceChildren(commands.progress(command));
+      ui.result.replaceChildren(commands.progressWithRetry(command));
       if (command.status === "failed") toast(t("gate.failed", { camera: name, detail: command.detail }), "error");
       else toast(t("gate.opened", { camera: name }), "ok");
     },
@@ -328,7 +329,7 @@ export function manualEntry(camera) {
       toast(t("entry.created", { id: session.id, plate: session.plate }), "ok");
       if (opening) {
         const issued = await api(`/api/v1/commands?session_id=${Number(session.id)}&limit=1`).catch(() => []);
-        if (issued.length && !ui.closed) ui.result.append(commands.progress(issued[0]));
+        if (issued.length && !ui.closed) ui.result.append(commands.progressWithRetry(issued[0]));
       }
     },
   });

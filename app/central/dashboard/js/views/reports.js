@@ -9,6 +9,7 @@ let ctx = null;
 let day = "";
 let range = { start: "", end: "" };
 let timer = null;
+let revenueDirty = false;
 let lotNames = {};
 
 function anomalyCount(row) {
@@ -73,7 +74,7 @@ async function loadRevenue() {
       empty: t("reports.no_payments"),
       rowProps: (r) => (r.total
         ? { class: "total", dataset: { method: "total" } }
-        : { dataset: { method: r.method, lot: r.lot_id } }),
+        : { dataset: { method: r.method, lotId: r.lot_id } }),
     }),
     h("p", { class: "muted", id: "revenue-waived", dataset: { waived: String(totals.waived) } },
       t("reports.waived_total", { amount: money(totals.waived) }), " · ",
@@ -119,10 +120,12 @@ export default {
   onLive(message) {
     const type = message.type;
     if (type.startsWith("session_") || type === "lane_command" || type === "payment" || type === "anomaly") {
+      if (type === "payment") revenueDirty = true;
       clearTimeout(timer);
       timer = setTimeout(() => {
         load().catch(() => {});
-        if (type === "payment" && ctx && ctx.can("manager")) loadRevenue().catch(() => {});
+        if (revenueDirty && ctx && ctx.can("manager")) loadRevenue().catch(() => {});
+        revenueDirty = false;
       }, 500);
     }
   },

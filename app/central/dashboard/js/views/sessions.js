@@ -6,7 +6,7 @@ import { api, snapshotUrl } from "../api.js";
 import * as commands from "../commands.js";
 import { cleanPlate, dateTime, field, h, modal, money, PLATE_PATTERN, percent, select, showError, table, toast } from "../dom.js";
 import { t, tv } from "../i18n.js";
-import { receiptLinks, takePayment } from "../payment.js";
+import { paidText, receiptLinks, takePayment } from "../payment.js";
 
 const PAGE = 50;
 let root = null;
@@ -156,7 +156,7 @@ function historySummary(a) {
     case "session.open_manual":
       return `${d.plate ?? ""} · ${t("field.lane")}: ${d.camera_id ?? ""}`;
     case "payment.take":
-      return `${tv("method", d.method)} ${money(d.amount)}${d.reference ? ` · ${d.reference}` : ""}${d.lane ? ` · ${t("field.lane")}: ${d.lane}` : ""}`;
+      return `${tv("method", d.method)} ${money(d.method === "waived" ? d.due : d.amount)}${d.reference ? ` · ${d.reference}` : ""}${d.lane ? ` · ${t("field.lane")}: ${d.lane}` : ""}`;
     default:
       return "";
   }
@@ -244,7 +244,13 @@ function actionsPanel(s, due) {
   const buttons = h("div", { class: "actions" });
   if (owed > 0) {
     buttons.append(h("button", { type: "button", class: "primary", id: "take-payment",
-      onclick: () => takePayment(s.id, { can: ctx.can, onPaid: () => showDetail(s.id).catch(() => {}) }) }, t("pay.take")));
+      onclick: () => takePayment(s.id, {
+        can: ctx.can,
+        onPaid: (taken) => {
+          lastResult = { sessionId: s.id, kind: "payment", message: paidText(taken.payment) };
+          showDetail(s.id).catch(() => {});
+        },
+      }) }, t("pay.take")));
   }
   if (s.status === "open") {
     buttons.append(h("button", { type: "button", class: "secondary", id: "close-session", onclick: () => closeByHand(s) }, t("sessions.close")));
@@ -263,7 +269,7 @@ async function renderDetail(container, id) {
   ]);
   const s = detail.session;
   shownId = s.id;
-  container.append(
+  container.append(...[
     h("a", { href: "#/sessions", class: "back" }, t("sessions.back")),
     h("h2", {}, t("sessions.detail", { id: s.id })),
     h("div", { class: "session-head" },
@@ -278,7 +284,8 @@ async function renderDetail(container, id) {
       !detail.entry && s.snapshot_event_id ? manualFigure(s) : snapshotFigure(t("sessions.entry"), detail.entry, t("live.no_snapshot")),
       snapshotFigure(t("sessions.exit"), detail.exit, s.status === "open" ? t("sessions.still_inside") : t("live.no_snapshot"))),
     feeBox(s),
-    actionsPanel(s, due));
+    actionsPanel(s, due),
+  ].filter(Boolean));
   if (ctx.can("manager") && s.status !== "void") container.append(correctionForm(s));
   container.append(h("section", { class: "panel", id: "payments" }, h("h3", {}, t("sessions.payments")), table([
     { label: t("field.time"), cell: (p) => dateTime(p.paid_at) },

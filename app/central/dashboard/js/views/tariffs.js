@@ -1,10 +1,12 @@
-// Tariffs per lot and vehicle type, and lot capacities (managers).
+// Tariffs per lot and vehicle type, and each lot's capacity and rules: the grace period after
+// paying ahead, the lost-ticket fee, the longest stay before an overstay anomaly (managers).
 import { api } from "../api.js";
 import { field, h, select, showError, table, toast } from "../dom.js";
 import { t, tv } from "../i18n.js";
 
 const VEHICLES = ["car", "motorbike", "truck", "bus", "unknown"];
 const MONEY_FIELDS = [["free_minutes", "tariffs.free_minutes"], ["hourly_rate", "tariffs.hourly"], ["daily_cap", "tariffs.daily_cap"], ["overnight_fee", "tariffs.overnight"]];
+const LOT_FIELDS = [["capacity", "field.capacity"], ["exit_grace_minutes", "tariffs.exit_grace"], ["lost_ticket_fee", "tariffs.lost_ticket_fee"], ["max_stay_hours", "tariffs.max_stay"]];
 let root = null;
 
 function numberInput(name, value) {
@@ -50,20 +52,25 @@ async function load() {
   });
   root.querySelector("#tariff-add").replaceChildren(addForm);
 
+  // Each lot's capacity and rules: the grace period after paying ahead, the lost-ticket fee
+  // (a session closed by hand with a lost ticket pays at least this), the longest stay before
+  // an overstay anomaly (0 = none).
+  const lotRows = lots.map((l) => {
+    const inputs = Object.fromEntries(LOT_FIELDS.map(([name]) => [name, h("input", { type: "number", min: 0, value: String(l[name] ?? 0), name })]));
+    const button = h("button", { type: "button", class: "primary small", onclick: () => {
+      api(`/api/v1/lots/${encodeURIComponent(l.id)}`, { method: "PATCH", json: Object.fromEntries(LOT_FIELDS.map(([name]) => [name, Number(inputs[name].value)])) })
+        .then(() => { toast(t("common.saved"), "ok"); return load(); })
+        .catch((e) => showError(null, e));
+    } }, t("common.save"));
+    return { ...l, inputs, button };
+  });
   root.querySelector("#lot-table").replaceChildren(table([
     { label: t("field.id"), cell: (l) => l.id },
     { label: t("field.name"), cell: (l) => l.name },
     { label: t("live.inside"), cell: (l) => String(l.occupied), class: "num" },
-    { label: t("field.capacity"), cell: (l) => {
-      const input = h("input", { type: "number", min: 0, value: String(l.capacity), name: "capacity" });
-      const button = h("button", { type: "button", class: "primary small", onclick: () => {
-        api(`/api/v1/lots/${encodeURIComponent(l.id)}`, { method: "PATCH", json: { capacity: Number(input.value) } })
-          .then(() => { toast(t("common.saved"), "ok"); return load(); })
-          .catch((e) => showError(null, e));
-      } }, t("common.save"));
-      return h("span", { class: "inline" }, input, button);
-    } },
-  ], lots));
+    ...LOT_FIELDS.map(([name, label]) => ({ label: t(label), cell: (l) => l.inputs[name], class: "num" })),
+    { label: "", cell: (l) => l.button },
+  ], lotRows, { rowProps: (l) => ({ dataset: { lot: l.id } }) }));
 }
 
 export default {
