@@ -124,7 +124,9 @@ def test_day_csv_lists_the_days_sessions_in_local_time(
     visit(client, world, "51F-444.44", at("2024-05-02T08:00"), at("2024-05-02T08:40"), db)
     visit(client, world, "51F-555.55", at("2024-05-03T08:00"), None)  # another day
     response = client.get(
-        "/api/v1/reports/day.csv", params={"day": day("2024-05-02")}, headers=token(client, "manager")
+        "/api/v1/reports/day.csv",
+        params={"day": day("2024-05-02")},
+        headers=token(client, "manager"),
     )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/csv")
