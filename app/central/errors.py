@@ -6,10 +6,11 @@ from __future__ import annotations
 class DomainError(Exception):
     status_code = 400
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, where: str = "body") -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.where = where  # body | query | path: where the field was sent
 
 
 class NotFound(DomainError):

@@ -173,7 +173,7 @@ def domain_error_response(error: DomainError) -> JSONResponse:
         body = {
             "detail": [
                 {
-                    "loc": ["body", error.field or ""],
+                    "loc": [error.where, error.field or ""],
                     "msg": error.message,
                     "type": type(error).__name__,
                 }

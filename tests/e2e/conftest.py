@@ -10,8 +10,12 @@ failure.
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import shutil
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,8 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.central import CentralProcess
+from tests.support.central import BIN, CentralProcess
 from tests.support.pg import free_port
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = Path(os.environ.get("PARKING_E2E_OUTPUT", REPO / "test-output" / "e2e"))
@@ -122,6 +127,117 @@ class Central(CentralProcess):
             timeout=10,
         )
         assert response.status_code == 204, response.text
+
+    def add_camera(self, camera_id: str, direction: str, name: str = "") -> str:
+        """Registers a camera through the admin API (as the Cameras screen does); keeps its key."""
+        made = self.api(
+            "POST",
+            "/api/v1/cameras",
+            "admin",
+            json={"id": camera_id, "lot_id": LOT, "direction": direction, "name": name},
+        )
+        assert made.status_code == 201, made.text
+        key: str = made.json()["api_key"]
+        self.keys[camera_id] = key
+        return key
+
+
+@dataclass
+class LaneAgent:
+    """A real lane agent: ``parking-edge simulate`` with no synthetic traffic (``--count 0``),
+    holding each lane's command long poll to central, its relays recording every pulse as a JSON
+    line in ``relay_file`` (``{"at", "unix", "seconds", "cause", "camera"}``, cause
+    ``command:<id>`` or ``event:<id>``)."""
+
+    process: subprocess.Popen[bytes]
+    relay_file: Path
+    log: Path
+    metrics_port: int
+    cameras: tuple[str, ...]
+
+    def pulses(self) -> list[dict[str, Any]]:
+        if not self.relay_file.exists():
+            return []
+        lines = self.relay_file.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def pulse_for(self, cause: str) -> dict[str, Any] | None:
+        return next((p for p in self.pulses() if p.get("cause") == cause), None)
+
+    def wait_for_pulse(self, cause: str, timeout: float = 10) -> dict[str, Any]:
+        wait_until(lambda: self.pulse_for(cause), timeout=timeout, what=f"a relay pulse {cause}")
+        found = self.pulse_for(cause)
+        assert found is not None
+        return found
+
+    def channels_up(self) -> bool:
+        """Each lane's last command poll succeeded (its agent's own metric)."""
+        self.check_running()
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.TransportError:
+            return False
+        up = {
+            m.group(1)
+            for m in re.finditer(
+                r'^parking_edge_command_channel_up\{camera="([^"]+)"\} 1\.0$', text, re.M
+            )
+        }
+        return set(self.cameras) <= up
+
+    def check_running(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"parking-edge exited with {self.process.returncode}:\n"
+                + self.log.read_text(errors="replace")[-3000:]
+            )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start_lane_agent(
+    central: Central, *, entry: str, exit_: str, workdir: Path, commands_wait_s: int = 5
+) -> LaneAgent:
+    """Starts ``parking-edge simulate`` for two lanes of ``central`` and waits until both hold
+    their command poll (central fails at once a command to a lane nobody listens on)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = workdir / "edge.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARKING_")}
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                str(BIN / "parking-edge"), "simulate",
+                "--central", central.url,
+                "--entry-key", central.keys[entry], "--entry-camera", entry,
+                "--exit-key", central.keys[exit_], "--exit-camera", exit_,
+                "--data-dir", str(workdir / "data"),
+                "--relay-file", str(workdir / "relay.jsonl"),
+                "--rate", "1", "--count", "0",  # no synthetic vehicles: the tests make their own
+                "--commands-wait-s", str(commands_wait_s),
+                "--heartbeat-interval-s", "5",
+                "--metrics-port", str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    agent = LaneAgent(process, workdir / "relay.jsonl", log, port, (entry, exit_))
+    try:
+        wait_until(
+            agent.channels_up, timeout=30, what="the lane agent's command polls", interval=0.2
+        )
+    except BaseException:
+        agent.stop()
+        raise
+    return agent
 
 
 @pytest.fixture(scope="session")

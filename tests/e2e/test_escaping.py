@@ -1,8 +1,10 @@
-"""Operators' input reaches other screens as text, never as markup: free-text reasons and
-names render literally, and plates are refused by the server unless they are plates."""
+"""Operators' input reaches other screens as text, never as markup: free-text reasons (lane
+commands, manual entries), names and payment references render literally (on the receipt too),
+and plates are refused by the server unless they are plates."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.e2e.conftest import Central, login, logout, screenshot
@@ -27,13 +29,16 @@ def test_reason_and_names_with_markup_render_as_text(page: Any, central: Central
     card = page.locator("[data-camera=gate-x]")
     assert card.locator("strong").first.inner_text() == PAYLOAD
     card.locator(".open-gate").click()
-    page.locator("dialog.modal[open] textarea[name=reason]").fill(PAYLOAD)
-    page.locator("dialog.modal[open] button[type=submit]").click()
-    reason = page.locator("#feed li[data-kind=gate_opened] .reason").first
+    dialog = page.locator("dialog.modal[open]")
+    dialog.locator("textarea[name=reason]").fill(PAYLOAD)
+    dialog.locator("button[type=submit]").click()
+    dialog.locator(".command-progress[data-status=failed]").wait_for()  # no agent on gate-x
+    reason = page.locator("#feed li[data-kind=lane_command][data-lane=gate-x] .reason").first
     reason.wait_for()
     assert reason.inner_text().endswith(PAYLOAD)
     assert_not_run(page)
     screenshot(page, "escaping-live")
+    dialog.locator("button.close").click()
 
     logout(page)
     login(page, "manager")
@@ -50,6 +55,52 @@ def test_reason_and_names_with_markup_render_as_text(page: Any, central: Central
     row.wait_for()
     assert row.inner_text() == PAYLOAD
     assert_not_run(page)
+
+
+def test_manual_entry_reason_and_payment_reference_with_markup_render_as_text(
+    page: Any, central: Central
+) -> None:
+    login(page, "guard")
+    page.locator("#cameras [data-camera=gate-in] .manual-entry").click()
+    dialog = page.locator("dialog.modal[open]")
+    dialog.locator("input[name=plate]").fill("51M-000.77")
+    dialog.locator("textarea[name=reason]").fill(PAYLOAD)
+    dialog.locator("button[type=submit]").click()
+    dialog.locator("a.session-link").click()
+    note = page.locator("#manual-note .reason")
+    note.wait_for()
+    assert note.inner_text() == PAYLOAD
+    page.locator("tr.history[data-action='session.open_manual'] .reason").wait_for()
+    assert page.locator("tr.history[data-action='session.open_manual'] .reason").inner_text() == (
+        PAYLOAD
+    )
+    assert_not_run(page)
+
+    # Paid ahead by card, the reference being the markup: on screen and on the receipt as text.
+    entered = datetime.now(UTC) - timedelta(hours=1)
+    session_id = central.post_event("gate-in", "51M-000.88", at=entered).json()["session_id"]
+    page.goto(f"/#/sessions/{session_id}")
+    page.click("#take-payment")
+    pay = page.locator("dialog.modal[open][data-name=payment]")
+    pay.locator("select[name=method]").select_option("card")
+    pay.locator("input[name=reference]").fill(PAYLOAD)
+    pay.locator("button[type=submit]").click()
+    pay.locator("p.paid").wait_for()
+    with page.context.expect_page() as opened:
+        pay.locator("a.receipt[data-lang=en]").click()
+    receipt = opened.value
+    receipt.wait_for_load_state()
+    assert PAYLOAD in receipt.locator("#receipt").inner_text()
+    assert receipt.evaluate("window.pwned") is None
+    assert receipt.locator("#receipt img, #receipt script").count() == 0
+    receipt.close()
+    pay.locator("button.close").click()
+    reference = page.locator("#payments tr.payment[data-method=card] .reference")
+    reference.wait_for()
+    assert reference.inner_text() == PAYLOAD
+    page.locator("tr.history[data-action='payment.take']").wait_for()
+    assert_not_run(page)
+    screenshot(page, "escaping-payment")
 
 
 def test_plates_with_markup_are_refused(page: Any, central: Central) -> None:

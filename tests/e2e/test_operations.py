@@ -1,5 +1,6 @@
-"""What operators do at the gate: open a gate by hand (audited), correct a misread plate
-(fee re-evaluated), keep the allow list, and watch anomalies arrive."""
+"""What operators do at the gate: open a gate by hand (audited; refused at once when no lane
+agent listens), correct a misread plate (fee re-evaluated), keep the allow list, and watch
+anomalies arrive (overstay among the kinds)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,28 @@ def test_manual_gate_open_needs_a_reason_and_lands_in_the_audit_log(
     assert dialog.is_visible()
     dialog.locator("textarea[name=reason]").fill(reason)
     dialog.locator("button[type=submit]").click()
-    item = page.locator("#feed li[data-kind=gate_opened]", has_text=reason)
+    # No lane agent holds gate-out's command poll: central fails the command at once (nothing
+    # is queued to open a barrier later), and the dialog and the feed say so, in red.
+    failed = dialog.locator(".command-progress[data-status=failed]")
+    failed.wait_for()
+    assert "lane offline" in failed.locator(".detail").inner_text()
+    item = page.locator("#feed li[data-kind=lane_command]", has_text=reason)
     item.wait_for()
     assert "guard" in item.inner_text()
+    assert item.locator(".command-progress.bad[data-status=failed]").count() == 1
+    screenshot(page, "gate-open-failed")
+    # The dialog offers to order the lane again: a new command (still nobody listening).
+    dialog.locator("button.retry-open").click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('dialog.modal[open] "
+        ".command-progress[data-status=failed]').length === 2"
+    )
+    ids = dialog.locator(".command-progress").evaluate_all(
+        "(els) => els.map((e) => e.dataset.commandId)"
+    )
+    again = central.api("GET", f"/api/v1/commands/{ids[1]}", "guard").json()
+    assert again["camera_id"] == "gate-out" and reason in again["reason"] and ids[0] != ids[1]
+    dialog.locator("button.close").click()
 
     entries = central.api(
         "GET", "/api/v1/audit", "manager", params={"action": "gate.manual_open"}
@@ -35,8 +55,10 @@ def test_manual_gate_open_needs_a_reason_and_lands_in_the_audit_log(
     logout(page)
     login(page, "manager")
     page.goto("/#/audit")
-    row = page.locator("tr[data-action='gate.manual_open']", has_text=reason)
+    # The first order and its retry ("again: <reason>"), newest first: the first is the last.
+    row = page.locator("tr[data-action='gate.manual_open']", has_text=reason).last
     row.wait_for()
+    assert page.locator("tr[data-action='gate.manual_open']", has_text=reason).count() == 2
     assert "guard" in row.inner_text()
     assert "gate-out" in row.inner_text()
     screenshot(page, "audit")
@@ -120,5 +142,14 @@ def test_anomalies_appear_as_they_are_recorded(page: Any, central: Central) -> N
     assert central.post_event("gate-out", "77C-111.22").status_code == 200  # never entered
     assert central.post_event("gate-in", "77C-333.44", confidence=0.41).status_code == 200
     page.locator("tr[data-kind=exit_without_entry]", has_text="77C-111.22").wait_for()
+    page.locator("tr[data-kind=low_confidence]", has_text="77C-333.44").wait_for()
+    kinds = page.locator("select[name=kind] option").evaluate_all("(os) => os.map(o => o.value)")
+    assert "overstay" in kinds
+    page.select_option("select[name=kind]", "overstay")
+    page.wait_for_url("**kind=overstay**")
+    page.locator("#anomaly-table table").wait_for()
+    label = page.locator("select[name=kind] option[value=overstay]").inner_text()
+    assert label == "Gửi quá thời hạn"
+    page.goto("/#/anomalies")
     page.locator("tr[data-kind=low_confidence]", has_text="77C-333.44").wait_for()
     screenshot(page, "anomalies")

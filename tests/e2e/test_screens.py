@@ -73,7 +73,20 @@ def test_manager_edits_tariffs(page: Any, central: Central) -> None:
     tariffs = central.api("GET", "/api/v1/tariffs", "manager").json()
     bike = {t["vehicle_type"]: t for t in tariffs}["motorbike"]
     assert (bike["hourly_rate"], bike["daily_cap"]) == (5000, 30000)
+
+    # The lot's rules: the lost-ticket fee a session closed by hand pays at least.
+    lot = page.locator("#lot-table tr[data-lot=lot-e2e]")
+    lot.locator("input[name=lost_ticket_fee]").fill("120000")
+    lot.locator("button").click()
+    page.wait_for_function(
+        "() => document.querySelector('#lot-table tr[data-lot=lot-e2e] "
+        "input[name=lost_ticket_fee]').defaultValue === '120000'"
+    )
+    lots = {x["id"]: x for x in central.api("GET", "/api/v1/lots", "manager").json()}
+    assert lots["lot-e2e"]["lost_ticket_fee"] == 120_000
     screenshot(page, "tariffs")
+    reset = central.api("PATCH", "/api/v1/lots/lot-e2e", "manager", json={"lost_ticket_fee": 0})
+    assert reset.status_code == 200
 
 
 def test_admin_adds_a_user_and_a_camera_whose_key_is_shown_once(

@@ -421,3 +421,42 @@ def test_lot_has_rules_in_the_database(db: Session, world: World) -> None:
     assert lot is not None
     assert (lot.exit_grace_minutes, lot.lost_ticket_fee, lot.max_stay_hours) == (15, 0, 72)
     assert db.scalar(select(ParkingSession).limit(1)) is None
+
+
+def test_a_held_exit_closed_by_hand_is_still_let_out_at_its_lane_when_paid(
+    client: TestClient, world: World
+) -> None:
+    poll(client, "lane-out", world.exit_key)
+    sid = stay(client, world, "51M-222.33", hours_ago=1.5)["session_id"]
+    guard = token(client, "guard")
+    held = client.get("/api/v1/sessions", params={"held": "true"}, headers=guard).json()
+    assert [s["id"] for s in held] == [sid]
+    closed = client.post(
+        f"/api/v1/sessions/{sid}/close", json={"reason": "ticket lost at the barrier",
+                                              "lost_ticket": True}, headers=guard,
+    )  # fmt: skip
+    assert closed.status_code == 200, closed.text
+    assert client.get(f"/api/v1/sessions/{sid}/due", headers=guard).json()["held_at_lane"] == (
+        "lane-out"
+    )
+    paid = client.post(f"/api/v1/sessions/{sid}/payments", json={"method": "cash"}, headers=guard)
+    assert paid.json()["command"]["camera_id"] == "lane-out"
+
+
+def test_manual_entry_only_at_an_entry_lane_and_void_is_not_an_entry(
+    client: TestClient, world: World
+) -> None:
+    guard, manager = token(client, "guard"), token(client, "manager")
+    body = {"camera_id": "lane-out", "plate": "51N-111.22", "reason": "typed at the exit"}
+    refused = client.post("/api/v1/sessions", json=body, headers=guard)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"][-1] == "camera_id"
+    before = client.get("/api/v1/reports/day", headers=guard).json()["totals"]["entries"]
+    phantom = post_event(client, world.entry_key, event_body("lane-in", "00Z-000.01"))
+    client.post(
+        f"/api/v1/sessions/{phantom['session_id']}/void",
+        json={"reason": "a poster on a van"},
+        headers=manager,
+    )
+    after = client.get("/api/v1/reports/day", headers=guard).json()["totals"]["entries"]
+    assert after == before

@@ -101,7 +101,10 @@ def take_payment(
         session.status = "closed"
         session.exited_at = session.exit_held_at
     db.flush()
-    lane = open_camera_id or (session.exit_held_camera_id if held else None)
+    # A vehicle held at an exit (its session open, or closed by hand while it waited) is let
+    # out at the lane it waits at, unless the cashier names another.
+    waiting = session.exit_held_camera_id if session.exit_held_at is not None else None
+    lane = open_camera_id or waiting
     command = None
     if lane is not None:
         command = commands.issue(

@@ -117,7 +117,11 @@ def day_summary(db: Session, *, window: DayWindow) -> DaySummary:
     entered = _grouped(
         db,
         select(ParkingSession.lot_id, func.count())
-        .where(ParkingSession.entered_at >= start, ParkingSession.entered_at < end)
+        .where(
+            ParkingSession.entered_at >= start,
+            ParkingSession.entered_at < end,
+            ParkingSession.status != "void",  # a phantom was never a vehicle
+        )
         .group_by(ParkingSession.lot_id),
     )
     exited = _grouped(
@@ -313,9 +317,11 @@ def revenue(db: Session, *, first: date, last: date, tz: str, lot_id: str | None
     from app.central.payments.service import revenue_by_method
 
     if last < first:
-        raise InvalidInput("the range ends before it starts", field="end")
+        raise InvalidInput("the range ends before it starts", field="end", where="query")
     if (last - first).days >= MAX_RANGE_DAYS:
-        raise InvalidInput(f"a range covers at most {MAX_RANGE_DAYS} days", field="end")
+        raise InvalidInput(
+            f"a range covers at most {MAX_RANGE_DAYS} days", field="end", where="query"
+        )
     start = day_window(day=first, tz=tz, field="start").start
     end = day_window(day=last, tz=tz, field="end").end
     rows = revenue_by_method(db, start=start, end=end, lot_id=lot_id)

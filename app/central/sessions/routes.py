@@ -29,13 +29,15 @@ def list_sessions(
     plate: Annotated[str | None, Query(max_length=20)] = None,
     fuzzy: bool = False,
     status: Literal["open", "closed", "void"] | None = None,
-    lot_id: str | None = None,
+    lot_id: Annotated[str | None, Query(max_length=64)] = None,
+    held: Annotated[bool, Query(description="only vehicles waiting at an exit to pay")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> list[SessionOut]:
     rows = service.list_sessions(
-        db, plate=plate, fuzzy=fuzzy, status=status, lot_id=lot_id, limit=limit, offset=offset
-    )
+        db, plate=plate, fuzzy=fuzzy, status=status, lot_id=lot_id, held=held, limit=limit,
+        offset=offset,
+    )  # fmt: skip
     return [SessionOut.model_validate(row) for row in rows]
 
 
@@ -123,7 +125,7 @@ def amount_due(session_id: RowId, db: DB, _: Guard, state: State) -> SessionDue:
     """What the session owes now (a held exit: its fee at the lane)."""
     session = service.get_session(db, session_id=session_id)
     due = service.amount_due(db, session=session, now=utcnow(), tz=state.settings.timezone)
-    held = session.exit_held_camera_id if session.status == "open" else None
+    held = session.exit_held_camera_id if session.exit_held_at is not None and due > 0 else None
     return SessionDue(session_id=session.id, status=session.status, due=due, held_at_lane=held)
 
 

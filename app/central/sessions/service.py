@@ -170,10 +170,15 @@ def list_sessions(
     fuzzy: bool = False,
     status: str | None = None,
     lot_id: str | None = None,
+    held: bool = False,
     limit: int = 50,
     offset: int = 0,
 ) -> list[ParkingSession]:
     query = select(ParkingSession).order_by(ParkingSession.id.desc())
+    if held:
+        query = query.where(
+            ParkingSession.status == "open", ParkingSession.exit_held_at.is_not(None)
+        )
     if status:
         query = query.where(ParkingSession.status == status)
     if lot_id:
@@ -265,6 +270,10 @@ def open_manual(
     camera = db.get(Camera, camera_id)
     if camera is None:
         raise NotFound(f"camera {camera_id!r} does not exist")
+    if camera.direction != "entry":
+        raise InvalidInput(
+            f"{camera_id} is an exit lane; enter at an entry lane", field="camera_id"
+        )
     plate_n = normalize_plate(plate)
     if not 2 <= len(plate_n) <= 12:
         raise InvalidInput("plate must hold 2-12 letters and digits", field="plate")

@@ -165,8 +165,12 @@ function leave(message) {
   $("#nav").replaceChildren();
   $("#view").replaceChildren();
   $("#view").hidden = true;
+  // Nothing of this session may look like the next one's: no screen, no live link.
+  delete $("#view").dataset.view;
   $("#logout").hidden = true;
   $("#link").hidden = true;
+  $("#link").dataset.state = "off";
+  clearInterval(showLink.countdown);
   $("#banner").hidden = true;
   document.body.classList.remove("stale");
   $("#who").textContent = "";
