@@ -24,9 +24,12 @@ capture times and decisions from central's events, command and payment states fr
 * ``unpaid_exits_opened``: exits held for payment whose own event pulsed a relay (must be 0).
 * ``paid_exits_opened``: payments whose command pulsed the held lane exactly once.
 
-``--lab`` runs the same against the lab (docs/lab.md, converged): central through the VIP
-(``--url``, the lab CA), the agents on this machine. ``--crash HOST`` crashes that central host
-(``lab/lab crash``) while opens are being sent and powers it on again.
+``--lab`` runs the same against the lab (docs/lab.md, up and converged with site.yml): central
+through the VIP over TLS (the lab's CA), the agents on this machine, an admin made for the run
+with ``parking-central-admin`` on a central host. ``--crash HOST`` crashes that central host
+(``lab/lab crash``) a third into the run while opens are being sent and powers it on again a
+third later: no command may pulse twice or after its expiry; opens sent while no central
+answered are reported failed or expired, never executed late.
 The last line is one JSON object with the figures above.
 """
 
@@ -304,9 +307,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--lab", action="store_true", help="through the lab's VIP")
     parser.add_argument("--url", default="https://10.77.0.30", help="--lab: the VIP")
-    parser.add_argument("--ca-file", default=str(REPO / ".lab" / "ca" / "ca.crt"))
-    parser.add_argument("--admin-password", help="--lab: an admin's password")
-    parser.add_argument("--admin-user", default="admin")
+    parser.add_argument("--ca-file", default=str(REPO / ".lab" / "pki" / "ca.crt"))
     parser.add_argument("--crash", metavar="HOST", help="--lab: crash this central meanwhile")
     args = parser.parse_args()
 
@@ -315,10 +316,14 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-gate-"))
     server: subprocess.Popen[bytes] | None = None
     if args.lab:
-        if not args.admin_password:
-            parser.error("--lab needs --admin-password")
-        central = Central(args.url, verify=args.ca_file, password=args.admin_password,
-                          user=args.admin_user)  # fmt: skip
+        user, password = f"bench-gate-{run}", secrets.token_urlsafe(18)
+        subprocess.run(
+            [str(REPO / "lab" / "lab"), "exec", "central1", "parking-central-admin",
+             "create-user", user, "--role", "admin"],
+            cwd=REPO, input=password + "\n", text=True, check=True, capture_output=True,
+            timeout=120,
+        )  # fmt: skip
+        central = Central(args.url, verify=args.ca_file, password=password, user=user)
     else:
         password = secrets.token_urlsafe(12)
         port = free_port()
