@@ -6,6 +6,7 @@ change gets a new module (``v2``) while central keeps serving the old one.
 
 from app.contract.v1 import (
     API_PREFIX,
+    EARLIEST_CAPTURE,
     ID_PATTERN,
     MAX_BATCH_EVENTS,
     MAX_COMMAND_TTL_S,
@@ -42,6 +43,7 @@ from app.contract.v1 import (
 
 __all__ = [
     "API_PREFIX",
+    "EARLIEST_CAPTURE",
     "ID_PATTERN",
     "MAX_BATCH_EVENTS",
     "MAX_COMMAND_TTL_S",

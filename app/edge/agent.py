@@ -1,8 +1,10 @@
 """Wires the edge together: source -> reader -> aggregator -> event -> outbox -> uploader.
 
 ``EdgeRuntime`` owns what every mode shares (outbox, uploader, heartbeats, metrics, systemd,
-and each lane's command channel to its relay); ``LaneAgent`` drives it from a camera;
-``Simulator`` from synthetic plates (load tests, demo).
+the clock and its hold, and each lane's command channel to its relay); ``LaneAgent`` drives it
+from a camera; ``Simulator`` from synthetic plates (load tests, demo). Sightings become events
+through ``EdgeRuntime.sight``: at once while the clock is synchronised, else held in capture
+order and stamped once it is (``clock.py``, ``hold.py``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
+from pydantic import ValidationError
 
 from app.contract import (
     CameraDirection,
@@ -32,6 +35,7 @@ from app.contract import (
     VehicleType,
 )
 from app.edge.aggregate import ReadAggregator, Sighting
+from app.edge.clock import ClockRequirement, SystemClock, WallClock
 from app.edge.commands import CommandJournal, CommandListener
 from app.edge.config import EdgeConfig, SourceKind
 from app.edge.decisions import OfflineJournal
@@ -44,6 +48,7 @@ from app.edge.gate import (
     Relay,
 )
 from app.edge.heartbeat import FrameRate, HeartbeatSender, HeartbeatSource
+from app.edge.hold import ClockHold, Held
 from app.edge.ids import EventIdFactory
 from app.edge.lists import LocalLists
 from app.edge.metrics import EdgeMetrics, MetricsServer
@@ -96,6 +101,25 @@ class RuntimeSettings:
     commands_wait_s: int = 20
     commands_retry_cap_s: float = 10.0
     open_pulse_s: float = 1.0  # a command's pulse (and the simulator's on an OPEN ack)
+    # When the wall clock may stamp events (clock.py), and how many sightings wait meanwhile.
+    clock_require_sync: ClockRequirement = "floor"
+    clock_max_held: int = 200
+
+
+@dataclass(slots=True)
+class PendingSighting:
+    """A sighting on its way to becoming an event (``EdgeRuntime.sight``)."""
+
+    lane: Lane
+    plate: str
+    confidence: float
+    candidates: list[PlateCandidate]
+    vehicle_type: VehicleType
+    snapshot: bytes | None
+    # Held while the clock is unsynchronised: the gate's own decision, and who records it.
+    gate: Future[GateOutcome] | None = None
+    report: Callable[[GateOutcome], None] | None = None
+    made: tuple[PlateEvent, Future[EventAck]] | None = None  # stamped at once
 
 
 @dataclass
@@ -117,6 +141,13 @@ class EdgeRuntime:
     command_journal: CommandJournal | None = None
     listeners: list[CommandListener] = field(default_factory=list)
     open_pulse_s: float = 1.0
+    clock: WallClock = field(default_factory=SystemClock)
+    max_held: int = 200
+    hold: ClockHold[PendingSighting] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hold = ClockHold(self.clock, self._stamp, max_held=self.max_held, dropped=self._drop)
+        self.metrics.bind_clock(lambda: self.hold.synchronised, lambda: self.hold.held)
 
     @classmethod
     def build(
@@ -128,11 +159,14 @@ class EdgeRuntime:
         reads_rejected: Callable[[], int] = lambda: 0,
         rng: random.Random | None = None,
         relays: Mapping[str, Relay] | None = None,
+        clock: WallClock | None = None,
     ) -> EdgeRuntime:
         """``relays``: the barrier relay of each lane (by camera id). A lane with one gets a
         command channel (a ``CommandListener`` pulsing it) unless ``commands_enabled`` is off;
-        all lanes share one ``CommandJournal`` under ``data_dir/commands``."""
+        all lanes share one ``CommandJournal`` under ``data_dir/commands``. ``clock``: the
+        wall clock judge (default: ``SystemClock(settings.clock_require_sync)``)."""
         metrics = EdgeMetrics()
+        wall_clock = clock if clock is not None else SystemClock(settings.clock_require_sync)
         outbox = Outbox(
             settings.data_dir / "outbox",
             max_bytes=settings.outbox_max_bytes,
@@ -174,20 +208,20 @@ class EdgeRuntime:
             metrics=metrics,
         )
         started = time.monotonic()
+        sources = [
+            HeartbeatSource(
+                camera_id=lane.camera_id,
+                outbox=outbox,
+                started_monotonic=started,
+                frame_rate=frame_rate,
+                reads_rejected=reads_rejected,
+            )
+            for lane in lanes
+        ]
+        # sent_at is the wall clock as it is, 1970 included: central keeps its own receipt time
+        # and only shows sent_at, and a wrong one there says what is wrong at the lane.
         heartbeats = HeartbeatSender(
-            [
-                HeartbeatSource(
-                    camera_id=lane.camera_id,
-                    outbox=outbox,
-                    started_monotonic=started,
-                    frame_rate=frame_rate,
-                    reads_rejected=reads_rejected,
-                    last_error=lambda: uploader.last_error,
-                )
-                for lane in lanes
-            ],
-            uploader,
-            interval_s=settings.heartbeat_interval_s,
+            sources, uploader, interval_s=settings.heartbeat_interval_s, clock=wall_clock.now
         )
         relays = dict(relays or {})
         journal: CommandJournal | None = None
@@ -216,7 +250,7 @@ class EdgeRuntime:
         server = None
         if settings.metrics_port is not None:
             server = MetricsServer(metrics, settings.metrics_host, settings.metrics_port)
-        return cls(
+        runtime = cls(
             lanes=lanes,
             outbox=outbox,
             uploader=uploader,
@@ -229,9 +263,26 @@ class EdgeRuntime:
             command_journal=journal,
             listeners=listeners,
             open_pulse_s=settings.open_pulse_s,
+            clock=wall_clock,
+            max_held=settings.clock_max_held,
         )
+        for source in sources:
+            source.last_error = runtime.status_text
+        return runtime
+
+    def status_text(self) -> str | None:
+        """The heartbeat's ``last_error``: the clock's state while it holds sightings (the
+        contract has no field for it), then the uploader's last error."""
+        problem = getattr(self.clock, "problem", None)
+        parts = [
+            self.hold.describe(),
+            problem if isinstance(problem, str) else None,
+            self.uploader.last_error,
+        ]
+        return "; ".join(part for part in parts if part) or None
 
     def start(self) -> None:
+        self.hold.start()
         self.uploader.start()
         self.heartbeats.start()
         if self.sync is not None:
@@ -239,7 +290,118 @@ class EdgeRuntime:
         for listener in self.listeners:
             listener.start()
         commands = f", {len(self.listeners)} command channel(s)" if self.listeners else ""
-        self.notifier.ready(f"{len(self.lanes)} lane(s), outbox {self.outbox.directory}{commands}")
+        clock = "" if self.hold.synchronised else ", clock not synchronised (sightings held)"
+        self.notifier.ready(
+            f"{len(self.lanes)} lane(s), outbox {self.outbox.directory}{commands}{clock}"
+        )
+
+    def sight(
+        self,
+        lane: Lane,
+        *,
+        captured_mono: float,
+        captured_wall: datetime | None,
+        plate: str,
+        confidence: float,
+        candidates: list[PlateCandidate],
+        vehicle_type: VehicleType,
+        snapshot: bytes | None,
+        decide_alone: Callable[[str], Future[GateOutcome]] | None = None,
+        report: Callable[[GateOutcome], None] | None = None,
+    ) -> tuple[PlateEvent, Future[EventAck]] | None:
+        """A sighting at ``captured_mono`` (its frame's ``monotonic()``): made into an event now
+        (returned as ``capture`` does) while the clock is synchronised, else held (None) and
+        stamped later. A held one gets ``decide_alone(cause)`` at once (the gate, which cannot
+        wait for central: there is no event to send) and, once stamped, ``report`` gets that
+        outcome with its event id and decision time."""
+        item = PendingSighting(
+            lane, plate, confidence, candidates, vehicle_type, snapshot, report=report
+        )
+
+        def held(entry: Held[PendingSighting]) -> None:
+            if decide_alone is not None:
+                item.gate = decide_alone(entry.token)
+
+        self.hold.submit(
+            item,
+            camera_id=lane.camera_id,
+            captured_mono=captured_mono,
+            captured_wall=captured_wall,
+            on_held=held,
+        )
+        return item.made
+
+    def _stamp(self, held: Held[PendingSighting], captured_at: datetime, was_held: bool) -> None:
+        """The hold's ``stamp``: make the event (under the hold's lock, in capture order)."""
+        item = held.item
+        camera = item.lane.camera_id
+        try:
+            made = self.capture(
+                item.lane,
+                captured_at=captured_at,
+                plate=item.plate,
+                confidence=item.confidence,
+                candidates=item.candidates,
+                vehicle_type=item.vehicle_type,
+                snapshot=item.snapshot,
+            )
+        except ValidationError as exc:
+            # require_sync = "none" with a clock before the contract's floor: not an event.
+            log.error(
+                "%s (%s) of %s: no event can be made: %s", held.token, item.plate, camera, exc
+            )
+            self.metrics.events_refused.labels(camera).inc()
+            self.outbox.count_lost(camera, "refused_total")
+            return
+        if not was_held:
+            item.made = made
+            return
+        event, _ = made
+        # Nobody waits for central's answer: the vehicle has long gone, the gate decided alone.
+        self.uploader.forget_waiter(event.event_id)
+        log.info(
+            "%s (%s) of %s stamped %s: event %s",
+            held.token,
+            item.plate,
+            camera,
+            captured_at.isoformat(),
+            event.event_id,
+        )
+        if item.gate is not None and item.report is not None:
+            report = item.report
+
+            def recorded(done: Future[GateOutcome]) -> None:
+                if done.cancelled() or done.exception() is not None:
+                    return  # the gate logged its failure
+                outcome = done.result()
+                decided_at = captured_at
+                if outcome.decided_mono is not None:
+                    elapsed = self.clock.monotonic() - outcome.decided_mono
+                    decided_at = self.clock.now() - timedelta(seconds=max(0.0, elapsed))
+                report(replace(outcome, event_id=event.event_id, decided_at=decided_at))
+
+            item.gate.add_done_callback(recorded)
+
+    def _drop(self, held: Held[PendingSighting], why: str) -> None:
+        """The hold's ``dropped``: logged, counted (metric; outbox, for the reconciliation)."""
+        item = held.item
+        camera = item.lane.camera_id
+        self.metrics.sightings_dropped.labels(camera).inc()
+        self.outbox.count_lost(camera)
+        decision = ""
+        gate = item.gate
+        if gate is not None and gate.done() and not gate.cancelled() and not gate.exception():
+            outcome = gate.result()
+            decision = f"; its gate decision ({outcome.action} by {outcome.basis}) is not reported"
+        log.error(
+            "clock: dropped %s (%s) of %s, held %.0f s: %s%s",
+            held.token,
+            item.plate,
+            camera,
+            self.clock.monotonic() - held.captured_mono,
+            why,
+            decision,
+        )
 
     def capture(
         self,
@@ -276,8 +438,9 @@ class EdgeRuntime:
         return event, future
 
     def drained(self) -> bool:
-        """Nothing left for central: no queued event and no unreported offline decision."""
-        if self.outbox.stats().depth:
+        """Nothing left for central: no held sighting, no queued event and no unreported
+        offline decision."""
+        if self.hold.held or self.outbox.stats().depth:
             return False
         return self.sync is None or self.sync.journal.stats().unreported == 0
 
@@ -287,9 +450,11 @@ class EdgeRuntime:
             listener.stop()
 
     def close(self) -> None:
-        """Stop sending, close the outbox cleanly (a checkpointed WAL), tell systemd."""
+        """Stop sending, close the outbox cleanly (a checkpointed WAL), tell systemd. Held
+        sightings are stamped if the clock now allows, else dropped (logged, counted)."""
         self.notifier.stopping()
         self.stop_commands()
+        self.hold.close()
         self.heartbeats.stop()
         self.uploader.stop()
         if self.sync is not None:
@@ -330,19 +495,42 @@ class LaneAgent:
         self._snapshot_quality = snapshot_quality
         self.gate_outcomes: list[Future[GateOutcome]] = []
 
-    def emit(self, sighting: Sighting) -> PlateEvent:
+    def emit(self, sighting: Sighting) -> PlateEvent | None:
+        """Make the sighting an event and let the gate act; None: held for the clock (the gate
+        has decided alone already) or refused."""
         snapshot = encode_snapshot(
             sighting.frame.image, max_side=self._snapshot_max_side, quality=self._snapshot_quality
         )
-        event, ack = self.runtime.capture(
+        gate = self.gate
+
+        def decide_alone(cause: str) -> Future[GateOutcome]:
+            assert gate is not None
+            outcome = gate.decide_alone(sighting.plate, cause=cause)
+            self.gate_outcomes = [f for f in self.gate_outcomes if not f.done()] + [outcome]
+            return outcome
+
+        made = self.runtime.sight(
             self.lane,
-            captured_at=sighting.captured_at,
+            captured_mono=sighting.frame.monotonic_s,
+            captured_wall=sighting.captured_at,
             plate=sighting.plate,
             confidence=sighting.confidence,
             candidates=sighting.candidates,
             vehicle_type=sighting.vehicle_type,
             snapshot=snapshot,
+            decide_alone=decide_alone if gate is not None else None,
+            report=gate.record if gate is not None else None,
         )
+        if made is None:
+            if not self.runtime.hold.synchronised:  # else refused, and logged as such
+                log.info(
+                    "sighting %s (%.2f, %d reads) held: the clock is not synchronised",
+                    sighting.plate,
+                    sighting.confidence,
+                    sighting.support,
+                )
+            return None
+        event, ack = made
         log.info(
             "event %s: %s (%.2f, %d reads)",
             event.event_id,
@@ -359,7 +547,8 @@ class LaneAgent:
         return event
 
     def run(self, stop: threading.Event, *, exit_when_drained: bool = False) -> int:
-        """Process frames until ``stop``; returns the number of events made."""
+        """Process frames until ``stop``; returns the number of sightings (events made now or
+        held for the clock)."""
         notifier = self.runtime.notifier
         made = 0
         for frame in self.source.frames():
@@ -462,22 +651,28 @@ class Simulator:
             self._inside.sort()
         return lane, plate
 
-    def step(self) -> PlateEvent:
+    def step(self) -> PlateEvent | None:
+        """One vehicle; None when it is held for the clock (its relay then stays as it is)."""
         lane, plate = self._next(self._clock())
         confidence = round(self.rng.uniform(0.82, 0.99), 3)
-        event, ack = self.runtime.capture(
+        clock = self.runtime.clock
+        made = self.runtime.sight(
             lane,
-            captured_at=datetime.now(UTC),
+            captured_mono=clock.monotonic(),
+            captured_wall=clock.now(),
             plate=plate,
             confidence=confidence,
             candidates=[PlateCandidate(plate=plate, confidence=confidence)],
             vehicle_type=VehicleType.CAR,
             snapshot=synthetic_snapshot(plate, self.rng) if self.snapshots else None,
         )
+        self.made += 1
+        if made is None:
+            return None
+        event, ack = made
         relay = self.runtime.relays.get(lane.camera_id)
         if relay is not None:
             ack.add_done_callback(lambda done: self._follow(done, relay))
-        self.made += 1
         return event
 
     def _follow(self, done: Future[EventAck], relay: Relay) -> None:
@@ -577,6 +772,8 @@ def build_lane_agent(config: EdgeConfig) -> LaneAgent:
             commands_wait_s=config.commands.wait_s,
             commands_retry_cap_s=config.commands.retry_cap_s,
             open_pulse_s=gate_config.open_pulse_s,
+            clock_require_sync=config.clock.require_sync,
+            clock_max_held=config.clock.max_held,
         ),
         [lane],
         frame_rate=frame_rate,
@@ -626,6 +823,7 @@ def build_lane_agent(config: EdgeConfig) -> LaneAgent:
         ),
         record=record,
         lists=local_lists,
+        monotonic=runtime.clock.monotonic,
     )
     return LaneAgent(
         runtime,

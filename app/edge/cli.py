@@ -27,6 +27,7 @@ from types import FrameType
 
 from app.contract import MAX_COMMAND_WAIT_S, CameraDirection
 from app.edge import __version__
+from app.edge.clock import CLOCK_REQUIREMENTS
 from app.edge.config import ConfigError, load_config
 from app.edge.errors import init_error_reporting
 
@@ -122,6 +123,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         commands_enabled=not args.no_commands,
         commands_wait_s=args.commands_wait_s,
         open_pulse_s=args.open_pulse_s,
+        clock_require_sync=args.clock_require_sync,
+        clock_max_held=args.clock_max_held,
     )
     relays: dict[str, Relay] = {
         lane.camera_id: (
@@ -306,6 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--open-pulse-s", type=float, default=1.0, help="relay pulse of an open, in seconds"
+    )
+    sim.add_argument(
+        "--clock-require-sync",
+        choices=CLOCK_REQUIREMENTS,
+        default="floor",
+        help="when the wall clock may stamp events (kernel: adjtimex says synchronised; floor:"
+        " at or after 2024-01-01; none); vehicles before that are held",
+    )
+    sim.add_argument(
+        "--clock-max-held", type=int, default=200, help="vehicles held for the clock at most"
     )
     sim.set_defaults(func=cmd_simulate)
 

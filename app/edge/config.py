@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.contract import MAX_COMMAND_WAIT_S, CameraDirection
+from app.edge.clock import ClockRequirement
 from app.edge.reader import Detector
 
 _CAMERA_ID = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
@@ -195,6 +196,18 @@ class ListsConfig(_Section):
     retry_cap_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
 
+class ClockConfig(_Section):
+    # When the wall clock may stamp events (docs/edge.md, "The clock"). "kernel": the kernel
+    # says an NTP daemon synchronised it (adjtimex) and it is at or after 2024-01-01: a Pi
+    # (the Ansible role sets it). "floor": only the 2024-01-01 floor: machines whose kernel
+    # state says nothing about their clock (containers, VMs, the demo, tests). "none": the wall
+    # clock as it is.
+    require_sync: ClockRequirement = "floor"
+    # Sightings held in memory until then (each with its snapshot, at most 512 KiB); beyond
+    # it the oldest are dropped, logged and counted.
+    max_held: Annotated[int, Field(ge=1, le=10_000)] = 200
+
+
 class HeartbeatConfig(_Section):
     interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
@@ -222,6 +235,7 @@ class EdgeConfig(_Section):
     gate: GateConfig = GateConfig()
     commands: CommandsConfig = CommandsConfig()
     lists: ListsConfig = ListsConfig()
+    clock: ClockConfig = ClockConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     metrics: MetricsConfig = MetricsConfig()
     sentry: SentryConfig = SentryConfig()

@@ -8,8 +8,14 @@ relay moves (``record``), logged and counted. ``HOLD`` (a known vehicle whose fe
 keeps the barrier closed like ``DENY``; a cashier's payment then opens it through the lane's
 command channel (``commands.py``).
 
+While the wall clock is not synchronised (``clock.py``) no event can be made, so there is
+nothing to ask central about: ``decide_alone`` decides at once from the lists and the policy, the
+relay moves, and the outcome is recorded (``record``) with its event id and decision time once the
+held sighting is stamped (``hold.py``).
+
 Every pulse carries its ``cause`` (``event:<event_id>`` for a decision, ``command:<command_id>``
-for an operator's command), which the relays log and ``FileRelay`` records.
+for an operator's command, ``held:<token>`` for a sighting held for the clock), which the relays
+log and ``FileRelay`` records.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -201,6 +207,12 @@ class GateOutcome:
     basis: OfflineBasis | None = None  # offline only: what the decision rested on
     plate: str = ""
     decided_at: datetime | None = None
+    # decide_alone only: the monotonic instant of the decision (its wall time comes later).
+    decided_mono: float | None = None
+
+
+# The event id of a decision taken before its event could exist (the clock was unsynchronised).
+HELD_EVENT_ID = UUID(int=0)
 
 
 GateRecorder = Callable[[GateOutcome], None]
@@ -219,8 +231,10 @@ class GateController:
         policy: OfflinePolicy,
         record: GateRecorder,
         lists: LocalLists | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._relay = relay
+        self._monotonic = monotonic
         self._lists = lists
         self._direction = direction
         self._deadline_s = deadline_s
@@ -238,9 +252,11 @@ class GateController:
     ) -> Future[GateOutcome]:
         return self._pool.submit(self._decide, event_id, ack, forget, plate)
 
-    def offline_decision(self, event_id: UUID, plate: str) -> GateOutcome:
+    def offline_decision(
+        self, event_id: UUID, plate: str, *, at: datetime | None = None
+    ) -> GateOutcome:
         """What the gate does alone: the local lists first, then the offline policy."""
-        now = datetime.now(UTC)
+        now = at if at is not None else datetime.now(UTC)
         found = self._lists.decide(plate, now) if self._lists is not None and plate else None
         if found is not None:
             # A vehicle kept in at an exit needs a person: flag it like a policy exit.
@@ -259,6 +275,46 @@ class GateController:
             plate,
             now,
         )
+
+    def decide_alone(self, plate: str, *, cause: str) -> Future[GateOutcome]:
+        """Decide without central, at once: no event exists yet to ask about (the clock is not
+        synchronised). The lists, then the offline policy, as after a missed deadline; the
+        relay pulses with ``cause``. Nothing is recorded here: the outcome's event id is
+        ``HELD_EVENT_ID`` until the sighting is stamped, then the caller ``record``s it."""
+        return self._pool.submit(self._decide_alone, plate, cause)
+
+    def _decide_alone(self, plate: str, cause: str) -> GateOutcome:
+        decided_mono = self._monotonic()
+        at = datetime.now(UTC)
+        current = self._lists.current if self._lists is not None else None
+        if current is not None and current.lists.generated_at > at:
+            # The wall clock may say 1970: the lists' own date is a lower bound of real time.
+            at = current.lists.generated_at
+        outcome = replace(
+            self.offline_decision(HELD_EVENT_ID, plate, at=at), decided_mono=decided_mono
+        )
+        log.warning(
+            "gate: clock not synchronised, %s (%s) decided alone by %s: %s%s;"
+            " recorded once the clock is synchronised",
+            cause,
+            plate,
+            outcome.basis,
+            outcome.action,
+            " (flagged)" if outcome.flagged else "",
+        )
+        if outcome.action is GateAction.OPEN:
+            try:
+                self._relay.pulse(self._open_pulse_s, cause=cause)
+            except Exception:
+                log.exception("gate: the relay failed to open for %s", cause)
+        return outcome
+
+    def record(self, outcome: GateOutcome) -> None:
+        """Record a ``decide_alone`` outcome once it has its event id and decision time."""
+        try:
+            self._record(outcome)
+        except Exception:
+            log.exception("gate: could not record the action for %s", outcome.event_id)
 
     def _decide(
         self, event_id: UUID, ack: Future[EventAck], forget: Callable[[], None], plate: str

@@ -126,6 +126,22 @@ class EdgeMetrics:
             registry=r,
         )
         self.dead_letters = Gauge("parking_edge_dead_letters", "Dead letters held", registry=r)
+        self.clock_synchronised = Gauge(
+            "parking_edge_clock_synchronised",
+            "1 while the wall clock may stamp events ([clock] require_sync), else 0",
+            registry=r,
+        )
+        self.sightings_held = Gauge(
+            "parking_edge_sightings_held",
+            "Sightings held in memory until the clock is synchronised",
+            registry=r,
+        )
+        self.sightings_dropped = Counter(
+            "parking_edge_sightings_dropped",
+            "Held sightings dropped before the clock was synchronised (bound, or stop)",
+            ["camera"],
+            registry=r,
+        )
 
     def bind_outbox(self, stats: Callable[[], Any]) -> None:
         """Read the outbox gauges from ``stats()`` (an ``OutboxStats``) at scrape time."""
@@ -133,6 +149,11 @@ class EdgeMetrics:
         self.outbox_bytes.set_function(lambda: float(stats().bytes))
         self.outbox_oldest_age.set_function(lambda: float(stats().oldest_age_s))
         self.dead_letters.set_function(lambda: float(stats().dead_letters))
+
+    def bind_clock(self, synchronised: Callable[[], bool], held: Callable[[], int]) -> None:
+        """Read the clock gauges at scrape time (the hold's last look, not a new one)."""
+        self.clock_synchronised.set_function(lambda: 1.0 if synchronised() else 0.0)
+        self.sightings_held.set_function(lambda: float(held()))
 
 
 class MetricsServer:

@@ -156,6 +156,7 @@ class OutboxStats:
     delivered_total: int
     refused_total: int
     snapshots_evicted_total: int
+    held_dropped_total: int = 0  # sightings dropped while the clock was unsynchronised
 
 
 SnapshotWriter = Callable[[Path, bytes], None]
@@ -411,6 +412,14 @@ class Outbox:
             self._bump(event.camera_id, "refused_total")
             self._bump(event.camera_id, "captured_total")
         raise OutboxFullError(f"outbox refused event {event.event_id}: {why}")
+
+    def count_lost(self, camera_id: str, counter: str = "held_dropped_total", n: int = 1) -> None:
+        """Sightings that never became an event (dropped while the clock was unsynchronised,
+        or refused before the outbox): counted under ``counter`` and, like refused events, in
+        ``captured_total``, so central's reconciliation shows the gap."""
+        with self._lock, contextlib.suppress(sqlite3.Error), self._transaction():
+            self._bump(camera_id, counter, n)
+            self._bump(camera_id, "captured_total", n)
 
     def _evict_snapshots(self, need: int) -> int:
         """Drop the oldest snapshots (pending and dead) until ``need`` bytes are freed."""
@@ -675,4 +684,5 @@ class Outbox:
             delivered_total=self.counter("delivered_total", camera_id),
             refused_total=self.counter("refused_total", camera_id),
             snapshots_evicted_total=self.counter("snapshots_evicted_total", camera_id),
+            held_dropped_total=self.counter("held_dropped_total", camera_id),
         )

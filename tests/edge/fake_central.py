@@ -9,7 +9,8 @@ A real HTTP server in a thread (``http.server``), with the semantics central pro
 * ``POST .../commands/{command_id}/ack`` with a ``CommandAck``: 200 ``{"command_id", "status"}``,
   idempotent; 404 unknown id, 403 another camera's command.
 * ``POST /api/v1/events`` and ``/events/batch``: an ``EventAck`` with ``decision`` (OPEN unless
-  changed), so a simulator or a lane agent gets its decisions; heartbeats: 204.
+  changed), so a simulator or a lane agent gets its decisions; heartbeats: 204 (kept in
+  ``heartbeats``).
 
 Faults for the tests: ``poll_faults`` / ``ack_faults`` (statuses answered to the next polls /
 acks), ``keep_offering`` (offer commands again even after their ack, as a central that lost
@@ -31,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 from app.contract import (
+    CameraHeartbeat,
     CommandAck,
     EventAck,
     EventBatchAck,
@@ -91,6 +93,7 @@ class FakeCentral:
         self.poll_statuses: list[int] = []
         self.decision = GateAction.OPEN
         self.events: list[PlateEvent] = []
+        self.heartbeats: list[CameraHeartbeat] = []
         self._closing = False
         fake = self
 
@@ -245,6 +248,7 @@ class FakeCentral:
             acks = EventBatchAck(acks=[self._event_ack(e) for e in batch])
             _answer(handler, 200, json.loads(acks.model_dump_json()))
         elif path.endswith("/heartbeat"):
+            self.heartbeats.append(CameraHeartbeat.model_validate_json(body))
             _answer(handler, 204, None)
         else:
             _answer(handler, 404, {"detail": "not found"})
