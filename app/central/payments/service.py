@@ -275,16 +275,7 @@ def receipt_html(db: Session, *, payment_id: int, lang: str, tz: str) -> str:
     return f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8">
 <title>{html.escape(text["title"])} {html.escape(number)}</title>
-<style>
-body {{ font-family: "DejaVu Sans", Arial, sans-serif; max-width: 80mm; margin: 0 auto;
-       padding: 4mm; font-size: 12px; }}
-h1 {{ font-size: 15px; text-align: center; margin: 0 0 2mm; }}
-p.no {{ text-align: center; margin: 0 0 3mm; }}
-table {{ width: 100%; border-collapse: collapse; }}
-th {{ text-align: left; font-weight: normal; color: #444; padding: 1mm 0; }}
-td {{ text-align: right; padding: 1mm 0; }}
-p.thanks {{ text-align: center; margin-top: 4mm; }}
-</style></head>
+<link rel="stylesheet" href="/receipt.css"></head>
 <body>
 <h1>{html.escape(text["title"])}</h1>
 <p class="no">{html.escape(text["receipt"])} <span id="receipt-no">{html.escape(number)}</span></p>

@@ -22,7 +22,9 @@ export function receiptLink(paymentId, lang) {
     event.preventDefault();
     try {
       const response = await api(`/api/v1/payments/${Number(paymentId)}/receipt?lang=${lang === "en" ? "en" : "vi"}`, { raw: true });
-      const url = URL.createObjectURL(new Blob([await response.blob()], { type: "text/html" }));
+      // A blob: page resolves no relative URL: point its stylesheet at this origin.
+      const html = (await response.text()).replace('href="/receipt.css"', `href="${location.origin}/receipt.css"`);
+      const url = URL.createObjectURL(new Blob([html], { type: "text/html" }));
       link.dataset.url = url;
       link.setAttribute("href", url);
       window.open(url, "_blank", "noopener");
