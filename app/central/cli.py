@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,7 +57,9 @@ def cmd_migrate_sqlite(_: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_serve(
+    settings: Settings, args: argparse.Namespace, before_shutdown: Callable[[], None] | None = None
+) -> int:
     from app.central.server import serve
 
     workers = getattr(args, "workers", 1)
@@ -86,6 +89,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port,
         ws_ping_interval_s=settings.ws_ping_interval_s,
         trusted_proxies=settings.trusted_proxies,
+        before_shutdown=before_shutdown,
     )
     return 0
 
@@ -176,10 +180,17 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     edges = _DemoEdges(edge_bin, settings=settings, url=url, creds=creds)
     cashier = None
     if edge_bin and not args.no_edge:
-        edges.start()
+        # The edges and the cashier start once central answers (no "connection refused" noise).
+        threading.Thread(target=edges.start_when_up, args=(url,), daemon=True).start()
         cashier = _start_cashier(url, creds)
+
+    def stop_lanes() -> None:  # Ctrl-C: the lanes stop first, while central still answers
+        if cashier is not None:
+            cashier.close()
+        edges.stop()
+
     try:
-        return cmd_serve(settings, args)
+        return cmd_serve(settings, args, before_shutdown=stop_lanes)
     except KeyboardInterrupt:
         return 0  # Ctrl-C: stopped on purpose; the edges and the cashier stop below
     finally:
@@ -223,6 +234,21 @@ class _DemoEdges:
         self._timers: list[threading.Timer] = []
         self._lock = threading.Lock()
         self._stopped = False
+
+    def start_when_up(self, url: str, timeout_s: float = 60.0) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self._stopped:
+            try:
+                if httpx.get(f"{url}/api/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.start()
 
     def start(self) -> None:
         for edge in self._edges:

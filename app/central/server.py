@@ -11,11 +11,13 @@ scrape, whichever worker answers it, sums all of them (``main.py``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -41,14 +43,24 @@ def _parking_state(app: Any) -> AppState | None:
 
 
 class GracefulServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, app: FastAPI | None = None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        app: FastAPI | None = None,
+        before_shutdown: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self._parking_app = app
+        self._before_shutdown = before_shutdown
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._before_shutdown is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._before_shutdown)
         app = self._parking_app or getattr(self.config, "loaded_app", None)
         state = _parking_state(app)
         if state is not None:
+            state.command_waiters.close()  # lanes' open polls answer at once
             with contextlib.suppress(Exception):
                 await state.hub.close_all(1001)
         await super().shutdown(sockets)
@@ -72,6 +84,7 @@ def serve(
     ws_ping_interval_s: float,
     workers: int = 1,
     trusted_proxies: str = "",
+    before_shutdown: Callable[[], None] | None = None,
 ) -> None:
     """Serve ``app`` in this process, or (``workers > 1``, ``app`` None) that many worker
     processes each running ``create_app()`` with the same settings from the environment."""
@@ -96,7 +109,7 @@ def serve(
         server_header=False,
     )
     if workers == 1:
-        GracefulServer(config, app).run()
+        GracefulServer(config, app, before_shutdown).run()
         return
     metrics_dir = tempfile.mkdtemp(prefix="parking-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # read by each worker as it imports prometheus

@@ -92,7 +92,7 @@ async def poll_commands(
         try:
             remaining = max(0.0, deadline - loop.time())
             commands = await run_in_threadpool(_offer, db, camera_id, remaining)
-            if commands or remaining <= 0 or await request.is_disconnected():
+            if commands or remaining <= 0 or waiters.closing or await request.is_disconnected():
                 return LaneCommands(commands=commands)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=min(remaining, RECHECK_S))

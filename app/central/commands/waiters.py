@@ -17,6 +17,15 @@ RECHECK_S = 2.0
 class CommandWaiters:
     def __init__(self) -> None:
         self._events: dict[str, set[asyncio.Event]] = {}
+        self.closing = False
+
+    def close(self) -> None:
+        """The instance is shutting down: every open poll answers now (the lane polls again,
+        through the VIP, the other central), so no poll holds up a graceful shutdown."""
+        self.closing = True
+        for events in self._events.values():
+            for event in events:
+                event.set()
 
     def arm(self, camera_id: str) -> asyncio.Event:
         event = asyncio.Event()
