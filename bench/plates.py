@@ -11,9 +11,10 @@ Every image goes through ``LiteRTPlateReader.read_image`` (1 thread by default);
 is the prediction (``--predictions FILE``: one TSV row per image, no header: image, normalized
 plate, display form, confidence, ms; empty plate when none was found). Exact: the normalized
 plate (letters and digits, top line first) equals the label normalized the same way; within
-one: at most one edit away. For Vietnamese labels the display form (dash, dot, line split) is
-scored too. Times are the reader's alone (the JPEG is decoded before the clock starts). The
-last line printed is one JSON object.
+one: at most one edit away; same match key: equal up to look-alikes (O/0, I/1, B/8, ...), as
+central matches plates (``app.contract.plate_match_key``). For Vietnamese labels the display
+form (dash, dot, line split) is scored too. Times are the reader's alone (the JPEG is decoded
+before the clock starts). The last line printed is one JSON object.
 
 The grammar is the deployment's: ``--grammars vn,generic`` (Vietnamese first, then the generic
 patterns) or ``--grammars generic``. By default a ``labels.tsv`` folder (Vietnamese crops) is
@@ -34,10 +35,10 @@ from typing import get_args
 import cv2
 import numpy as np
 
-from app.contract import normalize_plate
+from app.contract import normalize_plate, plate_match_key
 from app.edge.aggregate import edit_distance
 from app.edge.reader import Detector
-from app.edge.reader.grammar import US_FOLD, US_GENERIC, US_TEMPLATES, PlateGrammar
+from app.edge.reader.grammar import US_GENERIC, US_SAME_GLYPHS, US_TEMPLATES, PlateGrammar
 from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader
 
 
@@ -89,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         "sidecar folder, none for labels.tsv)",
     )
     parser.add_argument(
-        "--generic-fold",
-        help=f"letter/digit pairs the generic grammar writes as one (default {US_FOLD!r} for a "
-        "sidecar folder, none for labels.tsv)",
+        "--same-glyphs",
+        help=f"letter/digit pairs printed with one glyph, either fits a layout slot (default "
+        f"{US_SAME_GLYPHS!r} for a sidecar folder, none for labels.tsv); never rewrites a read",
     )
     parser.add_argument("--detector", choices=get_args(Detector), default="fast")
     parser.add_argument("--threads", type=int, default=1)
@@ -108,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     grammars = (args.grammars or ("vn,generic" if fmt == "tsv" else "generic")).split(",")
     patterns = tuple(args.generic_pattern or US_GENERIC)
     templates = tuple(args.generic_template or (US_TEMPLATES if fmt == "sidecar" else ()))
-    fold = (
-        args.generic_fold
-        if args.generic_fold is not None
-        else (US_FOLD if fmt == "sidecar" else "")
+    glyphs = (
+        args.same_glyphs
+        if args.same_glyphs is not None
+        else (US_SAME_GLYPHS if fmt == "sidecar" else "")
     )
     reader = LiteRTPlateReader(
         models_dir=args.models,
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         grammars=grammars,
         generic_patterns=patterns,
         generic_templates=templates,
-        generic_fold=fold,
+        same_glyphs=glyphs,
         detector=args.detector,
     )
     vn_only = PlateGrammar(("vn",), accept_cost=0.0, max_cost=0.0)
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[str] = []
     times: list[float] = []
     cpu_times: list[float] = []  # CPU time of this process: less sensitive to a busy machine
-    exact = within1 = display_total = display_exact = 0
+    exact = exact_key = within1 = display_total = display_exact = 0
     for sample in samples:
         image = cv2.imread(str(sample.image))
         if image is None:
@@ -147,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         confidence = best.confidence if best else 0.0
         want = normalize_plate(sample.label)
         exact += plate == want
+        # as central matches plates: look-alikes (O/0, I/1, ...) are one character (the US
+        # labels write the one O/0 glyph as 0 whatever the plate's letter)
+        exact_key += plate_match_key(plate) == plate_match_key(want)
         within1 += edit_distance(plate, want) <= 1
         if fmt == "tsv" and vn_only.parse(sample.label) is not None:
             display_total += 1
@@ -166,12 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         "dir": str(args.folder),
         "grammars": ",".join(grammars),
         "generic_templates": ",".join(templates),
-        "generic_fold": fold,
+        "same_glyphs": glyphs,
         "detector": args.detector,
         "threads": args.threads,
         "n": n,
         "exact_pct": round(100 * exact / n, 2),
         "within1_pct": round(100 * within1 / n, 2),
+        "match_key_pct": round(100 * exact_key / n, 2),
         "mean_ms": round(float(np.mean(times)), 1),
         "p95_ms": round(float(np.percentile(times, 95)), 1),
         "cpu_mean_ms": round(float(np.mean(cpu_times)), 1),
@@ -182,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["vn_display_exact_pct"] = round(100 * display_exact / display_total, 2)
     print(
         f"{n} images: exact {summary['exact_pct']} %, within one {summary['within1_pct']} %, "
+        f"same match key {summary['match_key_pct']} %, "
         f"mean {summary['mean_ms']} ms, p95 {summary['p95_ms']} ms, RSS {summary['rss_mb']} MB"
     )
     print(json.dumps(summary))

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import DateTime, Dialect, TypeDecorator
 
 from app.central.clock import as_utc
+from app.contract import plate_match_key
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -24,3 +25,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value)
+
+
+def plate_key_default(context: Any) -> str:
+    """Column default of ``plate_key``: the match key of the row's ``plate_normalized``."""
+    return plate_match_key(str(context.get_current_parameters()["plate_normalized"]))

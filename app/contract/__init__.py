@@ -13,6 +13,7 @@ from app.contract.v1 import (
     MAX_COMMAND_WAIT_S,
     MAX_OFFLINE_DECISIONS,
     MAX_SNAPSHOT_BYTES,
+    PLATE_LOOKALIKES,
     CameraDirection,
     CameraHeartbeat,
     CommandAck,
@@ -39,6 +40,7 @@ from app.contract.v1 import (
     PlausibleTime,
     VehicleType,
     normalize_plate,
+    plate_match_key,
 )
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "MAX_COMMAND_WAIT_S",
     "MAX_OFFLINE_DECISIONS",
     "MAX_SNAPSHOT_BYTES",
+    "PLATE_LOOKALIKES",
     "CameraDirection",
     "CameraHeartbeat",
     "CommandAck",
@@ -76,4 +79,5 @@ __all__ = [
     "PlausibleTime",
     "VehicleType",
     "normalize_plate",
+    "plate_match_key",
 ]

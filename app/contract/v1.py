@@ -71,6 +71,20 @@ def normalize_plate(plate: str) -> str:
     return _NOT_ALNUM.sub("", plate.upper().replace("Đ", "D"))
 
 
+# Characters a plate reader (or a person) confuses, and the digit each group is keyed as.
+PLATE_LOOKALIKES: dict[str, str] = {
+    "O": "0", "D": "0", "Q": "0", "I": "1", "B": "8", "S": "5", "Z": "2", "G": "6",
+}  # fmt: skip
+_MATCH_KEY = str.maketrans(PLATE_LOOKALIKES)
+
+
+def plate_match_key(plate: str) -> str:
+    """The form plates are *matched* on, never stored or shown: the normalized plate with every
+    look-alike written as its digit (O/D/Q -> 0, I -> 1, B -> 8, S -> 5, Z -> 2, G -> 6), so
+    ``OAB-1234`` and ``0AB1234`` match. Edge and central both compare plates with it."""
+    return normalize_plate(plate).translate(_MATCH_KEY)
+
+
 class VehicleType(StrEnum):
     CAR = "car"
     MOTORBIKE = "motorbike"

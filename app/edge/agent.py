@@ -880,7 +880,7 @@ def open_reader(config: EdgeConfig) -> PlateReader:
             grammars=reader.grammars,
             generic_patterns=reader.generic_patterns,
             generic_templates=reader.generic_templates,
-            generic_fold=reader.generic_fold,
+            same_glyphs=reader.generic_fold,
             max_plates=reader.max_plates,
             detector=reader.detector,
         )

@@ -106,8 +106,10 @@ class ReaderConfig(_Section):
     # ones "9LLL999", "LL9L9L", "LLL9999": a read that fits one with a correction the
     # recognizer found likely (O/0, I/1, ...) is corrected; others stay as read.
     generic_templates: list[Annotated[str, Field(pattern=r"^[9AL*][9AL* .\-/]*$")]] = []
-    # Characters the generic grammar writes as another, in pairs: "O0" = O is keyed as 0 (US
-    # plates use one glyph for both).
+    # Pairs of characters the region prints with one glyph ("O0": most US states): a layout
+    # slot above takes either at no cost. The plate is never rewritten otherwise (an O read
+    # stays an O): look-alikes are one character only when plates are matched
+    # (app.contract.plate_match_key, on the edge and centrally).
     generic_fold: Annotated[str, Field(pattern=r"^([A-Z0-9][A-Z0-9])*$")] = ""
     max_plates: Annotated[int, Field(ge=1, le=10)] = 1  # plates reported per frame
     # Full-frame text detector: "fast" (384x640), "fine" (544x960: small plates in wide

@@ -26,7 +26,7 @@ from app.contract import (
     GateReason,
     ListedPlate,
     OfflineBasis,
-    normalize_plate,
+    plate_match_key,
 )
 
 log = logging.getLogger(__name__)
@@ -139,11 +139,13 @@ class LocalLists:
         if current is None:
             return None
         lists = current.lists
-        key = normalize_plate(plate)
+        # Match keys on both sides, as central does: ``0AB1234`` is on a list holding ``OAB1234``.
+        key = plate_match_key(plate)
 
         def listed(entries: list[ListedPlate]) -> bool:
             return any(
-                e.plate_normalized == key and (e.expires_at is None or e.expires_at > at)
+                plate_match_key(e.plate_normalized) == key
+                and (e.expires_at is None or e.expires_at > at)
                 for e in entries
             )
 
@@ -152,7 +154,8 @@ class LocalLists:
         if listed(lists.allow):
             return ListDecision(GateAction.OPEN, GateReason.ALLOW_LISTED, OfflineBasis.ALLOW_LIST)
         if any(
-            p.plate_normalized == key and p.valid_from <= at < p.valid_until for p in lists.passes
+            plate_match_key(p.plate_normalized) == key and p.valid_from <= at < p.valid_until
+            for p in lists.passes
         ):
             return ListDecision(GateAction.OPEN, GateReason.SUBSCRIBER, OfflineBasis.SUBSCRIPTION)
         return None

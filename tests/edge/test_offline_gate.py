@@ -80,6 +80,10 @@ def test_local_lists_decide_deny_first_then_allow_then_pass(tmp_path: Path) -> N
     assert basis("51F-444.44") is None, "expired allow entry"
     assert basis("51F-555.55") is None, "expired pass"
     assert basis("30A-000.00") is None
+    # look-alikes match, as they do centrally: 5IF is 51F, O is 0
+    assert basis("5IF-III.II") == (GateAction.DENY, OfflineBasis.DENY_LIST)
+    assert basis("SIF 222.22") == (GateAction.OPEN, OfflineBasis.ALLOW_LIST)
+    assert basis("51F-333.3B") is None, "B is 8, not 3"
 
 
 def test_the_lists_copy_survives_a_restart_and_a_damaged_one_is_ignored(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from build_models import KEEP, rapidocr_models  # noqa: E402
 from plates import load_samples  # noqa: E402
 
-from app.edge.reader.grammar import US_FOLD, US_TEMPLATES  # noqa: E402
+from app.edge.reader.grammar import US_SAME_GLYPHS, US_TEMPLATES  # noqa: E402
 from app.edge.reader.litert import LiteRTPlateReader  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def collect(plates: Path) -> list[Crop]:
         samples, _ = load_samples(folder)
         if kind == "us":
             reader = LiteRTPlateReader(
-                grammars=("generic",), generic_templates=US_TEMPLATES, generic_fold=US_FOLD
+                grammars=("generic",), generic_templates=US_TEMPLATES, same_glyphs=US_SAME_GLYPHS
             )
         else:
             reader = LiteRTPlateReader()

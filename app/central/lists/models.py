@@ -7,7 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.central.clock import utcnow
 from app.central.db import Base
-from app.central.types import UTCDateTime
+from app.central.types import UTCDateTime, plate_key_default
 
 
 class ListEntry(Base):
@@ -18,6 +18,8 @@ class ListEntry(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plate_normalized: Mapped[str] = mapped_column(String(16))
+    # plate_match_key(plate_normalized): what lookups compare (look-alikes as one character)
+    plate_key: Mapped[str] = mapped_column(String(16), index=True, default=plate_key_default)
     plate_display: Mapped[str] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(8))  # allow | deny
     lot_id: Mapped[str | None] = mapped_column(ForeignKey("lots.id"), default=None)
@@ -34,6 +36,8 @@ class Subscription(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plate_normalized: Mapped[str] = mapped_column(String(16))
+    # plate_match_key(plate_normalized): what lookups compare (look-alikes as one character)
+    plate_key: Mapped[str] = mapped_column(String(16), index=True, default=plate_key_default)
     plate_display: Mapped[str] = mapped_column(String(20))
     lot_id: Mapped[str] = mapped_column(ForeignKey("lots.id"))
     holder: Mapped[str] = mapped_column(String(200), default="")

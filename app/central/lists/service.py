@@ -1,4 +1,5 @@
-"""Allow list, deny list and monthly subscriptions, looked up by normalized plate."""
+"""Allow list, deny list and monthly subscriptions, looked up by the plate's match key
+(``app.contract.plate_match_key``: look-alike characters such as O/0 are one)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.central.errors import InvalidInput, NotFound
 from app.central.lists.models import ListEntry, Subscription
 from app.central.lots.models import Lot
-from app.contract import normalize_plate
+from app.contract import normalize_plate, plate_match_key
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Standing:
 
 def _listed(kind: str) -> Exists:
     return exists().where(
-        ListEntry.plate_normalized == bindparam("plate"),
+        ListEntry.plate_key == bindparam("plate"),
         ListEntry.kind == kind,
         or_(ListEntry.lot_id.is_(None), ListEntry.lot_id == bindparam("lot")),
         or_(ListEntry.expires_at.is_(None), ListEntry.expires_at > bindparam("at")),
@@ -36,7 +37,7 @@ _STANDING = select(
     _listed("deny"),
     _listed("allow"),
     exists().where(
-        Subscription.plate_normalized == bindparam("plate"),
+        Subscription.plate_key == bindparam("plate"),
         Subscription.lot_id == bindparam("lot"),
         Subscription.valid_from <= bindparam("at"),
         Subscription.valid_until > bindparam("at"),
@@ -47,7 +48,7 @@ _STANDING = select(
 def standing(db: Session, *, plate_normalized: str, lot_id: str, at: datetime) -> Standing:
     """Deny list, allow list and subscription in one round trip (the ingest hot path)."""
     deny, allow, sub = db.execute(
-        _STANDING, {"plate": plate_normalized, "lot": lot_id, "at": at}
+        _STANDING, {"plate": plate_match_key(plate_normalized), "lot": lot_id, "at": at}
     ).one()
     return Standing("deny" if deny else "allow" if allow else None, bool(sub))
 
@@ -57,7 +58,7 @@ def list_status(db: Session, *, plate_normalized: str, lot_id: str, at: datetime
     kinds = set(
         db.scalars(
             select(ListEntry.kind).where(
-                ListEntry.plate_normalized == plate_normalized,
+                ListEntry.plate_key == plate_match_key(plate_normalized),
                 or_(ListEntry.lot_id.is_(None), ListEntry.lot_id == lot_id),
                 or_(ListEntry.expires_at.is_(None), ListEntry.expires_at > at),
             )
@@ -76,7 +77,7 @@ def active_subscription(
     return db.scalar(
         select(Subscription)
         .where(
-            Subscription.plate_normalized == plate_normalized,
+            Subscription.plate_key == plate_match_key(plate_normalized),
             Subscription.lot_id == lot_id,
             Subscription.valid_from <= at,
             Subscription.valid_until > at,
@@ -105,6 +106,7 @@ def add_list_entry(
         _require_lot(db, lot_id)
     entry = ListEntry(
         plate_normalized=normalize_plate(plate),
+        plate_key=plate_match_key(plate),
         plate_display=plate,
         kind=kind,
         lot_id=lot_id,
@@ -146,6 +148,7 @@ def add_subscription(
     _require_lot(db, lot_id)
     sub = Subscription(
         plate_normalized=normalize_plate(plate),
+        plate_key=plate_match_key(plate),
         plate_display=plate,
         lot_id=lot_id,
         holder=holder,

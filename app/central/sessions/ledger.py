@@ -48,7 +48,7 @@ from app.central.sessions.models import Anomaly, ParkingSession
 from app.central.sessions.rules import SAME_ARRIVAL, LotRules, Standing
 from app.central.tariffs.models import Tariff
 from app.central.tariffs.service import Fee
-from app.contract import GateAction, GateDecision, GateReason
+from app.contract import GateAction, GateDecision, GateReason, plate_match_key
 
 _SESSIONS = cast(Table, ParkingSession.__table__)
 _ANOMALIES = cast(Table, Anomaly.__table__)
@@ -114,33 +114,37 @@ class Outcome:
 
 
 # One round trip for everything the entries of a transaction need to know about their plates:
-# list entries, subscriptions and open sessions (kind, plate, lot, t1, t2, session id).
+# list entries, subscriptions and open sessions (kind, plate key, lot, t1, t2, session id,
+# plate as stored), found by the plates' match keys.
 _FACTS: CompoundSelect[Any] = union_all(
     select(
         ListEntry.kind,
-        ListEntry.plate_normalized,
+        ListEntry.plate_key,
         ListEntry.lot_id,
         ListEntry.expires_at,
         ListEntry.expires_at,
         literal_column("0"),
-    ).where(ListEntry.plate_normalized.in_(bindparam("plates", expanding=True))),
+        ListEntry.plate_normalized,
+    ).where(ListEntry.plate_key.in_(bindparam("plates", expanding=True))),
     select(
         literal_column("'sub'"),
-        Subscription.plate_normalized,
+        Subscription.plate_key,
         Subscription.lot_id,
         Subscription.valid_from,
         Subscription.valid_until,
         literal_column("0"),
-    ).where(Subscription.plate_normalized.in_(bindparam("plates", expanding=True))),
+        Subscription.plate_normalized,
+    ).where(Subscription.plate_key.in_(bindparam("plates", expanding=True))),
     select(
         literal_column("'open'"),
-        ParkingSession.plate_normalized,
+        ParkingSession.plate_key,
         ParkingSession.lot_id,
         ParkingSession.entered_at,
         ParkingSession.entered_at,
         ParkingSession.id,
+        ParkingSession.plate_normalized,
     ).where(
-        ParkingSession.plate_normalized.in_(bindparam("plates", expanding=True)),
+        ParkingSession.plate_key.in_(bindparam("plates", expanding=True)),
         ParkingSession.status == "open",
     ),
 )
@@ -163,6 +167,7 @@ _SESSION_COLUMNS = (
     ParkingSession.id,
     ParkingSession.lot_id,
     ParkingSession.plate_normalized,
+    ParkingSession.plate_key,
     ParkingSession.plate_display,
     ParkingSession.vehicle_type,
     ParkingSession.entered_at,
@@ -174,12 +179,12 @@ _SESSION_COLUMNS = (
 _OPEN_BY_PLATES = select(*_SESSION_COLUMNS).where(
     ParkingSession.lot_id == bindparam("lot"),
     ParkingSession.status == "open",
-    ParkingSession.plate_normalized.in_(bindparam("plates", expanding=True)),
+    ParkingSession.plate_key.in_(bindparam("plates", expanding=True)),
 )
 _OPEN_NEAR = select(*_SESSION_COLUMNS).where(
     ParkingSession.lot_id == bindparam("lot"),
     ParkingSession.status == "open",
-    func.length(ParkingSession.plate_normalized).between(bindparam("shorter"), bindparam("longer")),
+    func.length(ParkingSession.plate_key).between(bindparam("shorter"), bindparam("longer")),
 )
 _LOT_RULES = select(
     Lot.capacity, Lot.exit_grace_minutes, Lot.lost_ticket_fee, Lot.max_stay_hours
@@ -258,19 +263,20 @@ class Ledger:
     # -- reads -----------------------------------------------------------------------------
 
     def prefetch(self, plates: Iterable[str]) -> None:
-        """Read lists, subscriptions and open sessions of these (normalized) plates in one
-        query; entries call it once for the whole transaction."""
-        wanted = sorted(set(plates) - self._facts.keys())
+        """Read lists, subscriptions and open sessions of these plates in one query; entries
+        call it once for the whole transaction. Everything is keyed by the plates' match keys
+        (``plate_match_key``): a look-alike character is the same plate."""
+        wanted = sorted({plate_match_key(p) for p in plates} - self._facts.keys())
         if not wanted:
             return
         for plate in wanted:
             self._facts[plate] = Standing()
-        for kind, plate, lot, t1, t2, sid in self.conn.execute(_FACTS, {"plates": wanted}):
-            facts = self._facts[plate]
+        for kind, key, lot, t1, t2, sid, plate in self.conn.execute(_FACTS, {"plates": wanted}):
+            facts = self._facts[key]
             if kind == "sub":
                 facts.subs.append((lot, t1, t2))
             elif kind == "open":
-                self._open[(lot, plate)] = SessionRef(
+                self._open[(lot, key)] = SessionRef(
                     id=sid, lot_id=lot, plate_normalized=plate, plate_display="",
                     vehicle_type="", entered_at=t1,
                 )  # fmt: skip
@@ -282,13 +288,14 @@ class Ledger:
         return self._facts_for(plate)
 
     def _facts_for(self, plate: str) -> Standing:
-        if plate not in self._facts:
-            self.prefetch([plate])
-        return self._facts[plate]
+        key = plate_match_key(plate)
+        if key not in self._facts:
+            self.prefetch([key])
+        return self._facts[key]
 
     def _inside(self, lot_id: str, plate: str) -> SessionRef | None:
         self._facts_for(plate)  # also reads the plate's open sessions
-        return self._open.get((lot_id, plate))
+        return self._open.get((lot_id, plate_match_key(plate)))
 
     def _has_room(self, lot_id: str) -> tuple[bool, int]:
         if lot_id not in self._room:
@@ -349,6 +356,7 @@ class Ledger:
             {
                 "lot_id": s.lot_id,
                 "plate_normalized": s.plate_normalized,
+                "plate_key": plate_match_key(s.plate_normalized),
                 "plate_display": s.plate_display,
                 "vehicle_type": s.vehicle_type,
                 "status": "open",
@@ -470,7 +478,7 @@ class Ledger:
             fee_basis={"entry": basis},
         )
         self._pending.append(session)
-        self._open[(lot_id, plate_n)] = session
+        self._open[(lot_id, plate_match_key(plate_n))] = session
         self.note("session_opened", session.view)
         return Outcome(GateDecision(action=GateAction.OPEN, reason=reason), session, anomaly)
 
@@ -479,25 +487,27 @@ class Ledger:
 
         Exact plate first, then the reader's other candidates, then the single open session in
         the lot within one character (edit distance 1). Two or more fuzzy matches: no match.
+        Plates are compared on their match keys throughout: ``0AB1234`` is ``OAB1234`` exactly
+        (not fuzzily), and one edit means one character beyond the look-alikes.
         """
         self.flush_sessions()  # the database must see the sessions opened before this exit
-        wanted = (sighting.plate_normalized, *sighting.candidates)
-        found = {
-            row.plate_normalized: row
-            for row in self.conn.execute(
-                _OPEN_BY_PLATES, {"lot": sighting.lot_id, "plates": list(wanted)}
-            )
-        }
-        for plate_n in wanted:
-            if plate_n in found:
-                return _ref(found[plate_n]), plate_n != sighting.plate_normalized
-        length = len(sighting.plate_normalized)
+        key = plate_match_key(sighting.plate_normalized)
+        wanted = list(dict.fromkeys([key, *(plate_match_key(c) for c in sighting.candidates)]))
+        found: dict[str, Any] = {}
+        for row in self.conn.execute(_OPEN_BY_PLATES, {"lot": sighting.lot_id, "plates": wanted}):
+            # two open sessions with one key (stored before keys existed): the exact text first
+            if row.plate_key not in found or row.plate_normalized == sighting.plate_normalized:
+                found[row.plate_key] = row
+        for plate_k in wanted:
+            if plate_k in found:
+                return _ref(found[plate_k]), plate_k != key
+        length = len(key)
         near = [
             row
             for row in self.conn.execute(
                 _OPEN_NEAR, {"lot": sighting.lot_id, "shorter": length - 1, "longer": length + 1}
             )
-            if within_one_edit(row.plate_normalized, sighting.plate_normalized)
+            if within_one_edit(row.plate_key, key)
         ]
         return (_ref(near[0]), True) if len(near) == 1 else (None, False)
 
@@ -574,7 +584,7 @@ class Ledger:
                 "fee_basis": session.fee_basis,
             },
         )
-        self._open[(session.lot_id, session.plate_normalized)] = None
+        self._open[(session.lot_id, plate_match_key(session.plate_normalized))] = None
         self._room.pop(session.lot_id, None)
         view = session.view()
         self.note("session_closed", lambda: view)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.central.clock import utcnow
 from app.central.db import Base
-from app.central.types import UTCDateTime
+from app.central.types import UTCDateTime, plate_key_default
 
 
 class ParkingSession(Base):
@@ -32,6 +32,8 @@ class ParkingSession(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     lot_id: Mapped[str] = mapped_column(ForeignKey("lots.id"))
     plate_normalized: Mapped[str] = mapped_column(String(16), index=True)
+    # plate_match_key(plate_normalized): what exit matching compares (look-alikes as one)
+    plate_key: Mapped[str] = mapped_column(String(16), index=True, default=plate_key_default)
     plate_display: Mapped[str] = mapped_column(String(20))
     vehicle_type: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(8), default="open")  # open | closed | void

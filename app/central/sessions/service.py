@@ -24,7 +24,7 @@ from app.central.sessions.matching import within_one_edit
 from app.central.sessions.models import Anomaly, ParkingSession
 from app.central.sessions.rules import LotRules
 from app.central.tariffs.service import Fee
-from app.contract import normalize_plate
+from app.contract import normalize_plate, plate_match_key
 
 LATEST_SNAPSHOT_AGE = timedelta(minutes=10)
 
@@ -121,7 +121,7 @@ def correct_plate(
         clash = db.scalar(
             select(ParkingSession.id).where(
                 ParkingSession.lot_id == session.lot_id,
-                ParkingSession.plate_normalized == new_n,
+                ParkingSession.plate_key == plate_match_key(new_n),
                 ParkingSession.status == "open",
                 ParkingSession.id != session.id,
             )
@@ -131,6 +131,7 @@ def correct_plate(
     before = {"plate": session.plate_display, "fee": session.fee}
     session.plate_display = plate
     session.plate_normalized = new_n
+    session.plate_key = plate_match_key(new_n)
     held_lane = session.exit_held_camera_id if session.status == "open" else None
     exited_at = session.exited_at if session.status == "closed" else session.exit_held_at
     if session.status != "void" and exited_at is not None:
@@ -184,16 +185,15 @@ def list_sessions(
     if lot_id:
         query = query.where(ParkingSession.lot_id == lot_id)
     if plate:
-        plate_n = normalize_plate(plate)
+        # Match keys: a look-alike character (O/0, I/1, ...) is the same plate, not an edit.
+        key = plate_match_key(plate)
         if not fuzzy:
-            query = query.where(ParkingSession.plate_normalized == plate_n)
+            query = query.where(ParkingSession.plate_key == key)
         else:
             query = query.where(
-                func.length(ParkingSession.plate_normalized).between(
-                    len(plate_n) - 1, len(plate_n) + 1
-                )
+                func.length(ParkingSession.plate_key).between(len(key) - 1, len(key) + 1)
             )
-            rows = [s for s in db.scalars(query) if within_one_edit(s.plate_normalized, plate_n)]
+            rows = [s for s in db.scalars(query) if within_one_edit(s.plate_key, key)]
             return rows[offset : offset + limit]
     return list(db.scalars(query.limit(limit).offset(offset)))
 
@@ -280,7 +280,7 @@ def open_manual(
     clash = db.scalar(
         select(ParkingSession.id).where(
             ParkingSession.lot_id == camera.lot_id,
-            ParkingSession.plate_normalized == plate_n,
+            ParkingSession.plate_key == plate_match_key(plate_n),
             ParkingSession.status == "open",
         )
     )
@@ -289,6 +289,7 @@ def open_manual(
     session = ParkingSession(
         lot_id=camera.lot_id,
         plate_normalized=plate_n,
+        plate_key=plate_match_key(plate_n),
         plate_display=plate.strip().upper(),
         vehicle_type=vehicle_type,
         status="open",

@@ -67,7 +67,12 @@ US_GENERIC = ("[A-Z0-9]{4,8}",)
 # Common US layouts (``L`` any letter): where a read fits one of these with a correction the
 # recognizer itself found likely, the layout wins; otherwise the read stays as it was.
 US_TEMPLATES = ("9LLL999", "LL9L9L", "LLL9999", "LLL999", "999LLL", "9LL9999")
-US_FOLD = "O0"  # US plates are keyed with 0 for the one O/0 glyph
+# No character is ever written as another outside a slot that fixes its kind: look-alikes
+# (O/0, I/1, ...) are one character for *matching* (``app.contract.plate_match_key``), never in
+# the plate returned. Where a region prints two characters with one glyph (most US states: O
+# and 0), the recognizer's choice between them says nothing, so a layout slot may take either
+# at no cost (``same_glyphs``); a read that fits no layout keeps what was read.
+US_SAME_GLYPHS = "O0"
 
 _CORRECTION_CAP = 2.5  # cost of a look-alike substitution the model gave no weight at all
 _SEPARATOR_COST = 0.6
@@ -159,7 +164,7 @@ class PlateGrammar:
         generic_patterns: Sequence[str] = US_GENERIC,
         vn_templates: Sequence[str] = VN_TEMPLATES,
         generic_templates: Sequence[str] = (),
-        generic_fold: str = "",
+        same_glyphs: str = "",
         generic_max_separators: int = 1,
         template_accept_cost: float = 1.5,
         accept_cost: float = 3.0,
@@ -175,12 +180,12 @@ class PlateGrammar:
         self.max_cost = max_cost
         self.generic_templates = [(t, _parse_template(t)) for t in generic_templates]
         self.template_accept_cost = template_accept_cost
-        # "O0": O is written 0 (most US states use one glyph for both; plates are keyed with 0)
-        if len(generic_fold) % 2 or not set(generic_fold) <= set(ALNUM):
-            raise ValueError(f"generic_fold must be pairs of letters/digits, got {generic_fold!r}")
-        self.generic_fold = {
-            generic_fold[k]: generic_fold[k + 1] for k in range(0, len(generic_fold), 2)
-        }
+        if len(same_glyphs) % 2 or not set(same_glyphs) <= set(ALNUM):
+            raise ValueError(f"same_glyphs must be pairs of letters/digits, got {same_glyphs!r}")
+        self.same_glyphs = [
+            (ALNUM.index(same_glyphs[k]), ALNUM.index(same_glyphs[k + 1]))
+            for k in range(0, len(same_glyphs), 2)
+        ]
         self.generic_max_separators = generic_max_separators
 
     # -- matching -------------------------------------------------------------------------
@@ -300,7 +305,7 @@ class PlateGrammar:
             for line in lines
         ):
             return []  # digits split in three or more: a date, a time, a phone number
-        chars = [self._fold(c) for c, _, _ in _alnum(lines)]
+        chars = [c for c, _, _ in _alnum(lines)]
         plate = "".join(c.char for c in chars)
         as_read = self._generic_as_read(lines, chars, plate)
         # Layout templates first, only with corrections the recognizer found likely; a read
@@ -327,22 +332,17 @@ class PlateGrammar:
             return [best]
         return [as_read] if as_read is not None else []
 
-    def _fold(self, read: CharRead) -> CharRead:
-        """A character the deployment writes as another (US: O as 0), probabilities merged."""
-        target = self.generic_fold.get(read.char)
-        alts = read.alts
-        if alts.size and self.generic_fold:
-            alts = alts.copy()
-            for src, dst in self.generic_fold.items():
-                alts[ALNUM.index(dst)] += alts[ALNUM.index(src)]
-                alts[ALNUM.index(src)] = 0.0
-        if target is None:
-            return read if alts is read.alts else replace(read, alts=alts)
-        prob = float(alts[ALNUM.index(target)]) if alts.size else read.prob
-        return CharRead(target, max(prob, read.prob), alts)
+    def _one_glyph(self, read: CharRead) -> CharRead:
+        """For fitting layouts only: characters printed with one glyph are equally likely."""
+        if not self.same_glyphs or not read.alts.size:
+            return read
+        alts = read.alts.copy()
+        for a, b in self.same_glyphs:
+            alts[a] = alts[b] = max(alts[a], alts[b])
+        return replace(read, alts=alts)
 
     def _generic_templates(self, chars: Sequence[CharRead]) -> list[PlateMatch]:
-        flat = [list(chars)]
+        flat = [[self._one_glyph(c) for c in chars]]
         return sorted(
             (
                 m
@@ -360,9 +360,7 @@ class PlateGrammar:
         if not any(p.fullmatch(plate) for p in self.generic):
             return None
         display = " ".join(
-            "".join(self.generic_fold.get(c.char, c.char) for c in line).strip("-. ")
-            for line in lines
-            if line
+            "".join(c.char for c in line).strip("-. ") for line in lines if line
         ).replace(".", "")
         display = re.sub(r"-+", "-", display)
         return PlateMatch(

@@ -74,7 +74,7 @@ class LiteRTPlateReader:
         grammars: Sequence[str] = ("vn", "generic"),
         generic_patterns: Sequence[str] = US_GENERIC,
         generic_templates: Sequence[str] = (),
-        generic_fold: str = "",
+        same_glyphs: str = "",
         max_plates: int = 1,
         max_lines: int = 5,
         detector: Detector = "fast",
@@ -110,7 +110,7 @@ class LiteRTPlateReader:
             grammars,
             generic_patterns=generic_patterns,
             generic_templates=generic_templates,
-            generic_fold=generic_fold,
+            same_glyphs=same_glyphs,
         )
         self.pipeline = PlatePipeline(
             detectors,
