@@ -56,6 +56,12 @@ def route_template(scope: Scope) -> str:
     return str(path) if path else "unmatched"
 
 
+# Routes that hold a request open by design (a lane's command long poll waits up to 30 s):
+# counted, but not response times, or every latency percentile and ParkingSlowResponses
+# would measure how long lanes wait for commands.
+HELD_OPEN_ROUTES = frozenset({"/api/v1/lanes/{camera_id}/commands"})
+
+
 class RequestMetrics:
     """Pure ASGI middleware (no per-request task or stream like ``BaseHTTPMiddleware``):
     counts requests by route, method and status and observes their latency."""
@@ -82,7 +88,8 @@ class RequestMetrics:
             route = route_template(scope)
             method = scope.get("method", "")
             REQUESTS.labels(route, method, str(status)).inc()
-            LATENCY.labels(route, method).observe(time.perf_counter() - start)
+            if route not in HELD_OPEN_ROUTES:
+                LATENCY.labels(route, method).observe(time.perf_counter() - start)
 
 
 class DatabaseCollector(Collector):

@@ -460,3 +460,22 @@ def test_manual_entry_only_at_an_entry_lane_and_void_is_not_an_entry(
     )
     after = client.get("/api/v1/reports/day", headers=guard).json()["totals"]["entries"]
     assert after == before
+
+
+def test_a_lanes_long_poll_is_counted_but_is_not_a_response_time(
+    client: TestClient, world: World
+) -> None:
+    """A poll waits for commands by design: in the latency histogram it would hold every
+    percentile (and the ParkingSlowResponses alert) at the poll's wait."""
+    from app.central.metrics import REGISTRY
+
+    labels = {"route": "/api/v1/lanes/{camera_id}/commands", "method": "GET"}
+
+    def sample(name: str, **extra: str) -> float:
+        return REGISTRY.get_sample_value(name, {**labels, **extra}) or 0.0
+
+    polls = sample("parking_http_requests_total", status="200")
+    observed = sample("parking_http_request_duration_seconds_count")
+    poll(client, "lane-out", world.exit_key, wait_s=0.3)
+    assert sample("parking_http_requests_total", status="200") == polls + 1
+    assert sample("parking_http_request_duration_seconds_count") == observed
