@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 
 from sqlalchemy import Connection, text
 
@@ -17,7 +18,8 @@ from app.central.cameras import service as cameras
 from app.central.clock import utcnow
 from app.central.commands import service as commands
 from app.central.db import Database
-from app.central.events import service as events
+from app.central.metrics import RETENTION_ANONYMISED, RETENTION_DELETED
+from app.central.privacy import retention
 from app.central.sessions import service as sessions
 from app.central.settings import Settings
 
@@ -35,6 +37,8 @@ class Duties:
         self._lock_conn: Connection | None = None
         self.is_leader = False
         self.runs = 0
+        self._retention_due = 0.0  # monotonic time of the next retention run; 0: at once
+        self.last_retention: retention.RetentionReport | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -82,19 +86,44 @@ class Duties:
             changed = cameras.mark_offline_cameras(
                 db, now=now, offline_after_s=self._settings.camera_offline_after_s
             )
-            dropped = events.drop_old_snapshots(
-                db, now=now, retention_days=self._settings.snapshot_retention_days
-            )
             expired = len(commands.expire(db, now=now))
             overstays = sessions.flag_overstays(db, now=now)
             db.commit()
+        if time.monotonic() >= self._retention_due:
+            self.run_retention()
         self.runs += 1
-        if changed or dropped or expired or overstays:
+        if changed or expired or overstays:
             log.info(
                 "duties ran",
-                extra={"cameras_offline": changed, "snapshots_dropped": dropped,
-                       "commands_expired": expired, "overstays_flagged": overstays},
+                extra={"cameras_offline": changed, "commands_expired": expired,
+                       "overstays_flagged": overstays},
             )  # fmt: skip
+
+    def run_retention(self) -> retention.RetentionReport:
+        """Deletes what is past its retention (batches of one transaction each). A run that
+        left work undone (``retention_max_batches``) is followed by another at the next tick."""
+        with self._db.session() as db:
+            report = retention.purge(
+                db, now=utcnow(), policy=retention.RetentionPolicy.from_settings(self._settings)
+            )
+        for kind, count in report.deleted.items():
+            if count:
+                RETENTION_DELETED.labels(kind=kind).inc(count)
+        for kind, count in report.anonymised.items():
+            if count:
+                RETENTION_ANONYMISED.labels(kind=kind).inc(count)
+        self._retention_due = (
+            0.0 if report.unfinished else time.monotonic() + self._settings.retention_interval_s
+        )
+        self.last_retention = report
+        if report.total:
+            log.info(
+                "retention ran",
+                extra={"deleted": {k: v for k, v in report.deleted.items() if v},
+                       "anonymised": {k: v for k, v in report.anonymised.items() if v},
+                       "batches": report.batches, "unfinished": report.unfinished},
+            )  # fmt: skip
+        return report
 
     def _run(self) -> None:
         while not self._stop.is_set():

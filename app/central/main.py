@@ -50,6 +50,7 @@ from app.central.metrics import (
 from app.central.migrate import head_revision
 from app.central.operators.routes import router as operators_router
 from app.central.payments.routes import router as payments_router
+from app.central.privacy.routes import router as privacy_router
 from app.central.ratelimit import TokenBucket
 from app.central.reports.routes import router as reports_router
 from app.central.sessions.routes import router as sessions_router
@@ -337,6 +338,7 @@ def create_app(
         edgesync_router,
         audit_router,
         reports_router,
+        privacy_router,
         live_router,
     ):
         app.include_router(router)

@@ -41,6 +41,18 @@ EVENTS_INGESTED = Counter(
     ["result"],
     registry=REGISTRY,
 )
+RETENTION_DELETED = Counter(
+    "parking_retention_deleted_total",
+    "Rows the retention duty deleted, by kind (snapshots, events, sessions, payments, ...)",
+    ["kind"],
+    registry=REGISTRY,
+)
+RETENTION_ANONYMISED = Counter(
+    "parking_retention_anonymised_total",
+    "Rows the retention duty anonymised instead (sessions kept for their payments), by kind",
+    ["kind"],
+    registry=REGISTRY,
+)
 DB_UNAVAILABLE = Counter(
     "parking_db_unavailable_total",
     "Requests answered 503 because the database was unreachable",

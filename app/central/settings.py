@@ -5,10 +5,23 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_RETENTION_DAYS = 36_500
+Days = Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS)]
+RETENTION_KINDS = (
+    "snapshots",
+    "events",
+    "sessions",
+    "payments",
+    "audit",
+    "offline_decisions",
+    "lane_commands",
+    "anomalies",
+)
 
 
 class Settings(BaseSettings):
@@ -32,7 +45,9 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256"] = "HS256"
 
     camera_offline_after_s: int = Field(default=300, ge=10)
-    snapshot_retention_days: int = Field(default=30, ge=1)
+    # Deprecated spelling of retention_snapshots_days (PARKING_SNAPSHOT_RETENTION_DAYS), still
+    # honoured when the new one is not set.
+    snapshot_retention_days: int | None = Field(default=None, ge=0, le=MAX_RETENTION_DAYS)
     duty_interval_s: float = Field(default=15.0, gt=0)
     low_confidence: float = Field(default=0.6, ge=0, le=1)
     # Events captured longer ago than this are refused (422): the lane's clock is wrong.
@@ -51,6 +66,23 @@ class Settings(BaseSettings):
     # Addresses (comma-separated, CIDR allowed) whose X-Forwarded-For central believes: the
     # load balancers, and nothing else. Empty: the connection's own address is the client.
     trusted_proxies: str = ""
+
+    # Retention (issue 19): days each kind of record is kept; 0 (or empty) keeps it forever.
+    # Payments are accounting records: kept longest, and the sessions they belong to are kept
+    # with them, plate erased, until they go (see docs/privacy.md).
+    retention_snapshots_days: Days = 30
+    retention_events_days: Days = 180
+    retention_sessions_days: Days = 730
+    retention_payments_days: Days = 3650
+    retention_audit_days: Days = 730
+    retention_offline_decisions_days: Days = 180
+    retention_lane_commands_days: Days = 90
+    retention_anomalies_days: Days = 365
+    # The retention duty runs this often (on the duties' leader only), deleting at most
+    # retention_batch_size rows per transaction and retention_max_batches per kind per run.
+    retention_interval_s: float = Field(default=3600.0, ge=1, le=7 * 86400)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    retention_max_batches: int = Field(default=100, ge=1, le=100_000)
 
     log_level: str = "INFO"
     log_file: Path | None = None
@@ -71,6 +103,30 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value
+
+    @field_validator(
+        "snapshot_retention_days", *(f"retention_{kind}_days" for kind in RETENTION_KINDS),
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_forever(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None if info.field_name == "snapshot_retention_days" else 0
+        return value
+
+    @model_validator(mode="after")
+    def _old_snapshot_retention(self) -> Settings:
+        if (
+            self.snapshot_retention_days is not None
+            and "retention_snapshots_days" not in self.model_fields_set
+        ):
+            self.retention_snapshots_days = self.snapshot_retention_days
+        return self
+
+    def retention_days(self, kind: str) -> int:
+        """Days ``kind`` (one of RETENTION_KINDS) is kept; 0: forever."""
+        days: int = getattr(self, f"retention_{kind}_days")
+        return days
 
     @property
     def effective_database_url(self) -> str:

@@ -14,6 +14,8 @@ from app.central.db import Database
 from app.central.duties import Duties
 from app.central.events.models import Snapshot
 from app.central.events.service import IngestPolicy, ingest
+from app.central.sessions.models import ParkingSession
+from app.central.sessions.service import void_session
 from app.contract import PlateEvent
 from tests.conftest import build_world, event_body, make_settings
 
@@ -71,9 +73,18 @@ def test_offline_detection_and_snapshot_retention(fresh_url: str, tmp_path: Path
             now=datetime.now(UTC) - timedelta(days=10),
         )
         db.commit()
-    Duties(database, settings).run_once()
+    duties = Duties(database, settings)
+    duties.run_once()
     with database.session() as db:
         camera = db.get(Camera, "lane-in")
         assert camera is not None and camera.online is False
+        # The entry's picture is older than the bound, but its session is open: it stays.
+        assert db.scalar(select(func.count()).select_from(Snapshot)) == 1
+        session_id = db.scalar(select(ParkingSession.id))
+        assert session_id is not None
+        void_session(db, session_id=session_id, actor="admin", reason="phantom read")
+        db.commit()
+    duties.run_retention()
+    with database.session() as db:
         assert db.scalar(select(func.count()).select_from(Snapshot)) == 0
     database.dispose()

@@ -23,7 +23,7 @@ class OfflineGateDecision(Base):
     camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id"))
     lot_id: Mapped[str] = mapped_column(ForeignKey("lots.id"))
     plate: Mapped[str] = mapped_column(String(20))
-    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     action: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str] = mapped_column(String(32))

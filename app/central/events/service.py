@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -350,11 +350,3 @@ def list_events(
     if camera_id:
         query = query.where(PlateEventRow.camera_id == camera_id)
     return list(db.scalars(query.limit(limit).offset(offset)))
-
-
-def drop_old_snapshots(db: Session, *, now: datetime, retention_days: int) -> int:
-    """Retention: snapshots older than the limit go; the event rows stay."""
-    cutoff = now - timedelta(days=retention_days)
-    result = db.execute(delete(Snapshot).where(Snapshot.created_at < cutoff))
-    count: int = getattr(result, "rowcount", 0) or 0
-    return count

@@ -40,7 +40,7 @@ class ParkingSession(Base):
     entry_event_id: Mapped[UUID | None] = mapped_column(Uuid, default=None)
     exit_event_id: Mapped[UUID | None] = mapped_column(Uuid, default=None)
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    exited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    exited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
     exit_plate: Mapped[str | None] = mapped_column(String(20), default=None)
     fee: Mapped[int | None] = mapped_column(default=None)
     fee_basis: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
