@@ -33,6 +33,7 @@ MATRIX = [
         "admin",
     ),
     ("POST", "/api/v1/cameras", {"id": "lane-2", "lot_id": "lot-a", "direction": "entry"}, "admin"),
+    ("POST", "/api/v1/plates/erase", {"plate": "29A-999.99", "reason": "owner asked"}, "admin"),
 ]
 RANK = {"guard": 1, "manager": 2, "admin": 3}
 

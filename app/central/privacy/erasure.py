@@ -45,7 +45,8 @@ _CHUNK = 500
 _SPELLINGS: dict[str, str] = {}
 for _glyph, _digit in PLATE_LOOKALIKES.items():
     _SPELLINGS[_digit] = _SPELLINGS.get(_digit, _digit) + _glyph
-_TOKEN = re.compile(r"\S+")
+# A plate as written in free text: letters and digits, maybe joined by . - or /.
+_TOKEN = re.compile(r"[A-Za-z0-9Đđ]+(?:[.\-/][A-Za-z0-9Đđ]+)*")
 
 
 @dataclass
@@ -90,13 +91,17 @@ def matches(text: str | None, key: str) -> bool:
 
 
 def scrub_text(text: str, key: str) -> str:
-    """``text`` with every word (or two adjacent words: ``51F 123.45``) that is the plate
-    replaced by ERASED."""
+    """``text`` with every plate-like word (or two words one space apart: ``51F 123.45``)
+    that is the plate replaced by ERASED; punctuation around it stays."""
     words = list(_TOKEN.finditer(text))
     spans: list[tuple[int, int]] = []
     i = 0
     while i < len(words):
-        if i + 1 < len(words) and matches(words[i].group() + words[i + 1].group(), key):
+        if (
+            i + 1 < len(words)
+            and text[words[i].end() : words[i + 1].start()].isspace()
+            and matches(words[i].group() + words[i + 1].group(), key)
+        ):
             spans.append((words[i].start(), words[i + 1].end()))
             i += 2
             continue
