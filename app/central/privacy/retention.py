@@ -152,10 +152,15 @@ def purge(db: Session, *, now: datetime, policy: RetentionPolicy) -> RetentionRe
         )
         paid = exists().where(Payment.session_id == ParkingSession.id)
         unpaid_q = select(ParkingSession.id).where(old, ~paid).limit(limit)
-        run(
-            lambda: db.scalars(unpaid_q).all(),
-            deleter("sessions", ParkingSession, ParkingSession.id),
-        )
+
+        def drop_sessions(ids: list[Any]) -> None:
+            # ~paid again: a payment taken since the select keeps its session (foreign key).
+            result = db.execute(
+                delete(ParkingSession).where(ParkingSession.id.in_(ids), ~paid, old)
+            )
+            report.deleted["sessions"] += count_rows(result)
+
+        run(lambda: db.scalars(unpaid_q).all(), drop_sessions)
         # Still has payments (kept longer): the plate goes, the accounting stays.
         paid_q = (
             select(ParkingSession.id)
