@@ -101,11 +101,13 @@ class Duties:
 
     def run_retention(self) -> retention.RetentionReport:
         """Deletes what is past its retention (batches of one transaction each). A run that
-        left work undone (``retention_max_batches``) is followed by another at the next tick."""
+        left work undone (``retention_max_batches`` or its time budget) is followed by another
+        at the next tick."""
         with self._db.session() as db:
-            report = retention.purge(
-                db, now=utcnow(), policy=retention.RetentionPolicy.from_settings(self._settings)
-            )
+            # At most a third of a tick: the other duties (command expiry) keep their pace.
+            budget = max(1.0, self._settings.duty_interval_s / 3)
+            policy = retention.RetentionPolicy.from_settings(self._settings, time_budget_s=budget)
+            report = retention.purge(db, now=utcnow(), policy=policy)
         for kind, count in report.deleted.items():
             if count:
                 RETENTION_DELETED.labels(kind=kind).inc(count)

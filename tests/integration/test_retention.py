@@ -256,6 +256,11 @@ def test_no_transaction_deletes_more_than_the_batch_and_a_run_stops_at_max_batch
         assert second.deleted["audit"] == 4 and not second.unfinished
         assert second.batches == 2
         assert count(db, AuditEntry) == 0
+        # No time left: nothing is done, and the run says it is unfinished.
+        populate(db, [], [], [24 * 10] * 2)
+        starved = purge(db, now=NOW, policy=RetentionPolicy({"audit": 1}, 3, 2, time_budget_s=0))
+        assert starved.unfinished and starved.total == 0
+        assert count(db, AuditEntry) == 2
     assert deletes and max(deletes) <= 3
     database.dispose()
 

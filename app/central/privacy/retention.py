@@ -13,6 +13,7 @@ Snapshots are stored in the database (``snapshots.jpeg``): deleting the row dele
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,13 +43,19 @@ class RetentionPolicy:
     days: dict[str, int]  # kind -> days kept; 0 or missing: forever
     batch_size: int = 1000
     max_batches: int = 100  # per kind and run: one run never works for long
+    # Seconds one run may work before it stops between two batches (None: no limit). The
+    # duties' thread also expires lane commands: a backlog must not hold it for minutes.
+    time_budget_s: float | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RetentionPolicy:
+    def from_settings(
+        cls, settings: Settings, *, time_budget_s: float | None = None
+    ) -> RetentionPolicy:
         return cls(
             days={kind: settings.retention_days(kind) for kind in RETENTION_KINDS},
             batch_size=settings.retention_batch_size,
             max_batches=settings.retention_max_batches,
+            time_budget_s=time_budget_s,
         )
 
     def cutoff(self, kind: str, now: datetime) -> datetime | None:
@@ -93,12 +100,17 @@ def _run_batches(
     db: Session,
     report: RetentionReport,
     policy: RetentionPolicy,
+    deadline: float | None,
     select_ids: Callable[[], Sequence[Any]],
     act: Callable[[list[Any]], None],
 ) -> None:
-    """``act`` on at most ``batch_size`` ids per transaction until none are left or
-    ``max_batches`` ran. ``select_ids`` must stop returning the rows ``act`` handled."""
+    """``act`` on at most ``batch_size`` ids per transaction until none are left,
+    ``max_batches`` ran or the deadline passed. ``select_ids`` must stop returning the rows
+    ``act`` handled."""
     for _ in range(policy.max_batches):
+        if deadline is not None and time.monotonic() >= deadline:
+            report.unfinished = True
+            return
         ids = list(select_ids())
         if not ids:
             return
@@ -118,10 +130,11 @@ def purge(db: Session, *, now: datetime, policy: RetentionPolicy) -> RetentionRe
     """One retention run over every kind. Commits after each batch."""
     report = RetentionReport()
     limit = policy.batch_size
+    deadline = None if policy.time_budget_s is None else time.monotonic() + policy.time_budget_s
     query: Select[Any]
 
     def run(select_ids: Callable[[], Sequence[Any]], act: Callable[[list[Any]], None]) -> None:
-        _run_batches(db, report, policy, select_ids, act)
+        _run_batches(db, report, policy, deadline, select_ids, act)
 
     def deleter(kind: str, table: Any, key: Any) -> Callable[[list[Any]], None]:
         def act(ids: list[Any]) -> None:
