@@ -20,7 +20,7 @@ from app.central.edgesync.models import OfflineGateDecision
 from app.central.events.models import PlateEvent, Snapshot
 from app.central.lists.models import ListEntry, Subscription
 from app.central.payments.models import Payment
-from app.central.privacy.erasure import scrub_text, spelling_count, spellings
+from app.central.privacy.erasure import MAX_SPELLINGS, scrub_text, spelling_count, spellings
 from app.central.sessions.models import Anomaly, ParkingSession
 from app.contract import plate_match_key
 from tests.conftest import World, event_body, token
@@ -196,3 +196,24 @@ def test_scrub_replaces_the_plate_in_any_spelling_and_keeps_the_rest() -> None:
     assert (
         scrub_text("entry 51F-123.46 / exit 51F-123.45.", key) == "entry 51F-123.46 / exit ERASED."
     )
+
+
+def test_a_plate_with_too_many_spellings_for_the_index_is_found_by_a_scan(
+    client: TestClient, world: World, db: Session
+) -> None:
+    # Eight look-alikes of 0 (O, D, Q, 0 each): 65,536 spellings, past MAX_SPELLINGS.
+    assert spelling_count(plate_match_key("00000000")) > MAX_SPELLINGS
+    mine = [
+        stay(client, world, plate, days_ago=3 + n)
+        for n, plate in enumerate(["OOD-000.00", "00Q00000"])
+    ]
+    other = stay(client, world, "00D-000.01", days_ago=2)
+    done = erase(client, "admin", "00000000").json()
+    assert done["sessions"] == 2 and done["events"] == 4 and done["snapshots"] == 4
+    db.expire_all()
+    for session_id in mine:
+        session = db.get(ParkingSession, session_id)
+        assert session is not None and session.plate_display == "ERASED"
+    kept = db.get(ParkingSession, other)
+    assert kept is not None and kept.plate_display == "00D-000.01"
+    assert sorted(db.scalars(select(PlateEvent.plate))) == ["00D-000.01"] * 2 + ["ERASED"] * 4

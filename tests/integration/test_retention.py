@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
@@ -25,7 +27,7 @@ from app.central.metrics import REGISTRY
 from app.central.payments.models import Payment
 from app.central.privacy.retention import ERASED_KEY, RetentionPolicy, purge
 from app.central.sessions.models import Anomaly, ParkingSession
-from app.central.settings import RETENTION_KINDS
+from app.central.settings import RETENTION_KINDS, Settings
 from tests.conftest import build_world, make_settings
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -285,3 +287,30 @@ def test_the_duty_counts_what_it_deleted_in_metrics(fresh_sqlite_url: str, tmp_p
     duties.run_once()
     assert duties.runs == 2 and duties.last_retention is first
     database.dispose()
+
+
+def test_retention_settings_are_bounded_and_empty_means_forever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PARKING_RETENTION_EVENTS_DAYS", "")
+    monkeypatch.setenv("PARKING_RETENTION_AUDIT_DAYS", "0")
+    monkeypatch.setenv("PARKING_SNAPSHOT_RETENTION_DAYS", "7")  # the old name still counts
+    loaded = Settings()
+    assert loaded.retention_days("events") == loaded.retention_days("audit") == 0
+    assert loaded.retention_days("snapshots") == 7
+    assert loaded.retention_days("payments") == 3650
+    policy = RetentionPolicy.from_settings(loaded)
+    assert policy.cutoff("events", NOW) is None
+    assert policy.cutoff("sessions", NOW) == NOW - timedelta(days=730)
+    monkeypatch.setenv("PARKING_RETENTION_SNAPSHOTS_DAYS", "3")  # the new name wins
+    assert Settings().retention_days("snapshots") == 3
+    for bad in ("-1", "36501", "many"):
+        monkeypatch.setenv("PARKING_RETENTION_SESSIONS_DAYS", bad)
+        with pytest.raises(ValidationError):
+            Settings()
+    monkeypatch.delenv("PARKING_RETENTION_SESSIONS_DAYS")
+    for name, bad in (("BATCH_SIZE", "0"), ("BATCH_SIZE", "100001"), ("INTERVAL_S", "0")):
+        monkeypatch.setenv(f"PARKING_RETENTION_{name}", bad)
+        with pytest.raises(ValidationError):
+            Settings()
+        monkeypatch.delenv(f"PARKING_RETENTION_{name}")
