@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -36,6 +37,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import lab_pki
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = REPO / "lab" / "lab"
@@ -75,7 +79,10 @@ BACKUP_METRICS = "/var/lib/prometheus/node-exporter/pgbackrest.prom"
 BACKUP_METRIC = "pgbackrest_last_success_timestamp_seconds"
 
 TRAFFIC_PROGRAM = r"""
-import http.client, sys, threading, time
+import http.client, ssl, sys, threading, time
+# Central answers HTTPS to certificates from the internal CA only: mon1 shows Prometheus's.
+tls = ssl.create_default_context(cafile="/etc/prometheus/tls/ca.crt")
+tls.load_cert_chain("/etc/prometheus/tls/prometheus.crt", "/etc/prometheus/tls/prometheus.key")
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 workers, rate, limit = int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
 method = sys.argv[7] if len(sys.argv) > 7 else "POST"
@@ -89,7 +96,7 @@ def work():
         began = time.time()
         try:
             if conn is None:
-                conn = http.client.HTTPConnection(host, port, timeout=30)
+                conn = http.client.HTTPSConnection(host, port, timeout=30, context=tls)
             conn.request(method, path, body=b"{}" if method == "POST" else None, headers=headers)
             conn.getresponse().read()
         except Exception:
@@ -135,8 +142,8 @@ def hosts(pattern: str) -> dict[str, str]:
     return {row[0]: row[1] for row in rows}
 
 
-def http_json(url: str, timeout: float = 5) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (lab URLs)
+def http_json(url: str, timeout: float = 5, context: ssl.SSLContext | None = None) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout, context=context) as answer:  # noqa: S310
         return json.load(answer)
 
 
@@ -292,7 +299,9 @@ class Drill:
         for address in hosts("db").values():
             try:
                 members: list[dict[str, Any]] = http_json(
-                    f"http://{address}:{PATRONI_PORT}/cluster", timeout=3
+                    f"https://{address}:{PATRONI_PORT}/cluster",
+                    timeout=3,
+                    context=lab_pki.admin().context(),  # mutual TLS (roles/patroni)
                 )["members"]
                 return members
             except (OSError, ValueError, KeyError):

@@ -160,10 +160,14 @@ class Tier:
         """/api/health/ready of one central, asked from an lb (only they may reach 8000)."""
         up = self.running()
         prober = next(name for name in sorted(self.lbs) if name in up)
-        url = f"http://{self.centrals[central]}:{CENTRAL_PORT}/api/health/ready"
-        return sh(prober, f"curl -fsS --max-time 2 {url}", check=False, timeout=20).startswith(
-            '{"status":"ready"'
+        url = f"https://{self.centrals[central]}:{CENTRAL_PORT}/api/health/ready"
+        tls = (  # central wants a client certificate from the internal CA: nginx's own
+            "--cacert /etc/nginx/tls/parking-ca.crt --cert /etc/nginx/tls/nginx-upstream.crt"
+            " --key /etc/nginx/tls/nginx-upstream.key"
         )
+        return sh(
+            prober, f"curl -fsS --max-time 2 {tls} {url}", check=False, timeout=20
+        ).startswith('{"status":"ready"')
 
     def release(self, central: str) -> str:
         """The release (wheel checksum) the central's `current` link points at."""
