@@ -60,7 +60,10 @@ from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
 from app.edge.agent import synthetic_plate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.edge.outbox import Outbox
+from bench import lab_pki
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = REPO / "lab" / "lab"
@@ -184,6 +187,8 @@ class Tier:
         seed = (REPO / ".lab" / "ssh" / "id_ed25519").read_text().rstrip()
         password = hashlib.sha256(f"{seed}:central_db".encode()).hexdigest()
         return psycopg.connect(
+            # TLS with a client certificate from the lab's CA, as central dials (roles/patroni).
+            lab_pki.admin().libpq(),
             host=",".join(self.db_hosts),
             port=",".join(["5432"] * len(self.db_hosts)),
             dbname="parking",

@@ -37,9 +37,18 @@ class Identity:
         context.load_cert_chain(str(self.cert), str(self.key))
         return context
 
-    def libpq(self) -> str:
+    def libpq_params(self) -> dict[str, str]:
         """libpq parameters: the server's certificate and name checked, ours shown."""
-        return f"sslmode=verify-full sslrootcert={self.ca} sslcert={self.cert} sslkey={self.key}"
+        return {
+            "sslmode": "verify-full",
+            "sslrootcert": str(self.ca),
+            "sslcert": str(self.cert),
+            "sslkey": str(self.key),
+        }
+
+    def libpq(self) -> str:
+        """The same as a conninfo fragment."""
+        return " ".join(f"{name}={value}" for name, value in self.libpq_params().items())
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
