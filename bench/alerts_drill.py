@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -37,12 +38,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import lab_pki
+
 REPO = Path(__file__).resolve().parents[1]
 LAB = REPO / "lab" / "lab"
 PROMETHEUS_PORT = 9090
 RECORDER_PORT = 9099
 CENTRAL_PORT = 8000
 PATRONI_PORT = 8008
+# Requests per second of fast answers that wash a central fault out of the 5-minute windows.
+DILUTION_PER_S = 150
 EDGE_UNIT = "parking-edge"
 EDGE_CONFIG = "/etc/parking-edge/edge.toml"
 CENTRAL_UNIT = "parking-central"
@@ -75,20 +81,25 @@ BACKUP_METRICS = "/var/lib/prometheus/node-exporter/pgbackrest.prom"
 BACKUP_METRIC = "pgbackrest_last_success_timestamp_seconds"
 
 TRAFFIC_PROGRAM = r"""
-import http.client, sys, threading, time
+import http.client, ssl, sys, threading, time
+# Central answers HTTPS to certificates from the internal CA only: mon1 shows Prometheus's.
+tls = ssl.create_default_context(cafile="/etc/prometheus/tls/ca.crt")
+tls.load_cert_chain("/etc/prometheus/tls/prometheus.crt", "/etc/prometheus/tls/prometheus.key")
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 workers, rate, limit = int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+method = sys.argv[7] if len(sys.argv) > 7 else "POST"
+key = open(sys.argv[8]).read().strip() if len(sys.argv) > 8 else "parking-drill-unknown-key"
 end = time.time() + limit
 pause = workers / rate if rate > 0 else 0.0
-headers = {"X-API-Key": "parking-drill-unknown-key", "Content-Type": "application/json"}
+headers = {"X-API-Key": key, "Content-Type": "application/json"}
 def work():
     conn = None
     while time.time() < end:
         began = time.time()
         try:
             if conn is None:
-                conn = http.client.HTTPConnection(host, port, timeout=30)
-            conn.request("POST", path, body=b"{}", headers=headers)
+                conn = http.client.HTTPSConnection(host, port, timeout=30, context=tls)
+            conn.request(method, path, body=b"{}" if method == "POST" else None, headers=headers)
             conn.getresponse().read()
         except Exception:
             conn = None
@@ -133,8 +144,8 @@ def hosts(pattern: str) -> dict[str, str]:
     return {row[0]: row[1] for row in rows}
 
 
-def http_json(url: str, timeout: float = 5) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (lab URLs)
+def http_json(url: str, timeout: float = 5, context: ssl.SSLContext | None = None) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout, context=context) as answer:  # noqa: S310
         return json.load(answer)
 
 
@@ -290,7 +301,9 @@ class Drill:
         for address in hosts("db").values():
             try:
                 members: list[dict[str, Any]] = http_json(
-                    f"http://{address}:{PATRONI_PORT}/cluster", timeout=3
+                    f"https://{address}:{PATRONI_PORT}/cluster",
+                    timeout=3,
+                    context=lab_pki.admin().context(),  # mutual TLS (roles/patroni)
                 )["members"]
                 return members
             except (OSError, ValueError, KeyError):
@@ -513,6 +526,12 @@ class Drill:
         lock_unit = "parking-drill-lock"
         locker: dict[str, str] = {}
         path = "/api/v1/cameras/parking-drill/heartbeat"
+        # The slow fault needs requests that reach the database: an unknown key is refused
+        # before any lookup once its address failed too often (PARKING_CLIENT_FAILURES_PER_MIN),
+        # so it sends a registered drill camera's list fetches, which read list_entries.
+        drill_camera = "parking-drill"
+        key_file = f"{HOST_DIR}/drill-camera.key"
+        lists_path = "/api/v1/edge/lists"
 
         def ready() -> str | None:
             if not unit_active(target, CENTRAL_UNIT):
@@ -521,15 +540,32 @@ class Drill:
                 return f"Prometheus does not scrape {target}"
             return None
 
-        def send(workers: int, rate: float) -> None:
-            """Requests with an unknown camera key: each needs a database lookup (401 when the
-            database answers, 503 when it does not, slow when it is slow)."""
+        def send(workers: int, rate: float, *, as_camera: bool = False) -> None:
+            """Open-loop API traffic to the target. By default requests with an unknown camera
+            key, each a database lookup (401 when the database answers, 503 when it does not);
+            ``as_camera``: the drill camera's list fetches (each reads list_entries)."""
             put_file(self.mon, f"{HOST_DIR}/traffic.py", TRAFFIC_PROGRAM)
+            extra = ["GET", key_file] if as_camera else []
             start_unit(
                 self.mon, traffic, "/usr/bin/python3", f"{HOST_DIR}/traffic.py", address,
-                str(CENTRAL_PORT), path, str(workers), str(rate), "600",
+                str(CENTRAL_PORT), lists_path if as_camera else path, str(workers), str(rate),
+                "600", *extra,
             )  # fmt: skip
             self.cleanups.append(lambda: stop_unit(self.mon, traffic))
+
+        def drill_camera_key() -> None:
+            """The drill camera's key (registered on first use, a fresh key on every later one),
+            left only in a root-only file on the monitoring host."""
+            admin = "/usr/local/sbin/parking-central-admin"
+            key = sh(
+                target,
+                f"{admin} create-camera {drill_camera} --lot {drill_camera} --direction entry"
+                f" 2>/dev/null || {admin} rotate-camera-key {drill_camera}",
+            ).strip()
+            if not key:
+                raise DrillError(f"no key for the drill camera {drill_camera} on {target}")
+            sh(self.mon, f"mkdir -p {HOST_DIR} && umask 077 && cat > {key_file}", stdin=key)
+            self.cleanups.append(lambda: sh(self.mon, f"rm -f {key_file}", check=False))
 
         def quiet() -> None:
             stop_unit(self.mon, traffic)
@@ -541,14 +577,19 @@ class Drill:
 
         def heal_db() -> None:
             stop_resetting(target)
-            send(workers=8, rate=0)  # fast 401s dilute the 5xx in the 5-minute window
+            # Fast answers dilute the 5xx in the 5-minute window, at a bounded pace: the failed-key
+            # limit answers them in microseconds, and an unbounded loop would leave tens of
+            # thousands of fast requests in the window for the next fault to outweigh.
+            send(workers=16, rate=DILUTION_PER_S)
 
         def slow_db() -> None:
+            drill_camera_key()
             leader = next((m for m in self.patroni_members() if m["role"] == "leader"), None)
             if leader is None:
                 raise DrillError("no Patroni leader to hold the lock on")
             cycles = "".join(
-                "BEGIN; LOCK TABLE cameras IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"
+                "BEGIN; LOCK TABLE list_entries IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4);"
+                " COMMIT;"
                 " SELECT pg_sleep(0.2);\n"
                 for _ in range(50)
             )
@@ -561,11 +602,11 @@ class Drill:
             )  # fmt: skip
             self.cleanups.append(lambda: stop_unit(host, lock_unit))
             # Open loop (requests arrive whatever the answers do): most wait on a lock > 1 s.
-            send(workers=48, rate=12)
+            send(workers=48, rate=12, as_camera=True)
 
         def fast_db() -> None:
             stop_unit(locker["host"], lock_unit)
-            send(workers=8, rate=0)  # fast answers bring p95 of the 5-minute window down
+            send(workers=16, rate=DILUTION_PER_S)  # fast answers bring the window's p95 down
 
         return [
             Fault(
@@ -592,7 +633,7 @@ class Drill:
             ),
             Fault(
                 name="central-slow",
-                what="4 s locks on the cameras table (leader) while API traffic waits on them",
+                what="4 s locks on list_entries (leader) while camera list fetches wait on them",
                 expects=[Expect("ParkingSlowResponses")],
                 inject=slow_db,
                 remove=fast_db,

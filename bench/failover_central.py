@@ -60,7 +60,10 @@ from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
 from app.edge.agent import synthetic_plate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.edge.outbox import Outbox
+from bench import lab_pki
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = REPO / "lab" / "lab"
@@ -160,10 +163,14 @@ class Tier:
         """/api/health/ready of one central, asked from an lb (only they may reach 8000)."""
         up = self.running()
         prober = next(name for name in sorted(self.lbs) if name in up)
-        url = f"http://{self.centrals[central]}:{CENTRAL_PORT}/api/health/ready"
-        return sh(prober, f"curl -fsS --max-time 2 {url}", check=False, timeout=20).startswith(
-            '{"status":"ready"'
+        url = f"https://{self.centrals[central]}:{CENTRAL_PORT}/api/health/ready"
+        tls = (  # central wants a client certificate from the internal CA: nginx's own
+            "--cacert /etc/nginx/tls/parking-ca.crt --cert /etc/nginx/tls/nginx-upstream.crt"
+            " --key /etc/nginx/tls/nginx-upstream.key"
         )
+        return sh(
+            prober, f"curl -fsS --max-time 2 {tls} {url}", check=False, timeout=20
+        ).startswith('{"status":"ready"')
 
     def release(self, central: str) -> str:
         """The release (wheel checksum) the central's `current` link points at."""
@@ -180,6 +187,8 @@ class Tier:
         seed = (REPO / ".lab" / "ssh" / "id_ed25519").read_text().rstrip()
         password = hashlib.sha256(f"{seed}:central_db".encode()).hexdigest()
         return psycopg.connect(
+            # TLS with a client certificate from the lab's CA, as central dials (roles/patroni).
+            lab_pki.admin().libpq(),
             host=",".join(self.db_hosts),
             port=",".join(["5432"] * len(self.db_hosts)),
             dbname="parking",

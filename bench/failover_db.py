@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import itertools
 import json
+import ssl
 import subprocess
 import sys
 import threading
@@ -35,10 +37,19 @@ from typing import Any
 
 import psycopg
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import lab_pki
+
 REPO = Path(__file__).resolve().parents[1]
 LAB = REPO / "lab" / "lab"
 PATRONI_PORT = 8008
 ETCD_PORT = 2379
+# etcd and Patroni want a client certificate from the internal CA: on a db host, the member's.
+ETCD_CURL_TLS = (
+    "--cacert", "/etc/patroni/tls/ca.crt",
+    "--cert", "/etc/patroni/tls/patroni.crt",
+    "--key", "/etc/patroni/tls/patroni.key",
+)  # fmt: skip
 
 
 def lab(*args: str, check: bool = True, timeout: float = 600) -> str:
@@ -55,6 +66,12 @@ def db_hosts() -> dict[str, str]:
     return {row[0]: row[1] for row in rows}
 
 
+@functools.cache
+def rest_tls() -> ssl.SSLContext:
+    """Patroni's REST API: the lab CA's server certificates, the machine's client one."""
+    return lab_pki.admin().context()
+
+
 def lab_secret(name: str) -> str:
     """The lab's generated password `name` (inventory/lab/group_vars/db: sha256 of key:name)."""
     seed = (REPO / ".lab" / "ssh" / "id_ed25519").read_text().rstrip()
@@ -69,7 +86,8 @@ def conninfo(hosts: dict[str, str]) -> str:
         f"host={addresses} port={ports} dbname=parking user=parking "
         f"password={lab_secret('central_db')} target_session_attrs=read-write "
         "connect_timeout=2 tcp_user_timeout=3000 "
-        "keepalives=1 keepalives_idle=5 keepalives_interval=1 keepalives_count=3"
+        "keepalives=1 keepalives_idle=5 keepalives_interval=1 keepalives_count=3 "
+        + lab_pki.admin().libpq()  # TLS with a client certificate, as central dials
     )
 
 
@@ -82,14 +100,14 @@ def single_host(hosts: dict[str, str], name: str) -> str:
 def rest(address: str, path: str, method: str = "GET", body: dict[str, Any] | None = None) -> int:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        f"http://{address}:{PATRONI_PORT}{path}", data=data, method=method
+        f"https://{address}:{PATRONI_PORT}{path}", data=data, method=method
     )
     if method != "GET":
         token = base64.b64encode(f"patroni:{lab_secret('patroni_restapi')}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=3) as answer:  # noqa: S310 (http only)
+        with urllib.request.urlopen(request, timeout=3, context=rest_tls()) as answer:  # noqa: S310
             return int(answer.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
@@ -99,7 +117,8 @@ def rest(address: str, path: str, method: str = "GET", body: dict[str, Any] | No
 
 def cluster(address: str) -> list[dict[str, Any]]:
     try:
-        with urllib.request.urlopen(f"http://{address}:{PATRONI_PORT}/cluster", timeout=3) as a:
+        url = f"https://{address}:{PATRONI_PORT}/cluster"
+        with urllib.request.urlopen(url, timeout=3, context=rest_tls()) as a:
             members: list[dict[str, Any]] = json.load(a)["members"]
             return members
     except (OSError, ValueError, KeyError):
@@ -138,7 +157,8 @@ def etcd_leader(hosts: dict[str, str]) -> str | None:
                 "-XPOST",
                 "-d",
                 "{}",
-                f"http://127.0.0.1:{ETCD_PORT}/v3/maintenance/status",
+                *ETCD_CURL_TLS,
+                f"https://127.0.0.1:{ETCD_PORT}/v3/maintenance/status",
             ],
             cwd=REPO,
             capture_output=True,

@@ -22,6 +22,7 @@ from app.central.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from app.central.demo_cashier import DemoCashier
+    from app.central.server import TLSFiles
 
 
 def _database(settings: Settings):  # type: ignore[no-untyped-def]
@@ -57,6 +58,19 @@ def cmd_migrate_sqlite(_: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _tls_files(settings: Settings) -> TLSFiles | None:
+    from app.central.server import TLSFiles
+
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    client_ca = settings.tls_client_ca_file
+    return TLSFiles(
+        cert_file=str(settings.tls_cert_file),
+        key_file=str(settings.tls_key_file),
+        client_ca_file=str(client_ca) if client_ca else None,
+    )
+
+
 def cmd_serve(
     settings: Settings, args: argparse.Namespace, before_shutdown: Callable[[], None] | None = None
 ) -> int:
@@ -79,6 +93,7 @@ def cmd_serve(
             ws_ping_interval_s=settings.ws_ping_interval_s,
             workers=workers,
             trusted_proxies=settings.trusted_proxies,
+            tls=_tls_files(settings),
         )
         return 0
     from app.central.main import create_app
@@ -89,6 +104,7 @@ def cmd_serve(
         port=args.port,
         ws_ping_interval_s=settings.ws_ping_interval_s,
         trusted_proxies=settings.trusted_proxies,
+        tls=_tls_files(settings),
         before_shutdown=before_shutdown,
     )
     return 0

@@ -16,8 +16,10 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -40,6 +42,16 @@ def _parking_state(app: Any) -> AppState | None:
         if app is None:
             break
     return None
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """Central's HTTPS: its certificate and key, and the CA whose client certificates it
+    requires (None: any client)."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
 
 
 class GracefulServer(uvicorn.Server):
@@ -84,10 +96,13 @@ def serve(
     ws_ping_interval_s: float,
     workers: int = 1,
     trusted_proxies: str = "",
+    tls: TLSFiles | None = None,
     before_shutdown: Callable[[], None] | None = None,
 ) -> None:
     """Serve ``app`` in this process, or (``workers > 1``, ``app`` None) that many worker
-    processes each running ``create_app()`` with the same settings from the environment."""
+    processes each running ``create_app()`` with the same settings from the environment.
+    ``tls``: HTTPS with that certificate; with a client CA, only clients showing a certificate
+    it signed get an answer (the load balancers and Prometheus, in the cluster)."""
     config = uvicorn.Config(
         app if workers == 1 and app is not None else APP_FACTORY,
         factory=workers > 1 or app is None,
@@ -107,6 +122,10 @@ def serve(
         # restarted forever.
         timeout_worker_healthcheck=60,
         server_header=False,
+        ssl_certfile=tls.cert_file if tls else None,
+        ssl_keyfile=tls.key_file if tls else None,
+        ssl_ca_certs=tls.client_ca_file if tls else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.client_ca_file else ssl.CERT_NONE,
     )
     if workers == 1:
         GracefulServer(config, app, before_shutdown).run()

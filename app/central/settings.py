@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     sentry_dsn: str | None = None
     release: str = "parking-central@0.1.0"
 
+    # HTTPS on central's own port (the cluster: nginx -> central over TLS). With a client CA,
+    # a client must show a certificate that CA signed (the load balancers, Prometheus).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
     ws_ping_interval_s: float = Field(default=20.0, gt=0)
     # A live feed asks again this often whether its operator is still active (and its token
     # valid): a disabled operator stops receiving plates within this many seconds.
@@ -127,6 +133,18 @@ class Settings(BaseSettings):
         """Days ``kind`` (one of RETENTION_KINDS) is kept; 0: forever."""
         days: int = getattr(self, f"retention_{kind}_days")
         return days
+
+    @model_validator(mode="after")
+    def _tls(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("PARKING_TLS_CERT_FILE and PARKING_TLS_KEY_FILE go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("PARKING_TLS_CLIENT_CA_FILE needs PARKING_TLS_CERT_FILE")
+        for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"PARKING_{name.upper()}: {path} is not a readable file")
+        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from bench.failover_db import (
+    ETCD_CURL_TLS,
     Writer,
     cluster,
     conninfo,
@@ -107,7 +108,9 @@ def test_tier_converged(lab: Lab, db: dict[str, str]) -> None:
     assert sorted(m["name"] for m in members) == sorted(db)
     assert sorted(m["role"] for m in members) == ["leader", "replica", "sync_standby"]
     first = next(iter(db))
-    health = lab.sh(first, "curl -sS http://127.0.0.1:2379/health").stdout
+    health = lab.sh(
+        first, f"curl -sS {' '.join(ETCD_CURL_TLS)} https://127.0.0.1:2379/health"
+    ).stdout
     assert json.loads(health)["health"] == "true"
     # Central's role can log in through the multi-host URL and lands on the primary.
     with psycopg.connect(conninfo(db), autocommit=True) as conn:

@@ -116,7 +116,14 @@ def test_exporters_report_their_services(lab: Lab) -> None:
     assert re.search(r"^pg_up 1$", pg, re.M), "postgres_exporter does not reach PostgreSQL"
     nginx = lab.sh(monitor, f"curl -sS --max-time 5 http://{lab.address(lb)}:9113/metrics").stdout
     assert re.search(r"^nginx_up 1$", nginx, re.M), "the nginx exporter does not read stub_status"
-    patroni = lab.sh(monitor, f"curl -sS --max-time 5 http://{lab.address(db)}:8008/metrics").stdout
+    # Patroni answers mutual TLS only: Prometheus's client certificate on the monitoring host.
+    tls = (
+        "--cacert /etc/prometheus/tls/ca.crt --cert /etc/prometheus/tls/prometheus.crt"
+        " --key /etc/prometheus/tls/prometheus.key"
+    )
+    patroni = lab.sh(
+        monitor, f"curl -sS --max-time 5 {tls} https://{lab.address(db)}:8008/metrics"
+    ).stdout
     assert "patroni_primary" in patroni
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bench import lab_pki
 from tests.lab.harness import REPO, Lab, wait_until
 
 DRILL = REPO / "bench" / "alerts_drill.py"
@@ -141,7 +142,8 @@ def test_tiers_are_whole_again_after_the_drill(drill: dict[str, Any], lab: Lab) 
 
     def cluster() -> list[dict[str, Any]]:
         address = next(iter(lab.hosts("db").values()))
-        with urllib.request.urlopen(f"http://{address}:8008/cluster", timeout=5) as answer:
+        url = f"https://{address}:8008/cluster"
+        with urllib.request.urlopen(url, timeout=5, context=lab_pki.admin().context()) as answer:
             members: list[dict[str, Any]] = json.load(answer)["members"]
             return members
 

@@ -34,6 +34,10 @@ CHECKER = ROLE / "files" / "parking-nginx-check"
 NGINX = Path(os.environ.get("PARKING_NGINX", "/usr/sbin/nginx"))
 BIN = Path(sys.executable).parent
 SERVER_NAME = "parking.test"
+# The name every central's certificate carries and nginx checks (roles/nginx's default).
+CENTRAL_TLS_NAME: str = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())[
+    "nginx_central_tls_name"
+]
 PASSWORD = "correct-horse-battery"
 JWT_SECRET = "loadbalancer-test-secret-" + "x" * 32
 WS_PING_S = 1.0
@@ -71,6 +75,26 @@ class TestPki:
     ca: Path
     cert: Path
     key: Path
+    # The hop nginx -> central: the centrals' server certificate (the shared name roles/nginx
+    # checks) and nginx's client certificate, both from the same CA.
+    central_cert: Path
+    central_key: Path
+    upstream_cert: Path
+    upstream_key: Path
+
+    def central_tls(self) -> dict[str, str]:
+        """A central's settings for HTTPS that answers only this CA's client certificates."""
+        return {
+            "PARKING_TLS_CERT_FILE": str(self.central_cert),
+            "PARKING_TLS_KEY_FILE": str(self.central_key),
+            "PARKING_TLS_CLIENT_CA_FILE": str(self.ca),
+        }
+
+    def upstream_context(self) -> ssl.SSLContext:
+        """What nginx shows a central: its client certificate, the CA for the central's."""
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(str(self.upstream_cert), str(self.upstream_key))
+        return context
 
 
 def make_pki(root: Path) -> TestPki:
@@ -98,27 +122,36 @@ def make_pki(root: Path) -> TestPki:
         f"subjectAltName=DNS:{SERVER_NAME},IP:127.0.0.1\n"
         "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
     )
-    openssl(
-        "req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={SERVER_NAME}"
+
+    def issue(name: str, subject: str, extensions: str) -> None:
+        (root / f"{name}.ext").write_text(extensions)
+        openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
+        openssl(
+            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
+        )  # fmt: skip
+
+    issue("server", f"/CN={SERVER_NAME}", (root / "san.ext").read_text())
+    issue(
+        "central",
+        "/CN=central",
+        f"subjectAltName=DNS:{CENTRAL_TLS_NAME},IP:127.0.0.1\n"
+        "extendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n",
     )
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.crt",
+    issue(
+        "nginx-upstream",
+        "/CN=lb",
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
     )
-    return TestPki(root / "ca.crt", root / "server.crt", root / "server.key")
+    return TestPki(
+        root / "ca.crt",
+        root / "server.crt",
+        root / "server.key",
+        root / "central.crt",
+        root / "central.key",
+        root / "nginx-upstream.crt",
+        root / "nginx-upstream.key",
+    )
 
 
 @dataclass
@@ -130,10 +163,17 @@ class Central:
     env: dict[str, str]
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    # HTTPS with a client certificate (what nginx shows), as the cluster runs it.
+    tls: ssl.SSLContext | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """Dialled by the shared name the certificate carries (resolved to loopback)."""
+        return f"https://{CENTRAL_TLS_NAME}:{self.port}" if self.tls else f"http://{self.address}"
 
     def start(self) -> None:
         with self.log.open("ab") as out:
@@ -156,9 +196,8 @@ class Central:
         if self.process is None or self.process.poll() is not None:
             raise AssertionError(f"{self.name} exited; log:\n{self.log.read_text()[-3000:]}")
         try:
-            return (
-                httpx.get(f"http://{self.address}/api/health/ready", timeout=2).status_code == 200
-            )
+            answer = httpx.get(f"{self.url}/api/health/ready", timeout=2, verify=self.tls)
+            return answer.status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -233,7 +272,7 @@ def _resolve_test_name_to_loopback() -> None:
     original = socket.getaddrinfo
 
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host == SERVER_NAME:
+        if host in (SERVER_NAME, CENTRAL_TLS_NAME):
             host = "127.0.0.1"
         return original(host, *args, **kwargs)
 
@@ -297,6 +336,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "PARKING_LOGIN_ATTEMPTS_PER_MIN": "100000",
             "PARKING_LOG_JSON": "false",
             "PARKING_LOG_LEVEL": "WARNING",
+            **pki.central_tls(),
         }
         _cli({**env, "PARKING_DATA_DIR": str(root / "a")}, "migrate")
         key = _cli(
@@ -321,12 +361,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             free_port(),
             {**env, "PARKING_DATA_DIR": str(root / "a")},
             root / "logs" / "central-a.log",
+            tls=pki.upstream_context(),
         )
         standby = Central(
             "central-b",
             free_port(),
             {**env, "PARKING_DATA_DIR": str(root / "b")},
             root / "logs" / "central-b.log",
+            tls=pki.upstream_context(),
         )
         https_port, http_port, status_port = free_port(), free_port(), free_port()
         site = root / "parking.conf"
@@ -344,6 +386,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     "nginx_status_port": status_port,
                     "nginx_log_dir": str(root / "logs"),
                     "nginx_pki_dir": str(root / "pki"),
+                    # To the centrals over TLS with nginx's client certificate (vars/main.yml).
+                    "_nginx_upstream_scheme": "https",
+                    "_nginx_ca_cert": str(pki.ca),
+                    "nginx_tls_dir": str(root / "pki"),
                 }
             )
         )

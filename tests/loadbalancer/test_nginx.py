@@ -279,3 +279,42 @@ def test_login_attempts_are_rate_limited(stack: Stack) -> None:
         statuses = list(pool.map(attempt, range(25)))
     assert 429 in statuses, f"no 429 after 25 simultaneous logins (burst 10): {statuses}"
     assert statuses.count(401) >= 10, f"the burst of 10 must reach central: {statuses}"
+
+
+# --- nginx -> central over mutual TLS ------------------------------------------------------
+
+
+def test_a_central_answers_only_a_client_certificate_of_its_ca(stack: Stack) -> None:
+    """The hop behind nginx: HTTPS only, and no answer without a certificate from the CA."""
+    central = stack.active
+    stack.ensure_centrals()
+    ok = httpx.get(f"{central.url}/api/health/live", verify=stack.pki.upstream_context())
+    assert ok.status_code == 200
+    # The CA checks the central, but the client shows nothing: the handshake fails.
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{central.url}/api/health/live", verify=stack.ssl_context(), timeout=5)
+    # Plain HTTP on the TLS port gets no HTTP answer either.
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://{central.address}/api/health/live", timeout=5)
+
+
+def test_a_client_certificate_of_another_ca_is_refused(stack: Stack, tmp_path: Path) -> None:
+    import ssl
+
+    from tests.loadbalancer.conftest import make_pki
+
+    stranger = make_pki(tmp_path / "stranger")  # same names, another CA's key
+    context = ssl.create_default_context(cafile=str(stack.pki.ca))
+    context.load_cert_chain(str(stranger.upstream_cert), str(stranger.upstream_key))
+    stack.ensure_centrals()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{stack.active.url}/api/health/live", verify=context, timeout=5)
+
+
+def test_nginx_checks_the_centrals_certificate(stack: Stack) -> None:
+    """The rendered site verifies the upstream against the internal CA by the shared name."""
+    site = stack.site.read_text()
+    assert "proxy_ssl_verify on;" in site
+    assert f"proxy_ssl_trusted_certificate {stack.pki.ca};" in site
+    assert "proxy_pass https://parking_central;" in site
+    assert "proxy_pass http://" not in site

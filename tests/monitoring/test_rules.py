@@ -121,8 +121,21 @@ def test_role_templates_render_and_pass_promtool_and_amtool(
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    config = _run("promtool", "check", "config", str(tmp_path / "prometheus" / "prometheus.yml"))
+    # Mutual-TLS jobs name the client certificate roles/pki places on the host: promtool wants
+    # the files to exist, so point them at stand-ins here.
+    prom = (tmp_path / "prometheus" / "prometheus.yml").read_text()
+    tls_dir = tmp_path / "prometheus-tls"
+    tls_dir.mkdir()
+    for name in ("ca.crt", "prometheus.crt", "prometheus.key"):
+        (tls_dir / name).write_text("stand-in\n")
+    checked_prom = tmp_path / "prometheus-check.yml"
+    checked_prom.write_text(prom.replace("/etc/prometheus/tls", str(tls_dir)))
+    config = _run("promtool", "check", "config", str(checked_prom))
     assert config.returncode == 0, config.stdout + config.stderr
+    jobs = {job["job_name"]: job for job in yaml.safe_load(prom)["scrape_configs"]}
+    for name in ("parking-central", "patroni"):  # central and Patroni answer mutual TLS only
+        assert jobs[name]["scheme"] == "https", jobs[name]
+        assert jobs[name]["tls_config"]["cert_file"] == "/etc/prometheus/tls/prometheus.crt"
     rendered = yaml.safe_load((tmp_path / "prometheus" / "parking-alerts.yml").read_text())
     alerts = {r["alert"]: r for g in rendered["groups"] for r in g["rules"] if "alert" in r}
     assert set(alerts) == {a["alert"] for a in _alerts()}
