@@ -341,8 +341,8 @@ class PlateGrammar:
                 if between:
                     cost += _SEPARATOR_COST
             elif want in (" ", "~"):
-                # a gap (or emblem) is read as nothing, or at most as a stray dash
-                if between:
+                # a gap (or emblem) is read as nothing (or a space), or at most a stray dash
+                if between - {" "}:
                     cost += _SEPARATOR_COST / 2
             elif not between:
                 # the dash is what sets a Vietnamese plate apart; dots are small, often missed
@@ -417,8 +417,11 @@ class PlateGrammar:
                 continue
             for f in region.by_len[n - extra]:
                 if f.emblem > 0:
-                    kept = _without(lines, range(f.emblem, f.emblem + extra))
-                    tries.append((kept, f, _EMBLEM_COST * extra, extra))
+                    gone = range(f.emblem, f.emblem + extra)
+                    kept = _without(lines, gone)
+                    marks = [c for line in lines for c in line if c.char in ALNUM]
+                    cost = sum(_emblem_cost(marks[k]) for k in gone)
+                    tries.append((kept, f, cost, extra))
         found = []
         for reads, f, extra_cost, dropped in tries:
             if country and f.country != country:
@@ -472,6 +475,13 @@ def _without(lines: Sequence[Sequence[CharRead]], drop: Sequence[int]) -> list[l
             kept.append(c)
         out.append(kept)
     return out
+
+
+def _emblem_cost(read: CharRead) -> float:
+    """Cost of taking a read character for an emblem where the format has one: less than a
+    stray mark anywhere, still more the surer the recognizer was of it."""
+    p = min(max(read.prob, 1e-6), 1 - 1e-6)
+    return _EMBLEM_COST + 0.5 * max(0.0, math.log(p / (1 - p)))
 
 
 def _drop_cost(read: CharRead) -> float:
