@@ -78,9 +78,11 @@ TRAFFIC_PROGRAM = r"""
 import http.client, sys, threading, time
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 workers, rate, limit = int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+method = sys.argv[7] if len(sys.argv) > 7 else "POST"
+key = open(sys.argv[8]).read().strip() if len(sys.argv) > 8 else "parking-drill-unknown-key"
 end = time.time() + limit
 pause = workers / rate if rate > 0 else 0.0
-headers = {"X-API-Key": "parking-drill-unknown-key", "Content-Type": "application/json"}
+headers = {"X-API-Key": key, "Content-Type": "application/json"}
 def work():
     conn = None
     while time.time() < end:
@@ -88,7 +90,7 @@ def work():
         try:
             if conn is None:
                 conn = http.client.HTTPConnection(host, port, timeout=30)
-            conn.request("POST", path, body=b"{}", headers=headers)
+            conn.request(method, path, body=b"{}" if method == "POST" else None, headers=headers)
             conn.getresponse().read()
         except Exception:
             conn = None
@@ -513,6 +515,12 @@ class Drill:
         lock_unit = "parking-drill-lock"
         locker: dict[str, str] = {}
         path = "/api/v1/cameras/parking-drill/heartbeat"
+        # The slow fault needs requests that reach the database: an unknown key is refused
+        # before any lookup once its address failed too often (PARKING_CLIENT_FAILURES_PER_MIN),
+        # so it sends a registered drill camera's list fetches, which read list_entries.
+        drill_camera = "parking-drill"
+        key_file = f"{HOST_DIR}/drill-camera.key"
+        lists_path = "/api/v1/edge/lists"
 
         def ready() -> str | None:
             if not unit_active(target, CENTRAL_UNIT):
@@ -521,15 +529,32 @@ class Drill:
                 return f"Prometheus does not scrape {target}"
             return None
 
-        def send(workers: int, rate: float) -> None:
-            """Requests with an unknown camera key: each needs a database lookup (401 when the
-            database answers, 503 when it does not, slow when it is slow)."""
+        def send(workers: int, rate: float, *, as_camera: bool = False) -> None:
+            """Open-loop API traffic to the target. By default requests with an unknown camera
+            key, each a database lookup (401 when the database answers, 503 when it does not);
+            ``as_camera``: the drill camera's list fetches (each reads list_entries)."""
             put_file(self.mon, f"{HOST_DIR}/traffic.py", TRAFFIC_PROGRAM)
+            extra = ["GET", key_file] if as_camera else []
             start_unit(
                 self.mon, traffic, "/usr/bin/python3", f"{HOST_DIR}/traffic.py", address,
-                str(CENTRAL_PORT), path, str(workers), str(rate), "600",
+                str(CENTRAL_PORT), lists_path if as_camera else path, str(workers), str(rate),
+                "600", *extra,
             )  # fmt: skip
             self.cleanups.append(lambda: stop_unit(self.mon, traffic))
+
+        def drill_camera_key() -> None:
+            """The drill camera's key (registered on first use, a fresh key on every later one),
+            left only in a root-only file on the monitoring host."""
+            admin = "/usr/local/sbin/parking-central-admin"
+            key = sh(
+                target,
+                f"{admin} create-camera {drill_camera} --lot {drill_camera} --direction entry"
+                f" 2>/dev/null || {admin} rotate-camera-key {drill_camera}",
+            ).strip()
+            if not key:
+                raise DrillError(f"no key for the drill camera {drill_camera} on {target}")
+            sh(self.mon, f"mkdir -p {HOST_DIR} && umask 077 && cat > {key_file}", stdin=key)
+            self.cleanups.append(lambda: sh(self.mon, f"rm -f {key_file}", check=False))
 
         def quiet() -> None:
             stop_unit(self.mon, traffic)
@@ -544,11 +569,13 @@ class Drill:
             send(workers=8, rate=0)  # fast 401s dilute the 5xx in the 5-minute window
 
         def slow_db() -> None:
+            drill_camera_key()
             leader = next((m for m in self.patroni_members() if m["role"] == "leader"), None)
             if leader is None:
                 raise DrillError("no Patroni leader to hold the lock on")
             cycles = "".join(
-                "BEGIN; LOCK TABLE cameras IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;"
+                "BEGIN; LOCK TABLE list_entries IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4);"
+                " COMMIT;"
                 " SELECT pg_sleep(0.2);\n"
                 for _ in range(50)
             )
@@ -561,7 +588,7 @@ class Drill:
             )  # fmt: skip
             self.cleanups.append(lambda: stop_unit(host, lock_unit))
             # Open loop (requests arrive whatever the answers do): most wait on a lock > 1 s.
-            send(workers=48, rate=12)
+            send(workers=48, rate=12, as_camera=True)
 
         def fast_db() -> None:
             stop_unit(locker["host"], lock_unit)
@@ -592,7 +619,7 @@ class Drill:
             ),
             Fault(
                 name="central-slow",
-                what="4 s locks on the cameras table (leader) while API traffic waits on them",
+                what="4 s locks on list_entries (leader) while camera list fetches wait on them",
                 expects=[Expect("ParkingSlowResponses")],
                 inject=slow_db,
                 remove=fast_db,
