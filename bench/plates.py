@@ -16,9 +16,13 @@ central matches plates (``app.contract.plate_match_key``). For Vietnamese labels
 form (dash, dot, line split) is scored too. Times are the reader's alone (the JPEG is decoded
 before the clock starts). The last line printed is one JSON object.
 
-The grammar is the deployment's: ``--grammars vn,generic`` (Vietnamese first, then the generic
-patterns) or ``--grammars generic``. By default a ``labels.tsv`` folder (Vietnamese crops) is
-read with ``vn,generic`` and a sidecar folder (US scenes) with ``generic``.
+The region profile is the lane's (``--region vn``, ``us``, ``br``, ``eu`` or ``generic``; a
+comma-separated list for several in order of preference). Without ``--region`` it is
+``generic``: letters and digits as read, no layout fitted to the data set. The JSON line holds
+``region``.
+
+``--render eu|br|... --count N`` draws N synthetic plates of that profile's countries into a
+temporary folder first (``tests/edge/render_plates.py``) and measures on them.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ import numpy as np
 from app.contract import normalize_plate, plate_match_key
 from app.edge.aggregate import edit_distance
 from app.edge.reader import Detector
-from app.edge.reader.grammar import US_GENERIC, US_SAME_GLYPHS, US_TEMPLATES, PlateGrammar
+from app.edge.reader.grammar import PlateGrammar
 from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader
+from app.edge.reader.profiles import region_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,15 @@ def load_samples(folder: Path) -> tuple[list[Sample], str]:
     return samples, "sidecar"
 
 
+def load_countries(folder: Path) -> dict[str, str]:
+    """``countries.tsv`` (image, band code) when the folder has one (rendered plates)."""
+    path = folder / "countries.tsv"
+    if not path.is_file():
+        return {}
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+    return {r[0]: r[1] for r in rows if len(r) == 2}
+
+
 def label_display(label: str) -> str:
     """The reader's display form of a label: line split written as one space."""
     return " ".join(part.strip() for part in label.split("/"))
@@ -77,23 +91,22 @@ def label_display(label: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="plate reading accuracy and speed")
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folder", type=Path, nargs="?")
     parser.add_argument("--predictions", type=Path, help="write one TSV row per image here")
-    parser.add_argument("--grammars", help="e.g. vn,generic or generic (default: by format)")
     parser.add_argument(
-        "--generic-pattern", action="append", help=f"regex (default {US_GENERIC[0]})"
+        "--region",
+        default="generic",
+        help=f"region profile(s), comma-separated, of {', '.join(region_names())} "
+        "(default generic: no layout)",
     )
     parser.add_argument(
-        "--generic-template",
-        action="append",
-        help="layout template for the generic grammar (default: the common US ones for a "
-        "sidecar folder, none for labels.tsv)",
+        "--render",
+        metavar="REGION",
+        help="draw synthetic plates of this profile into a temporary folder and read those "
+        "(the folder argument is then ignored)",
     )
-    parser.add_argument(
-        "--same-glyphs",
-        help=f"letter/digit pairs printed with one glyph, either fits a layout slot (default "
-        f"{US_SAME_GLYPHS!r} for a sidecar folder, none for labels.tsv); never rewrites a read",
-    )
+    parser.add_argument("--count", type=int, default=200, help="plates to draw with --render")
+    parser.add_argument("--seed", type=int, default=17, help="seed for --render")
     parser.add_argument("--detector", choices=get_args(Detector), default="fast")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int)
@@ -101,26 +114,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--errors", action="store_true", help="list every miss on stderr")
     args = parser.parse_args(argv)
 
+    regions = args.region.split(",")
+    unknown = [r for r in regions if r not in region_names()]
+    if unknown:
+        parser.error(f"--region: unknown {unknown[0]!r}, one of {', '.join(region_names())}")
+    if args.render:
+        import tempfile
+
+        from tests.edge.render_plates import render_folder
+
+        args.folder = Path(tempfile.mkdtemp(prefix=f"plates-{args.render}-"))
+        countries = render_folder(args.folder, args.render, args.count, seed=args.seed)
+        print(f"rendered {args.count} {args.render} plates ({countries}) in {args.folder}")
+    if args.folder is None:
+        parser.error("a folder (or --render REGION)")
     samples, fmt = load_samples(args.folder)
     if args.limit:
         samples = samples[: args.limit]
     if not samples:
         parser.error(f"no labelled images in {args.folder}")
-    grammars = (args.grammars or ("vn,generic" if fmt == "tsv" else "generic")).split(",")
-    patterns = tuple(args.generic_pattern or US_GENERIC)
-    templates = tuple(args.generic_template or (US_TEMPLATES if fmt == "sidecar" else ()))
-    glyphs = (
-        args.same_glyphs
-        if args.same_glyphs is not None
-        else (US_SAME_GLYPHS if fmt == "sidecar" else "")
-    )
     reader = LiteRTPlateReader(
         models_dir=args.models,
         threads=args.threads,
-        grammars=grammars,
-        generic_patterns=patterns,
-        generic_templates=templates,
-        same_glyphs=glyphs,
+        regions=regions,
         detector=args.detector,
     )
     vn_only = PlateGrammar(("vn",), accept_cost=0.0, max_cost=0.0)
@@ -132,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     times: list[float] = []
     cpu_times: list[float] = []  # CPU time of this process: less sensitive to a busy machine
     exact = exact_key = within1 = display_total = display_exact = 0
+    country_total = country_exact = 0
+    want_country = load_countries(args.folder)
     for sample in samples:
         image = cv2.imread(str(sample.image))
         if image is None:
@@ -148,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         confidence = best.confidence if best else 0.0
         want = normalize_plate(sample.label)
         exact += plate == want
+        if sample.image.name in want_country:
+            country_total += 1
+            country_exact += (best.country if best else "") == want_country[sample.image.name]
         # as central matches plates: look-alikes (O/0, I/1, ...) are one character (the US
         # labels write the one O/0 glyph as 0 whatever the plate's letter)
         exact_key += plate_match_key(plate) == plate_match_key(want)
@@ -168,9 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     n = len(times)
     summary: dict[str, object] = {
         "dir": str(args.folder),
-        "grammars": ",".join(grammars),
-        "generic_templates": ",".join(templates),
-        "same_glyphs": glyphs,
+        "region": ",".join(regions),
         "detector": args.detector,
         "threads": args.threads,
         "n": n,
@@ -182,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_mean_ms": round(float(np.mean(cpu_times)), 1),
         "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    if country_total:
+        summary["country_n"] = country_total
+        summary["country_exact_pct"] = round(100 * country_exact / country_total, 2)
     if display_total:
         summary["vn_display_n"] = display_total
         summary["vn_display_exact_pct"] = round(100 * display_exact / display_total, 2)

@@ -81,7 +81,7 @@ def replay_command(
             "[reader]",
             'kind = "litert"',
             "threads = 1",
-            'grammars = ["vn", "generic"]',
+            'regions = ["vn", "generic"]',
             "[aggregate]",
             "min_agreeing = 2",
             "cooldown_s = 600",

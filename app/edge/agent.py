@@ -877,7 +877,7 @@ def open_reader(config: EdgeConfig) -> PlateReader:
         return LiteRTPlateReader(
             models_dir=reader.models_dir or MODELS_DIR,
             threads=reader.threads,
-            grammars=reader.grammars,
+            regions=reader.regions,
             generic_patterns=reader.generic_patterns,
             generic_templates=reader.generic_templates,
             same_glyphs=reader.generic_fold,

@@ -11,13 +11,21 @@ import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from app.contract import MAX_COMMAND_WAIT_S, CameraDirection
 from app.edge.clock import ClockRequirement
 from app.edge.reader import Detector
+from app.edge.reader.profiles import region_names
 
 _CAMERA_ID = r"^[a-z0-9][a-z0-9_\-]{0,62}$"
 
@@ -98,18 +106,17 @@ class ReaderConfig(_Section):
     confidence: Annotated[float, Field(ge=0, le=1)] = 0.9  # sidecar only
     threads: Annotated[int, Field(ge=1, le=16)] = 1
     models_dir: Path | None = None  # default: the models shipped in app/edge/models
-    # Plate grammars in order of preference: "vn" (Vietnamese layouts, look-alike correction),
-    # "generic" (the regular expressions below, over letters and digits only).
-    grammars: Annotated[list[Literal["vn", "generic"]], Field(min_length=1)] = ["vn", "generic"]
+    # Region profiles in order of preference (app/edge/reader/plate_regions/*.toml, see
+    # docs/reader.md): "vn" (Vietnamese formats only: anything else is rejected), "us", "br",
+    # "eu" (formats fixed letter/digit slots are corrected in; other reads come back as read),
+    # "generic" (4-8 letters and digits as read, no layout, no correction).
+    regions: Annotated[list[str], Field(min_length=1)] = ["vn", "generic"]
+    # "generic" only: what it takes as a plate (regular expressions over letters and digits).
     generic_patterns: Annotated[list[str], Field(min_length=1)] = ["[A-Z0-9]{4,8}"]
-    # Layouts for the generic grammar ("9" digit, "L" letter, "*" either), e.g. the common US
-    # ones "9LLL999", "LL9L9L", "LLL9999": a read that fits one with a correction the
-    # recognizer found likely (O/0, I/1, ...) is corrected; others stay as read.
+    # Deprecated (before region profiles): `grammars` is read as `regions`; layouts and
+    # one-glyph pairs for the "generic" profile ("9LLL999", "O0": use regions = ["us"]).
+    grammars: Annotated[list[Literal["vn", "generic"]], Field(min_length=1)] | None = None
     generic_templates: list[Annotated[str, Field(pattern=r"^[9AL*][9AL* .\-/]*$")]] = []
-    # Pairs of characters the region prints with one glyph ("O0": most US states): a layout
-    # slot above takes either at no cost. The plate is never rewritten otherwise (an O read
-    # stays an O): look-alikes are one character only when plates are matched
-    # (app.contract.plate_match_key, on the edge and centrally).
     generic_fold: Annotated[str, Field(pattern=r"^([A-Z0-9][A-Z0-9])*$")] = ""
     max_plates: Annotated[int, Field(ge=1, le=10)] = 1  # plates reported per frame
     # Full-frame text detector: "fast" (384x640), "fine" (544x960: small plates in wide
@@ -117,6 +124,26 @@ class ReaderConfig(_Section):
     # then the fine one only when the fast one found no plate it can trust: nearly the fine
     # one's reads at ~1.4x the fast one's time, but both in memory: ~+120 MB).
     detector: Detector = "fast"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grammars_are_regions(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("grammars") is not None:
+            if data.get("regions") not in (None, data["grammars"]):
+                raise ValueError("set regions, not both regions and grammars (deprecated)")
+            data = {**data, "regions": data["grammars"]}
+        return data
+
+    @field_validator("regions")
+    @classmethod
+    def _known_regions(cls, value: list[str]) -> list[str]:
+        known = region_names()
+        unknown = [r for r in value if r not in known]
+        if unknown:
+            raise ValueError(f"unknown region {unknown[0]!r}: one of {', '.join(known)}")
+        if len(set(value)) != len(value):
+            raise ValueError("each region at most once")
+        return value
 
     @model_validator(mode="after")
     def _patterns(self) -> ReaderConfig:

@@ -233,5 +233,5 @@ def test_one_glyph_pairs_are_checked() -> None:
 
 
 def test_grammar_names_are_checked() -> None:
-    with pytest.raises(ValueError, match="grammars"):
+    with pytest.raises(ValueError, match="regions"):
         PlateGrammar(("vn", "martian"))

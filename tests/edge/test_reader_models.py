@@ -58,12 +58,12 @@ def _vn_labels() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def us_reader() -> LiteRTPlateReader:
-    return LiteRTPlateReader(grammars=["generic"])
+    return LiteRTPlateReader(regions=["generic"])
 
 
 @pytest.fixture(scope="module")
 def vn_reader() -> LiteRTPlateReader:
-    return LiteRTPlateReader(grammars=["vn", "generic"])
+    return LiteRTPlateReader(regions=["vn", "generic"])
 
 
 def test_the_shipped_models_match_their_manifest() -> None:
@@ -177,7 +177,7 @@ def test_a_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_fine_detector_reads_a_small_plate_in_a_wide_scene() -> None:
     # car11.jpg: an 82x41 px plate in a 1280x960 scene (the PP-OCRv4 recognizer read it only
     # through this detector).
-    fine = LiteRTPlateReader(grammars=["generic"], detector="fine")
+    fine = LiteRTPlateReader(regions=["generic"], detector="fine")
     assert fine.pipeline.detectors[-1].model.input_shape == (1, 544, 960, 3)
     results = fine.read_image(cv2.imread(str(PLATES / "car11.jpg")))
     assert [r.plate for r in results] == [_us_label("car11.jpg")]
@@ -186,7 +186,7 @@ def test_the_fine_detector_reads_a_small_plate_in_a_wide_scene() -> None:
 def test_the_cascade_asks_the_fine_detector_only_when_the_fast_one_is_unsure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cascade = LiteRTPlateReader(grammars=["generic"], detector="cascade")
+    cascade = LiteRTPlateReader(regions=["generic"], detector="cascade")
     shapes = [d.model.input_shape for d in cascade.pipeline.detectors]
     assert shapes == [(1, 160, 320, 3), (1, 384, 640, 3), (1, 544, 960, 3)]
     fine = cascade.pipeline.detectors[-1]
@@ -194,7 +194,7 @@ def test_the_cascade_asks_the_fine_detector_only_when_the_fast_one_is_unsure(
     detect = fine.detect
     monkeypatch.setattr(fine, "detect", lambda image: calls.append(1) or detect(image))
     # car20.jpg: a plate the fast detector does not find in a 1280x960 scene; the fine one does
-    assert LiteRTPlateReader(grammars=["generic"]).read_image(_image("car20.jpg")) == []
+    assert LiteRTPlateReader(regions=["generic"]).read_image(_image("car20.jpg")) == []
     results = cascade.read_image(_image("car20.jpg"))
     assert [r.plate for r in results] == [_us_label("car20.jpg")]
     assert calls == [1]

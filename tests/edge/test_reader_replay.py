@@ -53,6 +53,10 @@ def test_run_with_the_litert_reader_turns_real_pictures_into_events(
     [
         ({"kind": "litert", "generic_patterns": ["[A-Z"]}, "generic_patterns"),
         ({"kind": "litert", "grammars": ["vn", "klingon"]}, "reader.grammars"),
+        ({"kind": "litert", "regions": ["vn", "klingon"]}, "reader.regions"),
+        ({"kind": "litert", "regions": ["eu", "eu"]}, "reader.regions"),
+        ({"kind": "litert", "regions": []}, "reader.regions"),
+        ({"kind": "litert", "regions": ["us"], "grammars": ["vn"]}, "grammars"),
         ({"kind": "litert", "generic_templates": ["9LQ"]}, "reader.generic_templates"),
         ({"kind": "litert", "threads": 0}, "reader.threads"),
     ],
@@ -81,8 +85,8 @@ def test_the_litert_reader_is_built_from_the_config(tmp_path: Path) -> None:
     )
     reader = open_reader(config)
     assert isinstance(reader, LiteRTPlateReader)
-    assert reader.pipeline.grammar.grammars == ("generic",)
-    assert [t for t, _ in reader.pipeline.grammar.generic_templates] == ["LL9L9L"]
+    assert reader.pipeline.grammar.regions == ("generic",)
+    assert reader.pipeline.grammar.generic_templates == ["LL9L9L"]
     shapes = [d.model.input_shape for d in reader.pipeline.detectors]
     assert shapes == [(1, 160, 320, 3), (1, 384, 640, 3)]
     fine = open_reader(
@@ -96,3 +100,7 @@ def test_the_litert_reader_is_built_from_the_config(tmp_path: Path) -> None:
     assert [d.model.input_shape[1] for d in cascade.pipeline.detectors] == [160, 384, 544]
     with pytest.raises(ValueError, match="detector"):
         parse_config({**raw, "reader": {"kind": "litert", "detector": "medium"}})
+    eu = open_reader(parse_config({**raw, "reader": {"kind": "litert", "regions": ["eu", "us"]}}))
+    assert isinstance(eu, LiteRTPlateReader)
+    assert eu.pipeline.grammar.regions == ("eu", "us")
+    assert eu.pipeline.grammar.bands["NL"] == "NL"

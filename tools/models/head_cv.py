@@ -46,7 +46,6 @@ sys.path.insert(0, str(REPO / "bench"))
 from build_models import KEEP, rapidocr_models  # noqa: E402
 from plates import load_samples  # noqa: E402
 
-from app.edge.reader.grammar import US_SAME_GLYPHS, US_TEMPLATES  # noqa: E402
 from app.edge.reader.litert import LiteRTPlateReader  # noqa: E402
 
 
@@ -66,9 +65,7 @@ def collect(plates: Path) -> list[Crop]:
     for kind, folder in (("us", plates / "openalpr-us"), ("vn", plates / "vn-gold")):
         samples, _ = load_samples(folder)
         if kind == "us":
-            reader = LiteRTPlateReader(
-                grammars=("generic",), generic_templates=US_TEMPLATES, same_glyphs=US_SAME_GLYPHS
-            )
+            reader = LiteRTPlateReader(regions=("us",))
         else:
             reader = LiteRTPlateReader()
         pipe = reader.pipeline

@@ -38,6 +38,9 @@ class PlateRead:
     vehicle_type: VehicleType = VehicleType.UNKNOWN
     plate: str = ""  # normalized (letters and digits, lines in reading order); "" = from text
     candidates: tuple[tuple[str, float], ...] = ()  # other readings (display, confidence)
+    # the code in the plate's blue EU band ("D", "NL", ...), never part of the plate; "" none.
+    # Edge-side only: the wire contract has no field for it.
+    country: str = ""
 
 
 class PlateReader(Protocol):

@@ -1,24 +1,27 @@
 """Plate grammar: which strings are plates, how they are displayed, and look-alike correction.
 
-A *template* describes one plate layout, slot by slot: ``9`` a digit, ``A`` a series letter,
-``L`` any letter, ``*`` a letter or digit; ``-``, ``.`` and ``' '`` are separators shown in the
-display form; ``/`` splits the two lines of a two-line plate. ``51F-123.45`` is
-``99A-999.99``; ``59-X1 123.45`` is ``99-A9/999.99``.
+What a lane expects comes from its *region profiles* (``profiles``, data in
+``plate_regions/*.toml``): ``vn``, ``us``, ``br``, ``eu``, ``generic``. A profile's formats are
+*templates*, slot by slot: ``9`` a digit, ``A`` a letter the country uses there, ``L`` any
+letter, ``*`` a letter or digit; ``-``, ``.`` and ``' '`` are separators shown in the display
+form; ``~`` a gap where the plate carries an emblem (a mark read there is left out); ``/`` splits
+the two lines of a two-line plate. ``51F-123.45`` is ``99A-999.99``; ``59-X1 123.45`` is
+``99-A9/999.99``.
 
 Matching a read (one or two text lines, each character with the recognizer's probabilities)
 against a template costs nothing where the character already has the slot's kind; a letter in
-a digit slot (or the reverse) is replaced by its look-alike (O/0, I/1, B/8, D/0, S/5, Z/2,
+a digit slot (or the reverse) is replaced by its look-alike (O/0, I/1, B/8, D/0, Q/0, S/5, Z/2,
 G/6, ...) or by the recognizer's own best alternative of the right kind, at a cost of how much
-less likely the model found it (capped). Separators and the line split that disagree with the
-template cost a little too. The cheapest template wins; a grammar applies only below
-``max_cost``.
+less likely the model found it (capped). Characters are only ever changed in a slot whose kind
+the format fixes. Separators and the line split that disagree with the template cost a little
+too. The cheapest template wins.
 
-Grammars come in a per-deployment order (``("vn", "generic")`` by default): the first one that
-fits within ``accept_cost`` wins, so a Vietnamese layout is preferred (and corrected) before the
-generic patterns take the read as it is.
-
-Generic plates are regular expressions over the normalized text (letters and digits only),
-e.g. the US default ``[A-Z0-9]{4,8}``; they do not correct characters.
+Regions come in a per-deployment order (``("vn", "generic")`` by default): the first one that
+fits within ``accept_cost`` wins. A *strict* profile (``vn``) takes only reads that fit one of
+its formats (within ``max_cost``); the others take a format only with corrections the
+recognizer found likely (``template_accept_cost``) and otherwise return the read as read when
+it fits one of their patterns (e.g. ``[A-Z0-9]{4,8}``). ``generic`` has no formats: letters and
+digits as read, never corrected.
 """
 
 from __future__ import annotations
@@ -31,48 +34,27 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from app.edge.reader.ocr import ALNUM, SEPARATORS, CharRead, FloatArray
+from app.edge.reader.profiles import PlateFormat, RegionProfile, get_profile
 
-# What a character is most often misread as, per kind of slot.
+# What a character is most often misread as, per kind of slot (a digit read in a letter slot:
+# the profile's ``letter_for_digit``, first letter the slot allows).
 LOOKALIKE_DIGIT = {"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1", "L": "1", "T": "1",
                    "J": "1", "B": "8", "S": "5", "Z": "2", "G": "6", "A": "4"}  # fmt: skip
-LOOKALIKE_LETTER = {"0": "D", "1": "T", "8": "B", "5": "S", "2": "Z", "6": "G", "4": "A",
-                    "7": "T", "3": "B"}  # fmt: skip
 
-# Series letters on Vietnamese plates (no I, J, O, Q, W).
+# Series letters on Vietnamese plates (no I, J, O, Q, W): see plate_regions/vn.toml.
 VN_LETTERS = "ABCDEFGHKLMNPRSTUVXYZ"
-
-VN_TEMPLATES: tuple[str, ...] = (
-    # cars, one line
-    "99A-999.99",
-    "99A-9999",
-    "99AA-999.99",
-    "99AA-9999",
-    # cars, two lines
-    "99A/999.99",
-    "99A/9999",
-    "99AA/999.99",
-    "99AA/9999",
-    # motorbikes, two lines (59-X1 123.45, 59-X1 1234, 29-AA 123.45, 17-MD7 888.88)
-    "99-A9/999.99",
-    "99-A9/9999",
-    "99-AA/999.99",
-    "99-AA/9999",
-    "99-AA9/999.99",
-    # special series: military / police (e.g. QA-12-34), diplomatic (80-NG-123-45)
-    "LL-99-99",
-    "99-AA-999-99",
-)
+VN_TEMPLATES: tuple[str, ...] = tuple(f.template for f in get_profile("vn").formats)
 
 US_GENERIC = ("[A-Z0-9]{4,8}",)
-# Common US layouts (``L`` any letter): where a read fits one of these with a correction the
-# recognizer itself found likely, the layout wins; otherwise the read stays as it was.
-US_TEMPLATES = ("9LLL999", "LL9L9L", "LLL9999", "LLL999", "999LLL", "9LL9999")
+# The ``us`` profile's layouts (``L`` any letter): where a read fits one of these with a
+# correction the recognizer itself found likely, the layout wins; otherwise the read stays.
+US_TEMPLATES: tuple[str, ...] = tuple(f.template for f in get_profile("us").formats)
 # No character is ever written as another outside a slot that fixes its kind: look-alikes
 # (O/0, I/1, ...) are one character for *matching* (``app.contract.plate_match_key``), never in
 # the plate returned. Where a region prints two characters with one glyph (most US states: O
 # and 0), the recognizer's choice between them says nothing, so a layout slot may take either
 # at no cost (``same_glyphs``); a read that fits no layout keeps what was read.
-US_SAME_GLYPHS = "O0"
+US_SAME_GLYPHS = get_profile("us").same_glyphs
 
 _CORRECTION_CAP = 2.5  # cost of a look-alike substitution the model gave no weight at all
 _SEPARATOR_COST = 0.6
@@ -80,6 +62,8 @@ _DASH_COST = 1.0
 _MAX_LAYOUT_COST = 2.0  # separators and lines that disagree this much: another layout
 _LINES_COST = 0.6
 _DROP_COST = 0.5  # a read character left out as a stray mark, at least
+_EMBLEM_COST = 0.25  # a read character left out where the format has an emblem ("~")
+_OTHER_COUNTRY_COST = 0.3  # a format of another country than the band's
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +73,9 @@ class PlateMatch:
     confidence: float  # 0..1
     cost: float  # 0 = read exactly as the template wants
     corrections: int
-    grammar: str  # "vn" or "generic"
+    grammar: str  # the region profile: "vn", "us", "br", "eu" or "generic"
     template: str
+    country: str = ""  # the EU band's code when one was seen (e.g. "D", "NL"), else ""
 
 
 def _alnum(lines: Sequence[Sequence[CharRead]]) -> list[tuple[CharRead, int, int]]:
@@ -102,7 +87,7 @@ def _alnum(lines: Sequence[Sequence[CharRead]]) -> list[tuple[CharRead, int, int
 
 @dataclass(frozen=True, slots=True)
 class _Slot:
-    kind: str  # "9", "A" or "*"
+    kind: str  # "9", "A", "L" or "*"
     sep_before: str  # separator in the display before this slot ("" none, "/" line split)
 
 
@@ -113,7 +98,7 @@ def _parse_template(template: str) -> list[_Slot]:
         if ch in "9AL*":
             slots.append(_Slot(ch, pending))
             pending = ""
-        elif ch in "-. /":
+        elif ch in "-. /~":
             pending = "/" if ch == "/" or pending == "/" else ch
         else:
             raise ValueError(f"template {template!r}: unknown character {ch!r}")
@@ -123,7 +108,7 @@ def _parse_template(template: str) -> list[_Slot]:
 def _display(chars: Sequence[str], slots: Sequence[_Slot]) -> str:
     out = []
     for ch, slot in zip(chars, slots, strict=True):
-        out.append(" " if slot.sep_before == "/" else slot.sep_before)
+        out.append(" " if slot.sep_before in ("/", "~") else slot.sep_before)
         out.append(ch)
     return "".join(out)
 
@@ -140,8 +125,8 @@ def _substitute(
         for k, ch in enumerate(ALNUM):
             if ch in allowed and float(read.alts[k]) > best_p:
                 best_char, best_p = ch, float(read.alts[k])
-    look = lookalike.get(read.char)
-    if look is not None and look in allowed:
+    look = next((c for c in lookalike.get(read.char, "") if c in allowed), None)
+    if look is not None:
         cost = (
             min(_CORRECTION_CAP, math.log(top / max(best_p, 1e-9))) if best_p else _CORRECTION_CAP
         )
@@ -156,13 +141,56 @@ def _substitute(
     return "", math.inf, 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Format:
+    template: str
+    country: str
+    letters: str
+    slots: tuple[_Slot, ...]
+    emblem: int  # index of the slot after an emblem gap ("~"), -1 none
+
+
+class _Region:
+    """A profile ready for matching: its formats by number of slots."""
+
+    def __init__(
+        self,
+        profile: RegionProfile,
+        formats: Sequence[PlateFormat],
+        patterns: Sequence[str],
+        same_glyphs: str,
+    ) -> None:
+        self.name = profile.name
+        self.strict = profile.strict
+        self.display = profile.display
+        self.bands = dict(profile.bands)
+        self.letter_for_digit = profile.letter_for_digit
+        self.patterns = [re.compile(p) for p in patterns]
+        if len(same_glyphs) % 2 or not set(same_glyphs) <= set(ALNUM):
+            raise ValueError(f"same_glyphs must be pairs of letters/digits, got {same_glyphs!r}")
+        self.same_glyphs = [
+            (ALNUM.index(same_glyphs[k]), ALNUM.index(same_glyphs[k + 1]))
+            for k in range(0, len(same_glyphs), 2)
+        ]
+        self.by_len: dict[int, list[_Format]] = {}
+        for f in formats:
+            slots = tuple(_parse_template(f.template))
+            emblem = next((k for k, s in enumerate(slots) if s.sep_before == "~"), -1)
+            fmt = _Format(f.template, f.country, f.letters, slots, emblem)
+            self.by_len.setdefault(len(slots), []).append(fmt)
+        self.emblem_lens = {n for n, fs in self.by_len.items() if any(f.emblem > 0 for f in fs)}
+
+    @property
+    def templates(self) -> list[str]:
+        return [f.template for fs in self.by_len.values() for f in fs]
+
+
 class PlateGrammar:
     def __init__(
         self,
-        grammars: Sequence[str] = ("vn", "generic"),
+        regions: Sequence[str] = ("vn", "generic"),
         *,
         generic_patterns: Sequence[str] = US_GENERIC,
-        vn_templates: Sequence[str] = VN_TEMPLATES,
         generic_templates: Sequence[str] = (),
         same_glyphs: str = "",
         generic_max_separators: int = 1,
@@ -170,41 +198,60 @@ class PlateGrammar:
         accept_cost: float = 3.0,
         max_cost: float = 5.5,
     ) -> None:
-        unknown = set(grammars) - {"vn", "generic"}
-        if unknown or not grammars:
-            raise ValueError(f"grammars must be some of 'vn', 'generic', got {list(grammars)}")
-        self.grammars = tuple(grammars)
-        self.generic = [re.compile(p) for p in generic_patterns]
-        self.vn = [(t, _parse_template(t)) for t in vn_templates]
+        """``regions``: profile names in order of preference. ``generic_patterns``,
+        ``generic_templates`` and ``same_glyphs`` shape the ``generic`` profile only (the last
+        two are the deprecated pre-profile settings: a ``generic`` with layouts)."""
+        if not regions or len(set(regions)) != len(regions):
+            raise ValueError(f"regions must be distinct profile names, got {list(regions)}")
+        self.regions = tuple(regions)
+        self._regions: list[_Region] = []
+        for name in self.regions:
+            profile = get_profile(name)
+            if name == "generic":
+                legacy = [PlateFormat(t, "", VN_LETTERS) for t in generic_templates]
+                region = _Region(profile, legacy, generic_patterns, same_glyphs)
+            else:
+                region = _Region(profile, profile.formats, profile.patterns, profile.same_glyphs)
+            self._regions.append(region)
+        self.bands = {b: c for r in self._regions for b, c in r.bands.items()}
         self.accept_cost = accept_cost
         self.max_cost = max_cost
-        self.generic_templates = [(t, _parse_template(t)) for t in generic_templates]
         self.template_accept_cost = template_accept_cost
-        if len(same_glyphs) % 2 or not set(same_glyphs) <= set(ALNUM):
-            raise ValueError(f"same_glyphs must be pairs of letters/digits, got {same_glyphs!r}")
-        self.same_glyphs = [
-            (ALNUM.index(same_glyphs[k]), ALNUM.index(same_glyphs[k + 1]))
-            for k in range(0, len(same_glyphs), 2)
-        ]
         self.generic_max_separators = generic_max_separators
+
+    @property
+    def has_layouts(self) -> bool:
+        """Whether a lenient region has formats (a read that fits one ranks first)."""
+        return any(r.by_len and not r.strict for r in self._regions)
+
+    @property
+    def generic_templates(self) -> list[str]:
+        return [t for r in self._regions if r.name == "generic" for t in r.templates]
 
     # -- matching -------------------------------------------------------------------------
 
-    def match(self, lines: Sequence[Sequence[CharRead]]) -> PlateMatch | None:
+    def match(self, lines: Sequence[Sequence[CharRead]], band: str = "") -> PlateMatch | None:
         """The best reading of one plate (one or two lines, top first), or None."""
-        found = self.match_all(lines)
+        found = self.match_all(lines, band)
         return found[0] if found else None
 
-    def match_all(self, lines: Sequence[Sequence[CharRead]]) -> list[PlateMatch]:
+    def match_all(self, lines: Sequence[Sequence[CharRead]], band: str = "") -> list[PlateMatch]:
         """Every reading within ``max_cost``, best first.
 
-        Best: the first grammar (in deployment order) whose cheapest reading costs at most
-        ``accept_cost``; failing that the cheapest reading of any grammar.
+        Best: the first region (in deployment order) whose cheapest reading costs at most
+        ``accept_cost``; failing that the cheapest reading of any region. ``band``: the code
+        read in the plate's blue band (its formats are preferred; the reads carry it).
         """
         fits: list[PlateMatch] = []
         first: PlateMatch | None = None
-        for grammar in self.grammars:
-            found = self._match_vn(lines) if grammar == "vn" else self._match_generic(lines)
+        for region in self._regions:
+            found = (
+                self._match_strict(region, lines)
+                if region.strict
+                else self._match_lenient(region, lines, band)
+            )
+            if band:
+                found = [replace(m, country=band) for m in found]
             if found and first is None and found[0].cost <= self.accept_cost:
                 first = found[0]
             fits += found
@@ -214,18 +261,19 @@ class PlateGrammar:
             fits.insert(0, first)
         return fits
 
-    def parse(self, text: str) -> PlateMatch | None:
+    def parse(self, text: str, band: str = "") -> PlateMatch | None:
         """Match plain text (lines split by ``/`` or a newline), every character certain."""
         lines = [_certain(part.strip()) for part in re.split(r"\s*[/\n]\s*", text.upper())]
-        return self.match([line for line in lines if line])
+        return self.match([line for line in lines if line], band)
 
-    def _match_vn(self, lines: Sequence[Sequence[CharRead]]) -> list[PlateMatch]:
+    def _match_strict(
+        self, region: _Region, lines: Sequence[Sequence[CharRead]]
+    ) -> list[PlateMatch]:
         chars = _alnum(lines)
         found = [
             m
-            for template, slots in self.vn
-            if len(slots) == len(chars)
-            and (m := self._fit(lines, chars, template, slots)) is not None
+            for fmt in region.by_len.get(len(chars), ())
+            if (m := self._fit(lines, chars, fmt, region)) is not None
         ]
         return sorted(found, key=lambda m: m.cost)
 
@@ -233,20 +281,19 @@ class PlateGrammar:
         self,
         lines: Sequence[Sequence[CharRead]],
         chars: list[tuple[CharRead, int, int]],
-        template: str,
-        slots: list[_Slot],
-        grammar: str = "vn",
+        fmt: _Format,
+        region: _Region,
     ) -> PlateMatch | None:
         cost = 0.0
         corrections = 0
         out: list[str] = []
         probs: list[float] = []
-        for (read, _, _), slot in zip(chars, slots, strict=True):
+        for (read, _, _), slot in zip(chars, fmt.slots, strict=True):
             if slot.kind == "9":
                 ch, c, p = _substitute(read, "0123456789", LOOKALIKE_DIGIT)
             elif slot.kind in "AL":
-                letters = VN_LETTERS if slot.kind == "A" else ALNUM[10:]
-                ch, c, p = _substitute(read, letters, LOOKALIKE_LETTER)
+                letters = fmt.letters if slot.kind == "A" else ALNUM[10:]
+                ch, c, p = _substitute(read, letters, region.letter_for_digit)
             else:
                 ch, c, p = read.char, 0.0, read.prob
             if not ch:
@@ -255,18 +302,18 @@ class PlateGrammar:
             cost += c
             out.append(ch)
             probs.append(p)
-        layout = self._layout_cost(lines, chars, slots)
+        layout = self._layout_cost(lines, chars, list(fmt.slots))
         cost += layout
         if layout > _MAX_LAYOUT_COST or cost > self.max_cost:
             return None
         return PlateMatch(
             plate="".join(out),
-            display=_display(out, slots),
+            display=_display(out, fmt.slots),
             confidence=_geomean(probs),
             cost=round(cost, 4),
             corrections=corrections,
-            grammar=grammar,
-            template=template,
+            grammar=region.name,
+            template=fmt.template,
         )
 
     @staticmethod
@@ -293,12 +340,18 @@ class PlateGrammar:
             elif not want:
                 if between:
                     cost += _SEPARATOR_COST
+            elif want in (" ", "~"):
+                # a gap (or emblem) is read as nothing (or a space), or at most a stray dash
+                if between - {" "}:
+                    cost += _SEPARATOR_COST / 2
             elif not between:
                 # the dash is what sets a Vietnamese plate apart; dots are small, often missed
                 cost += _DASH_COST if want == "-" else _SEPARATOR_COST / 2
         return cost
 
-    def _match_generic(self, lines: Sequence[Sequence[CharRead]]) -> list[PlateMatch]:
+    def _match_lenient(
+        self, region: _Region, lines: Sequence[Sequence[CharRead]], band: str
+    ) -> list[PlateMatch]:
         if any(
             sum(c.char in SEPARATORS for c in line[1:-1]) > self.generic_max_separators
             and not any(c.char.isalpha() for c in line)
@@ -307,11 +360,21 @@ class PlateGrammar:
             return []  # digits split in three or more: a date, a time, a phone number
         chars = [c for c, _, _ in _alnum(lines)]
         plate = "".join(c.char for c in chars)
-        as_read = self._generic_as_read(lines, chars, plate)
-        # Layout templates first, only with corrections the recognizer found likely; a read
-        # one character too long may hold a frame's or emblem's mark the recognizer was unsure
-        # of: without it, it may fit a layout.
-        fits = self._generic_templates(chars)
+        as_read = self._as_read(region, lines, chars, plate)
+        if not region.by_len:
+            return [as_read] if as_read is not None else []
+        # Formats first, only with corrections the recognizer found likely; a read one
+        # character too long may hold a frame's or emblem's mark the recognizer was unsure
+        # of (or any mark where the format has an emblem): without it, it may fit a format.
+        country = region.bands.get(band, "")
+        # "format" display: separators read count; "read" (us, generic): letters and digits
+        # only, as one line (a layout there says nothing about dashes or lines)
+        glyphs = (
+            [[self._one_glyph(region, c) for c in line] for line in lines]
+            if region.display == "format"
+            else [[self._one_glyph(region, c) for c in chars]]
+        )
+        fits = self._format_fits(region, glyphs, country)
         if not fits and len(chars) > 1:
             for k in range(len(chars)):
                 drop = _drop_cost(chars[k])
@@ -319,45 +382,69 @@ class PlateGrammar:
                     continue
                 fits += [
                     replace(m, cost=round(m.cost + drop, 4), corrections=m.corrections + 1)
-                    for m in self._generic_templates([*chars[:k], *chars[k + 1 :]])
+                    for m in self._format_fits(region, _without(glyphs, [k]), country)
                     if m.cost + drop <= self.template_accept_cost
                 ]
             fits.sort(key=lambda m: m.cost)
         if fits:
             best = fits[0]
-            if not best.corrections and as_read is not None:
+            if not best.corrections and as_read is not None and region.display == "read":
                 return [replace(as_read, template=best.template)]
-            if as_read is not None:
+            if as_read is not None and as_read.plate != best.plate:
                 return [best, replace(as_read, cost=best.cost + 0.01)]
             return [best]
         return [as_read] if as_read is not None else []
 
-    def _one_glyph(self, read: CharRead) -> CharRead:
+    def _one_glyph(self, region: _Region, read: CharRead) -> CharRead:
         """For fitting layouts only: characters printed with one glyph are equally likely."""
-        if not self.same_glyphs or not read.alts.size:
+        if not region.same_glyphs or not read.alts.size:
             return read
         alts = read.alts.copy()
-        for a, b in self.same_glyphs:
+        for a, b in region.same_glyphs:
             alts[a] = alts[b] = max(alts[a], alts[b])
         return replace(read, alts=alts)
 
-    def _generic_templates(self, chars: Sequence[CharRead]) -> list[PlateMatch]:
-        flat = [[self._one_glyph(c) for c in chars]]
-        return sorted(
-            (
-                m
-                for template, slots in self.generic_templates
-                if len(slots) == len(chars)
-                and (m := self._fit(flat, _alnum(flat), template, slots, "generic")) is not None
-                and m.cost <= self.template_accept_cost
-            ),
-            key=lambda m: m.cost,
-        )
+    def _format_fits(
+        self, region: _Region, lines: list[list[CharRead]], country: str
+    ) -> list[PlateMatch]:
+        n = sum(c.char in ALNUM for line in lines for c in line)
+        tries: list[tuple[list[list[CharRead]], _Format, float, int]] = [
+            (lines, f, 0.0, 0) for f in region.by_len.get(n, ())
+        ]
+        # emblems read as one or two characters: left out where the format has its gap
+        for extra in (1, 2):
+            if n - extra not in region.emblem_lens:
+                continue
+            for f in region.by_len[n - extra]:
+                if f.emblem > 0:
+                    gone = range(f.emblem, f.emblem + extra)
+                    kept = _without(lines, gone)
+                    marks = [c for line in lines for c in line if c.char in ALNUM]
+                    cost = sum(_emblem_cost(marks[k]) for k in gone)
+                    tries.append((kept, f, cost, extra))
+        found = []
+        for reads, f, extra_cost, dropped in tries:
+            if country and f.country != country:
+                extra_cost += _OTHER_COUNTRY_COST
+            m = self._fit(reads, _alnum(reads), f, region)
+            if m is not None and m.cost + extra_cost <= self.template_accept_cost:
+                found.append(
+                    replace(
+                        m,
+                        cost=round(m.cost + extra_cost, 4),
+                        corrections=m.corrections + dropped,
+                    )
+                )
+        return sorted(found, key=lambda m: m.cost)
 
-    def _generic_as_read(
-        self, lines: Sequence[Sequence[CharRead]], chars: Sequence[CharRead], plate: str
+    def _as_read(
+        self,
+        region: _Region,
+        lines: Sequence[Sequence[CharRead]],
+        chars: Sequence[CharRead],
+        plate: str,
     ) -> PlateMatch | None:
-        if not any(p.fullmatch(plate) for p in self.generic):
+        if not any(p.fullmatch(plate) for p in region.patterns):
             return None
         display = " ".join(
             "".join(c.char for c in line).strip("-. ") for line in lines if line
@@ -369,9 +456,32 @@ class PlateGrammar:
             confidence=_geomean([c.prob for c in chars]),
             cost=0.0,
             corrections=0,
-            grammar="generic",
+            grammar=region.name,
             template="",
         )
+
+
+def _without(lines: Sequence[Sequence[CharRead]], drop: Sequence[int]) -> list[list[CharRead]]:
+    """The lines without their ``drop``-th letters/digits (counted over all lines)."""
+    out: list[list[CharRead]] = []
+    k = 0
+    for line in lines:
+        kept = []
+        for c in line:
+            if c.char in ALNUM:
+                k += 1
+                if k - 1 in drop:
+                    continue
+            kept.append(c)
+        out.append(kept)
+    return out
+
+
+def _emblem_cost(read: CharRead) -> float:
+    """Cost of taking a read character for an emblem where the format has one: less than a
+    stray mark anywhere, still more the surer the recognizer was of it."""
+    p = min(max(read.prob, 1e-6), 1 - 1e-6)
+    return _EMBLEM_COST + 0.5 * max(0.0, math.log(p / (1 - p)))
 
 
 def _drop_cost(read: CharRead) -> float:

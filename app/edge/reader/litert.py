@@ -71,7 +71,7 @@ class LiteRTPlateReader:
         *,
         models_dir: Path = MODELS_DIR,
         threads: int = 1,
-        grammars: Sequence[str] = ("vn", "generic"),
+        regions: Sequence[str] = ("vn", "generic"),
         generic_patterns: Sequence[str] = US_GENERIC,
         generic_templates: Sequence[str] = (),
         same_glyphs: str = "",
@@ -107,7 +107,7 @@ class LiteRTPlateReader:
             LiteRTModel(narrow, threads=threads) if narrow.is_file() else None,
         )
         grammar = PlateGrammar(
-            grammars,
+            regions,
             generic_patterns=generic_patterns,
             generic_templates=generic_templates,
             same_glyphs=same_glyphs,
@@ -135,6 +135,7 @@ class LiteRTPlateReader:
                 vehicle_type=r.vehicle_type,
                 plate=r.plate,
                 candidates=r.candidates,
+                country=r.country,
             )
             for r in self.read_image(frame.image)
         ]

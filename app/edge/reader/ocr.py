@@ -72,6 +72,7 @@ class CharRead:
     char: str
     prob: float
     alts: FloatArray  # (36,) over ALNUM; all zeros for a separator
+    pos: float = -1.0  # where in the line crop (0 left .. 1 right) it was read; -1 unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,9 +242,10 @@ class TextRecognizer:
         x = np.zeros((1, in_h, in_w, 3), np.float32)
         x[0, :, :new_w] = resized.astype(np.float32) * (2 / 255) - 1
         probs = model(x).reshape(-1, len(self.classes)) @ self._fold
-        return self.decode(probs)
+        return self.decode(probs, new_w / in_w)
 
-    def decode(self, probs: FloatArray) -> LineRead:
+    def decode(self, probs: FloatArray, content: float = 1.0) -> LineRead:
+        """``content``: the part of the model's input width the line filled (for ``pos``)."""
         best = probs.argmax(axis=1)
         chars: list[CharRead] = []
         previous = 0
@@ -252,11 +254,15 @@ class TextRecognizer:
             if k != previous:
                 if previous != 0:
                     frames = probs[run_start:t]
-                    peak = frames[int(frames[:, previous].argmax())]
+                    at = int(frames[:, previous].argmax())
+                    peak = frames[at]
+                    pos = min(1.0, (run_start + at + 0.5) / len(probs) / max(content, 1e-6))
                     char = self._target[previous - 1]
                     n = len(ALNUM)
                     alts = peak[1 : 1 + n] if char in ALNUM else np.zeros(n, np.float32)
-                    chars.append(CharRead(char, float(peak[previous]), alts.astype(np.float32)))
+                    chars.append(
+                        CharRead(char, float(peak[previous]), alts.astype(np.float32), pos)
+                    )
                 run_start = t
                 previous = int(k)
         return LineRead(tuple(chars))

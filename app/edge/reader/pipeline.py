@@ -17,8 +17,10 @@ import numpy as np
 
 from app.contract import VehicleType
 from app.edge.reader import PlateBox
+from app.edge.reader.band import plate_marks
 from app.edge.reader.grammar import PlateGrammar, PlateMatch
 from app.edge.reader.ocr import (
+    ALNUM,
     CharRead,
     Image,
     LineRead,
@@ -44,13 +46,15 @@ class PlateResult:
     raw: str  # what the recognizer read, lines joined by " / "
     line_height: float  # pixels, of its tallest text line
     rank: tuple[float, ...]  # lower is better (see PlatePipeline)
-    grammar: str  # which grammar it matched: "vn" or "generic"
+    grammar: str  # which region profile it matched: "vn", "us", "br", "eu" or "generic"
+    country: str = ""  # the code in the plate's blue EU band ("D", "NL", ...), "" none seen
 
 
 @dataclass(frozen=True, slots=True)
 class _Line:
     box: TextBox
     read: LineRead
+    band: str = ""  # the country code read in the blue band left of the line
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +152,7 @@ class PlatePipeline:
     def _trusted(self, result: PlateResult, scale: float) -> bool:
         """A plate from a cheaper detector that needs no second look."""
         return (
-            result.grammar == self.grammar.grammars[0]
+            result.grammar == self.grammar.regions[0]
             and result.confidence >= self.trust_confidence
             and result.line_height * scale >= self.trust_px
         )
@@ -205,8 +209,11 @@ class PlatePipeline:
         for box, small, crop in self.line_crops(image, detected, scale):
             # the narrow recognizer (half the time) for small print, the full one for large
             read = self.recognizer.read(crop, narrow=small)
+            band = ""
+            if self.grammar.bands:  # a region with banded plates (EU): band, emblems out
+                read, band = self._strip_marks(image, box, crop, read)
             if any(c.char.isalnum() for c in read.chars):
-                lines.append(_Line(box, read))
+                lines.append(_Line(box, read, band))
         candidates = [
             c for group in self._groups(lines) if (c := self._candidate(lines, group)) is not None
         ]
@@ -221,6 +228,33 @@ class PlatePipeline:
             if len(results) >= self.max_plates:
                 break
         return results
+
+    def _strip_marks(
+        self, image: Image, box: TextBox, crop: Image, read: LineRead
+    ) -> tuple[LineRead, str]:
+        """The read without what was read in the blue band or on an emblem, and the band's
+        country code ("" when no band, or its code is not one of the regions')."""
+        marks = plate_marks(image, box, crop)
+        if marks is None:
+            return read, ""
+        kept: list[CharRead] = []
+        in_band: list[CharRead] = []
+        for c in read.chars:
+            if 0 <= c.pos <= marks.band_end:
+                in_band.append(c)
+            elif c.pos >= 0 and any(a <= c.pos <= b for a, b in marks.emblems):
+                continue
+            else:
+                kept.append(c)
+        code = "".join(c.char for c in in_band if c.char.isalpha())
+        if marks.band is not None and code not in self.grammar.bands:
+            # the code is small print at the band's foot, often outside the detected line
+            foot = marks.band[int(marks.band.shape[0] * 0.45) :]
+            if foot.shape[0] >= 4 and foot.shape[1] >= 4:
+                code = "".join(c.char for c in self.recognizer.read(foot).chars if c.char.isalpha())
+        while kept and kept[0].char not in ALNUM:
+            kept.pop(0)
+        return LineRead(tuple(kept)), code if code in self.grammar.bands else ""
 
     @staticmethod
     def _groups(lines: Sequence[_Line]) -> list[tuple[int, ...]]:
@@ -264,18 +298,17 @@ class PlatePipeline:
         else:
             chars = [list(lines[k].read.chars) for k in group]
             members = group
-        matches = self.grammar.match_all(chars)
+        band = next((lines[k].band for k in members if lines[k].band), "")
+        matches = self.grammar.match_all(chars, band)
         if not matches:
             return None
         best = matches[0]
         height = max(lines[k].box.height for k in members) / len(chars)
         has_digit = any(ch.isdigit() for ch in best.plate)
         # with layouts configured, a read that fits one beats one that only fits the pattern
-        off_layout = (
-            best.grammar == "generic" and self.grammar.generic_templates and not best.template
-        )
+        off_layout = self.grammar.has_layouts and not best.template
         rank = (
-            float(self.grammar.grammars.index(best.grammar)),
+            float(self.grammar.regions.index(best.grammar)),
             0.0 if has_digit else 1.0,
             1.0 if off_layout else 0.0,
             # taller, surer, and up to 7 characters longer is better
@@ -304,6 +337,7 @@ class PlatePipeline:
             line_height=max(lines[k].box.height for k in cand.lines),
             grammar=best.grammar,
             rank=cand.rank,
+            country=best.country,
         )
 
 
