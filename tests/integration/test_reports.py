@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.central.payments.service import take_payment
 from app.central.reports.service import sessions_csv
 from app.central.sessions.models import ParkingSession
+from app.central.tariffs.service import put_tariff
 from tests.conftest import World, event_body, token
 
 LOCAL = ZoneInfo("Asia/Ho_Chi_Minh")  # the settings' default timezone
@@ -75,6 +76,11 @@ def visit(
 def test_day_summary_books_revenue_on_the_local_payment_day(
     client: TestClient, world: World, db: Session
 ) -> None:
+    put_tariff(
+        db, lot_id="lot-a", vehicle_type="car", free_minutes=15, hourly_rate=20_000,
+        daily_cap=150_000, overnight_fee=30_000,
+    )  # fmt: skip
+    db.commit()
     # 09:00-11:30: three started hours. 23:00-01:00 next day: two hours and one night.
     visit(client, world, "51F-111.11", at("2024-03-10T09:00"), at("2024-03-10T11:30"), db)
     visit(client, world, "51F-222.22", at("2024-03-10T23:00"), at("2024-03-11T01:00"), db)
