@@ -238,7 +238,7 @@ def _init_sentry(settings: Settings) -> None:
         dsn=settings.sentry_dsn,
         environment=settings.environment,
         release=settings.release,
-        traces_sample_rate=0.0,
+        traces_sample_rate=settings.sentry_traces_sample_rate,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.central import __version__
 
 MAX_RETENTION_DAYS = 36_500
 Days = Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS)]
@@ -22,6 +25,16 @@ RETENTION_KINDS = (
     "lane_commands",
     "anomalies",
 )
+
+
+def default_release(distribution: str = "parking-central") -> str:
+    """``parking-central@<version>`` of the installed wheel; the source tree's version when
+    central runs from a checkout (no such distribution installed)."""
+    try:
+        version = importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        version = __version__
+    return f"{distribution}@{version}"
 
 
 class Settings(BaseSettings):
@@ -88,8 +101,12 @@ class Settings(BaseSettings):
     log_file: Path | None = None
     log_json: bool = True
 
+    # Errors (and, at sentry_traces_sample_rate, request traces) go to Sentry when a DSN is set.
+    # The release defaults to the installed package's version; roles/central sets
+    # PARKING_RELEASE to parking-central@<version>+<release id> (the wheel it installed).
     sentry_dsn: str | None = None
-    release: str = "parking-central@0.1.0"
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    release: str = Field(default_factory=default_release)
 
     # HTTPS on central's own port (the cluster: nginx -> central over TLS). With a client CA,
     # a client must show a certificate that CA signed (the load balancers, Prometheus).

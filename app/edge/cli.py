@@ -62,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from app.edge.agent import build_lane_agent
 
     config = load_config(args.config)
-    init_error_reporting(config.sentry, camera_id=config.camera.id)
+    init_error_reporting(config.sentry, camera_id=config.camera.id, lot=config.camera.lot)
     agent = build_lane_agent(config)
     try:
         if stop.is_set():

@@ -41,6 +41,7 @@ class _Section(BaseModel):
 class CameraConfig(_Section):
     id: Annotated[str, Field(pattern=_CAMERA_ID)]
     direction: CameraDirection
+    lot: str | None = None  # the lot the lane belongs to; only tags error reports (Sentry)
     api_key: str | None = None
     api_key_file: Path | None = None
 
@@ -251,6 +252,8 @@ class SentryConfig(_Section):
     dsn: str | None = None  # env PARKING_EDGE_SENTRY_DSN wins; the DSN comes from vault
     environment: str = "production"
     release: str | None = None  # default parking-edge@<version>
+    # Share of transactions traced (0: errors only).
+    traces_sample_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
 
 
 class EdgeConfig(_Section):
