@@ -11,17 +11,20 @@ from fastapi.testclient import TestClient
 
 from app.central.main import create_app
 from tests.conftest import make_settings
-from tests.support.sentry_endpoint import Envelopes, sentry_endpoint
+from tests.support.sentry_receiver import SentryReceiver, reset_sentry
 
 
 @pytest.fixture
-def sentry() -> Iterator[Envelopes]:
-    with sentry_endpoint() as received:
-        yield received
+def sentry() -> Iterator[SentryReceiver]:
+    with SentryReceiver() as received:
+        try:
+            yield received
+        finally:
+            reset_sentry()  # do not leak the client into other tests
 
 
 def test_unhandled_error_is_reported_with_environment_and_release(
-    sentry: Envelopes, fresh_sqlite_url: str, tmp_path: Path
+    sentry: SentryReceiver, fresh_sqlite_url: str, tmp_path: Path
 ) -> None:
     dsn, received = sentry.dsn, sentry
     settings = make_settings(
@@ -39,16 +42,12 @@ def test_unhandled_error_is_reported_with_environment_and_release(
     app.add_api_route("/boom", boom)
     app.router.routes.insert(0, app.router.routes.pop())  # ahead of the dashboard's mount at /
 
-    try:
-        with TestClient(app, raise_server_exceptions=False) as client:
-            assert client.get("/boom").status_code == 500
-        sentry_sdk.flush(timeout=5)
-        assert received.arrived.wait(10), "no error event reached the Sentry endpoint"
-        event = received.items[0]
-        assert event["environment"] == "lab-test"
-        assert event["release"] == "parking-central@9.9.9"
-        values = event["exception"]["values"]
-        assert values[-1]["type"] == "RuntimeError"
-        assert values[-1]["value"] == "gate controller exploded"
-    finally:
-        sentry_sdk.init(dsn=None)  # do not leak the client into other tests
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/boom").status_code == 500
+    sentry_sdk.flush(timeout=5)
+    event = received.wait_for_event(10)
+    assert event["environment"] == "lab-test"
+    assert event["release"] == "parking-central@9.9.9"
+    values = event["exception"]["values"]
+    assert values[-1]["type"] == "RuntimeError"
+    assert values[-1]["value"] == "gate controller exploded"
