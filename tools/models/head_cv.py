@@ -64,10 +64,7 @@ def collect(plates: Path) -> list[Crop]:
     passes: list[list[tuple[Any, bool, Any]]] = []  # per detector pass: (box, narrow, crop)
     for kind, folder in (("us", plates / "openalpr-us"), ("vn", plates / "vn-gold")):
         samples, _ = load_samples(folder)
-        if kind == "us":
-            reader = LiteRTPlateReader(regions=("us",))
-        else:
-            reader = LiteRTPlateReader()
+        reader = LiteRTPlateReader(regions=("us",)) if kind == "us" else LiteRTPlateReader()
         pipe = reader.pipeline
         original = pipe._read_boxes
 
