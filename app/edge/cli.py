@@ -5,6 +5,8 @@ parking-edge simulate --central URL --entry-key KEY --exit-key KEY --rate 0.5
 parking-edge outbox stats|dead-letters|requeue ID [--data-dir DIR | --config FILE]
 parking-edge offline [--json] [--data-dir DIR | --config FILE]   # lists copy, offline decisions
 parking-edge check-config --config FILE                          # the unit template's validator
+parking-edge check-camera [--config FILE] [--output PATH]        # one frame from the source
+parking-edge pulse-relay [--config FILE] [--seconds S] [--yes]   # the barrier relay, once
 
 ``run`` and ``simulate`` stop the same way on SIGTERM (systemd) and SIGINT (Ctrl-C): capture
 stops, the command channels and the uploader stop, the outbox closes, exit status 0. A second
@@ -34,6 +36,7 @@ from app.edge.errors import init_error_reporting
 log = logging.getLogger("app.edge")
 
 DEFAULT_DATA_DIR = "/var/lib/parking-edge"
+DEFAULT_CONFIG = Path("/etc/parking-edge/edge.toml")
 
 
 def _stop_on_signals() -> threading.Event:
@@ -217,6 +220,112 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_camera(args: argparse.Namespace) -> int:
+    """One frame from the configured source, its size printed and the picture saved."""
+    import cv2
+
+    from app.edge.agent import open_source
+    from app.edge.sources import Frame
+
+    config = load_config(args.config)
+    kind = config.source.kind.value
+    where = (
+        config.source.uri or config.source.path or f"{config.source.width}x{config.source.height}"
+    )
+    got: list[Frame] = []
+    failed: list[str] = []
+
+    def grab() -> None:
+        try:
+            source = open_source(config)
+        except Exception as exc:  # picamera2 and OpenCV raise anything: report it
+            failed.append(f"{type(exc).__name__}: {exc}")
+            return
+        try:
+            for frame in source.frames():
+                got.append(frame)
+                break
+        except Exception as exc:
+            failed.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            source.close()
+
+    # A stream that connects but sends nothing blocks in its read: wait in a daemon thread.
+    thread = threading.Thread(target=grab, name="check-camera", daemon=True)
+    thread.start()
+    thread.join(args.timeout)
+    if not got:
+        reason = failed[0] if failed else f"no frame within {args.timeout:g} s"
+        hint = ""
+        if kind == "picamera2":
+            hint = (
+                " (is the agent stopped? `systemctl stop parking-edge`: the camera has one user;"
+                " python3-picamera2 installed? the user in group video?"
+                " `rpicam-hello --list-cameras` sees it?)"
+            )
+        print(f"error: camera ({kind} {where}): {reason}{hint}", file=sys.stderr)
+        return 1
+    frame = got[0]
+    height, width = frame.image.shape[:2]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.output), frame.image):
+        print(f"error: cannot write {args.output} (the suffix names the format)", file=sys.stderr)
+        return 1
+    print(f"camera ok: {kind} {where}: one frame {width}x{height}, saved to {args.output}")
+    return 0
+
+
+def cmd_pulse_relay(args: argparse.Namespace) -> int:
+    """Pulse the configured barrier relay once (asks first unless --yes)."""
+    import time
+
+    from app.edge.agent import open_relay
+
+    config = load_config(args.config)
+    gate = config.gate
+    seconds = args.seconds if args.seconds is not None else gate.open_pulse_s
+    if not 0 < seconds <= 30:
+        raise ConfigError(f"--seconds {seconds:g}: between 0 and 30")
+    what = {
+        "gpio": f"GPIO pin {gate.pin} (BCM, active {'high' if gate.active_high else 'low'})",
+        "file": f"file relay {gate.record_file}",
+        "log": "logging driver (no relay attached)",
+    }[gate.driver]
+    if gate.driver == "log":
+        print(
+            f"would pulse the relay of {config.camera.id} for {seconds:g} s: {what}; nothing moves"
+        )
+        return 0
+    if not args.yes:
+        question = f"pulse the relay of {config.camera.id} for {seconds:g} s, {what}? [y/N] "
+        try:
+            answer = input(question)
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not pulsed", file=sys.stderr)
+            return 1
+    try:
+        relay = open_relay(config, config.camera.id)
+    except Exception as exc:  # gpiozero raises its own errors: report them
+        print(
+            f"error: relay ({what}): {type(exc).__name__}: {exc} (python3-gpiozero installed?"
+            " /dev/gpiochip* present? the user in group gpio? is the agent holding the pin?)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        relay.pulse(seconds, cause="cli:pulse-relay")
+        time.sleep(seconds)  # the relay releases itself; closing earlier would cut the pulse
+    except Exception as exc:
+        print(f"error: relay ({what}): {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        relay.close()
+    print(f"relay pulsed: {config.camera.id}, {seconds:g} s, {what}")
+    return 0
+
+
 def cmd_offline(args: argparse.Namespace) -> int:
     from app.edge.decisions import OfflineJournal
     from app.edge.lists import LocalLists
@@ -357,6 +466,20 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="parse and check a config file, run nothing")
     check.add_argument("--config", type=Path, required=True)
     check.set_defaults(func=cmd_check_config)
+
+    camera = sub.add_parser("check-camera", help="grab one frame from the configured source")
+    camera.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    camera.add_argument(
+        "--output", type=Path, default=Path("check-camera.jpg"), help="where the frame goes"
+    )
+    camera.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for it")
+    camera.set_defaults(func=cmd_check_camera)
+
+    pulse = sub.add_parser("pulse-relay", help="pulse the configured barrier relay once")
+    pulse.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    pulse.add_argument("--seconds", type=float, help="pulse length (default: [gate] open_pulse_s)")
+    pulse.add_argument("--yes", action="store_true", help="do not ask first")
+    pulse.set_defaults(func=cmd_pulse_relay)
     return parser
 
 
