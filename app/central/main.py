@@ -239,6 +239,9 @@ def _init_sentry(settings: Settings) -> None:
         environment=settings.environment,
         release=settings.release,
         traces_sample_rate=settings.sentry_traces_sample_rate,
+        # Request bodies carry plates and payment references: never attached to an event.
+        max_request_body_size="never",
+        send_default_pii=False,
     )
 
 
