@@ -573,9 +573,12 @@ class LiveClient(threading.Thread):
         return any(t > since for t in self.drops)
 
     def reconnected_after(self, since: float) -> float | None:
-        """Seconds from ``since`` until the feed was back (hello) and delivered an event."""
+        """Seconds from ``since`` until the feed was back (hello) and delivered an event;
+        0.0 when it never dropped and kept delivering (it was on the central that stayed up)."""
         hellos = [t for t in self.connects if t > since]
-        if not self.dropped_after(since) or not hellos:
+        if not self.dropped_after(since):
+            return 0.0 if any(t > since for t in self.events) else None
+        if not hellos:
             return None
         events = [t for t in self.events if t > hellos[0]]
         return events[0] - since if events else None

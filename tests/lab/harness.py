@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 CURL_OK = 0
 CURL_REFUSED = 7
 CURL_TIMEOUT = 28
+# The connection was made, but no plain HTTP came back: empty reply, TLS handshake refused.
+CURL_REACHED_NOT_HTTP = (52, 35)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -69,10 +71,12 @@ class Lab:
         return self.run("ssh", host, *command, check=False, timeout=30)
 
     def probe(self, source: str, target: str, port: int, seconds: int = 3) -> int:
-        """curl's exit code for an HTTP request from one host to another's port."""
+        """Whether one host reaches another's port, as curl's exit code for a plain HTTP
+        request: CURL_OK when anything answered. A TLS-only port (central, behind mutual TLS)
+        closes a plain request without a reply (52) or fails the handshake (35): reached too."""
         url = f"http://{self.address(target)}:{port}/"
         done = self.sh(source, f"curl -sS -o /dev/null --max-time {seconds} {url}", check=False)
-        return done.returncode
+        return CURL_OK if done.returncode in CURL_REACHED_NOT_HTTP else done.returncode
 
     def serve(self, host: str, port: int) -> None:
         """Start an HTTP listener on a host's port and wait until it answers on loopback."""
