@@ -55,7 +55,7 @@ from typing import Any
 
 import httpx
 import psycopg
-import yaml  # type: ignore[import-untyped]
+import yaml
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 

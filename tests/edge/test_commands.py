@@ -685,14 +685,12 @@ def test_file_relay_writes_one_fsynced_json_line_per_pulse_from_many_threads(
     relay = FileRelay(path, camera_id=LANE)
     other = FileRelay(path)  # a second relay (another lane) on the same file
     before = time.time()
-    threads = [
-        threading.Thread(
-            target=lambda n=n: [
-                (relay if n % 2 else other).pulse(1.5, cause=f"t{n}:{i}") for i in range(25)
-            ]
-        )
-        for n in range(4)
-    ]
+
+    def pulses(n: int) -> None:
+        for i in range(25):
+            (relay if n % 2 else other).pulse(1.5, cause=f"t{n}:{i}")
+
+    threads = [threading.Thread(target=pulses, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -715,7 +713,7 @@ def test_file_relay_writes_one_fsynced_json_line_per_pulse_from_many_threads(
         relay.pulse(1.0, cause="late")
 
 
-MINIMAL = {
+MINIMAL: dict[str, object] = {
     "camera": {"id": "lane-a", "direction": "exit", "api_key": "k"},
     "central": {"url": "http://127.0.0.1:9"},
     "source": {"kind": "folder", "path": "/tmp"},
@@ -849,7 +847,9 @@ def test_the_simulator_pulses_a_lane_when_centrals_ack_says_open(
         relay.close()
     causes = [r["cause"] for r in read_relay_file(tmp_path / "relay.jsonl")]
     if decision is GateAction.OPEN:
-        assert sorted(causes) == sorted(f"event:{e.event_id}" for e in events)
+        sent = [e for e in events if e is not None]
+        assert len(sent) == len(events)
+        assert sorted(causes) == sorted(f"event:{e.event_id}" for e in sent)
     else:
         assert causes == [], "a held vehicle waits for the cashier's command"
 

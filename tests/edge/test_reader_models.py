@@ -17,7 +17,7 @@ import pytest
 
 from app.contract import VehicleType, normalize_plate
 from app.edge.reader.litert import MODELS_DIR, LiteRTModel, LiteRTPlateReader, ModelError
-from app.edge.reader.ocr import TextRecognizer, order_quad
+from app.edge.reader.ocr import TextBox, TextRecognizer, order_quad
 from app.edge.sources import Frame, Image
 from tests.edge.conftest import PLATES
 
@@ -45,10 +45,14 @@ def _us_label(name: str) -> str:
     return (PLATES / name).with_suffix(".txt").read_text().split("\t")[5].strip()
 
 
-def _image(name: str) -> Image:
-    image = cv2.imread(str(PLATES / name))
-    assert image is not None, name
+def _read(path: Path) -> Image:
+    image = cv2.imread(str(path))
+    assert image is not None, path
     return image
+
+
+def _image(name: str) -> Image:
+    return _read(PLATES / name)
 
 
 def _vn_labels() -> dict[str, str]:
@@ -85,7 +89,7 @@ def test_the_shipped_models_match_their_manifest() -> None:
 
 @pytest.mark.parametrize("name", US_IMAGES)
 def test_us_scenes_read_exactly(us_reader: LiteRTPlateReader, name: str) -> None:
-    image = cv2.imread(str(PLATES / name))
+    image = _image(name)
     results = us_reader.read_image(image)
     assert results, f"no plate found in {name}"
     assert results[0].plate == _us_label(name)
@@ -102,7 +106,7 @@ def test_vietnamese_crops_read_exactly_with_their_display_form(
     vn_reader: LiteRTPlateReader, name: str, label: str
 ) -> None:
     assert _vn_labels()[name] == label, "the label in shared/ changed"
-    image = cv2.imread(str(SHARED / "vn-gold" / "images" / name))
+    image = _read(SHARED / "vn-gold" / "images" / name)
     results = vn_reader.read_image(image)
     assert results, f"no plate found in {name}"
     best = results[0]
@@ -119,7 +123,7 @@ def test_read_frame_gives_plate_reads_for_the_agent(us_reader: LiteRTPlateReader
     from datetime import UTC, datetime
 
     name = US_IMAGES[0]
-    image = cv2.imread(str(PLATES / name))
+    image = _image(name)
     frame = Frame(image, datetime.now(UTC), 0.0, 0, PLATES / name)
     reads = us_reader.read(frame)
     assert [normalize_plate(r.text) for r in reads] == [_us_label(name)]
@@ -132,7 +136,7 @@ def test_a_blank_frame_has_no_plate(us_reader: LiteRTPlateReader) -> None:
 
 
 def test_grey_and_bgra_frames_are_read_like_bgr(us_reader: LiteRTPlateReader) -> None:
-    image = cv2.imread(str(PLATES / US_IMAGES[0]))
+    image = _image(US_IMAGES[0])
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     bgra = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
     want = _us_label(US_IMAGES[0])
@@ -142,7 +146,7 @@ def test_grey_and_bgra_frames_are_read_like_bgr(us_reader: LiteRTPlateReader) ->
 
 def test_a_rotated_plate_is_deskewed_and_read(vn_reader: LiteRTPlateReader) -> None:
     name, label = next(iter(sorted(VN_IMAGES.items())))
-    image = cv2.imread(str(SHARED / "vn-gold" / "images" / name))
+    image = _read(SHARED / "vn-gold" / "images" / name)
     h, w = image.shape[:2]
     canvas = cv2.copyMakeBorder(image, h // 2, h // 2, w // 2, w // 2, cv2.BORDER_REPLICATE)
     ch, cw = canvas.shape[:2]
@@ -179,7 +183,7 @@ def test_the_fine_detector_reads_a_small_plate_in_a_wide_scene() -> None:
     # through this detector).
     fine = LiteRTPlateReader(regions=["generic"], detector="fine")
     assert fine.pipeline.detectors[-1].model.input_shape == (1, 544, 960, 3)
-    results = fine.read_image(cv2.imread(str(PLATES / "car11.jpg")))
+    results = fine.read_image(_image("car11.jpg"))
     assert [r.plate for r in results] == [_us_label("car11.jpg")]
 
 
@@ -192,7 +196,12 @@ def test_the_cascade_asks_the_fine_detector_only_when_the_fast_one_is_unsure(
     fine = cascade.pipeline.detectors[-1]
     calls: list[int] = []
     detect = fine.detect
-    monkeypatch.setattr(fine, "detect", lambda image: calls.append(1) or detect(image))
+
+    def counted_detect(image: Image) -> list[TextBox]:
+        calls.append(1)
+        return detect(image)
+
+    monkeypatch.setattr(fine, "detect", counted_detect)
     # car20.jpg: a plate the fast detector does not find in a 1280x960 scene; the fine one does
     assert LiteRTPlateReader(regions=["generic"]).read_image(_image("car20.jpg")) == []
     results = cascade.read_image(_image("car20.jpg"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -25,6 +26,8 @@ from app.edge.uploader import (
     parse_retry_after,
 )
 from tests.edge.helpers import jpeg, make_event
+
+Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def state_of(breaker: CircuitBreaker) -> BreakerState:
@@ -92,11 +95,11 @@ def _ack(event_id: str) -> dict[str, object]:
     return ack
 
 
-def _uploader(outbox: Outbox, handler: object, clock: FakeClock) -> Uploader:
+def _uploader(outbox: Outbox, handler: Handler, clock: FakeClock) -> Uploader:
     # No re-sends inside a call: these tests are about what the uploader does with a failure.
     client = CentralClient(
         "http://central.test",
-        transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(handler),
         vip_move_budget_s=0,
     )
     return Uploader(
@@ -229,7 +232,7 @@ def pending(tmp_path: Path, plate: str) -> PendingEvent:
         return outbox.pending("edge-in")[0]
 
 
-def _flaky_central(failures: list[Exception | httpx.Response]) -> tuple[list[int], object]:
+def _flaky_central(failures: list[Exception | httpx.Response]) -> tuple[list[int], Handler]:
     """Raises or answers ``failures`` in turn, then acknowledges; returns (attempts, handler)."""
     attempts = [0]
 
@@ -252,7 +255,7 @@ def test_a_connection_that_dies_mid_request_is_sent_again_on_a_fresh_one(tmp_pat
     )
     client = CentralClient(
         "http://central.test",
-        transport=httpx.MockTransport(central),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(central),
         metrics=metrics,
     )
     result = client.send_events("key", [pending(tmp_path, "NP0001")])
@@ -272,7 +275,7 @@ def test_the_reconnect_budget_bounds_how_long_one_call_keeps_trying(tmp_path: Pa
 
     client = CentralClient(
         "http://central.test",
-        transport=httpx.MockTransport(central),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(central),
         vip_move_budget_s=3.0,
         clock=clock,
     )
@@ -296,7 +299,7 @@ def test_a_late_reset_still_gets_its_fresh_connection(tmp_path: Path) -> None:
 
     client = CentralClient(
         "http://central.test",
-        transport=httpx.MockTransport(central),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(central),
         vip_move_budget_s=6.0,
         clock=clock,
     )
@@ -312,7 +315,7 @@ def test_a_refused_connect_is_tried_again_after_a_pause(tmp_path: Path) -> None:
     )
     client = CentralClient(
         "http://central.test",
-        transport=httpx.MockTransport(central),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(central),
         sleep=pauses.append,
     )
     result = client.send_events("key", [pending(tmp_path, "NP0003")])
@@ -322,7 +325,7 @@ def test_a_refused_connect_is_tried_again_after_a_pause(tmp_path: Path) -> None:
 
 def test_a_read_timeout_is_not_sent_again(tmp_path: Path) -> None:
     attempts, central = _flaky_central([httpx.ReadTimeout("slow")])
-    client = CentralClient("http://central.test", transport=httpx.MockTransport(central))  # type: ignore[arg-type]
+    client = CentralClient("http://central.test", transport=httpx.MockTransport(central))
     result = client.send_events("key", [pending(tmp_path, "NP0005")])
     assert result.outcome.value == "transient" and "ReadTimeout" in result.error
     assert attempts[0] == 1
@@ -341,7 +344,7 @@ def test_a_gateway_error_from_the_load_balancer_is_sent_again_but_not_centrals_5
     metrics = EdgeMetrics()
     client = CentralClient(
         "http://central.test",
-        transport=httpx.MockTransport(central),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(central),
         metrics=metrics,
         sleep=pauses.append,
     )
@@ -357,7 +360,7 @@ def test_a_gateway_error_from_the_load_balancer_is_sent_again_but_not_centrals_5
         calls[0] += 1
         return httpx.Response(503, headers={"Retry-After": "2"}, json={"detail": "db down"})
 
-    client = CentralClient("http://central.test", transport=httpx.MockTransport(busy))  # type: ignore[arg-type]
+    client = CentralClient("http://central.test", transport=httpx.MockTransport(busy))
     result = client.send_events("key", [pending(tmp_path, "NP0007")])
     assert result.outcome.value == "transient" and result.retry_after_s == 2.0
     assert calls[0] == 1, "central's own 503 goes to the uploader's Retry-After handling"

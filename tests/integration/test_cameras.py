@@ -14,7 +14,8 @@ def heartbeat(client: TestClient, key: str, camera_id: str, **figures: object) -
     response = client.post(
         f"/api/v1/cameras/{camera_id}/heartbeat", json=body, headers={"X-API-Key": key}
     )
-    return response.status_code
+    status: int = response.status_code
+    return status
 
 
 def test_heartbeat_sets_online_and_reconciliation_shows_the_gap(

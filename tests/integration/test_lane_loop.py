@@ -413,7 +413,8 @@ def test_session_ids_beyond_64_bits_are_a_422_not_a_500(client: TestClient, worl
 
 
 def db_has_no_session(client: TestClient, guard: dict[str, str]) -> bool:
-    return client.get("/api/v1/sessions", headers=guard).json() == []
+    sessions: object = client.get("/api/v1/sessions", headers=guard).json()
+    return sessions == []
 
 
 def test_lot_has_rules_in_the_database(db: Session, world: World) -> None:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.central.lists.models import ListEntry
-from app.central.lists.service import add_list_entry, add_subscription, standing
+from app.central.lists.service import add_list_entry, add_subscription
+from app.central.sessions.ledger import Ledger
 from app.central.sessions.models import ParkingSession
 from app.central.sessions.service import list_sessions
 from app.contract import plate_match_key
@@ -74,9 +75,11 @@ def test_allow_list_and_pass_match_look_alikes(
 
     answer = post(client, world.entry_key, event_body("lane-in", "0AB1234")).json()
     assert answer["decision"]["reason"] == "allow_listed"
-    assert standing(db, plate_normalized="0AB1234", lot_id=world.lot_id, at=now).listed == "allow"
-    assert standing(db, plate_normalized="52608", lot_id=world.lot_id, at=now).subscriber
-    assert not standing(db, plate_normalized="52609", lot_id=world.lot_id, at=now).subscriber
+    # the ingest path's own lookup (the ledger's), keyed by the match key
+    ledger = Ledger(db, low_confidence=0.0, tz="UTC")
+    assert ledger.standing("0AB1234").listed(lot_id=world.lot_id, at=now) == "allow"
+    assert ledger.standing("52608").subscriber(lot_id=world.lot_id, at=now)
+    assert not ledger.standing("52609").subscriber(lot_id=world.lot_id, at=now)
 
 
 def test_session_search_matches_look_alikes_exactly_and_fuzzily(
@@ -98,8 +101,8 @@ def test_any_look_alike_spelling_finds_the_stored_plate(
     add_list_entry(db, plate="OAB-1234", kind="deny", lot_id=None, reason="", expires_at=None)
     db.flush()
     try:
-        found = standing(db, plate_normalized=read, lot_id=world.lot_id, at=datetime.now(UTC))
-        assert found.listed == "deny"
+        found = Ledger(db, low_confidence=0.0, tz="UTC").standing(read)
+        assert found.listed(lot_id=world.lot_id, at=datetime.now(UTC)) == "deny"
     finally:
         db.rollback()
 

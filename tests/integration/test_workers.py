@@ -66,11 +66,12 @@ def test_two_workers_share_metrics_and_shut_down_gracefully(
     try:
         wait_until(lambda: _ready(base), timeout=60, what="two workers to serve")
         pids: set[int] = set()
-        wait_until(
-            lambda: pids.update(_worker_pids(server.pid)) or len(pids) == 2,
-            timeout=30,
-            what="two worker processes",
-        )
+
+        def two_workers_seen() -> bool:
+            pids.update(_worker_pids(server.pid))
+            return len(pids) == 2
+
+        wait_until(two_workers_seen, timeout=30, what="two worker processes")
         sent = 20
         for i in range(sent):  # a new connection each: the kernel spreads them over workers
             with httpx.Client(base_url=base, timeout=10) as http:

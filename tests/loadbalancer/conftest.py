@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import jinja2
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from tests.support.pg import PgCluster, free_port
 from tests.support.waiting import wait_until
@@ -196,7 +196,8 @@ class Central:
         if self.process is None or self.process.poll() is not None:
             raise AssertionError(f"{self.name} exited; log:\n{self.log.read_text()[-3000:]}")
         try:
-            answer = httpx.get(f"{self.url}/api/health/ready", timeout=2, verify=self.tls)
+            verify = self.tls if self.tls is not None else True  # httpx takes no None
+            answer = httpx.get(f"{self.url}/api/health/ready", timeout=2, verify=verify)
             return answer.status_code == 200
         except httpx.HTTPError:
             return False

@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 import jinja2.nativetypes
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,8 +67,10 @@ class RoleVars(Mapping[str, Any]):
     def _resolve(self, value: Any) -> Any:
         if isinstance(value, str) and "{{" in value:
             template = self._native.from_string(value.strip())
-            nodes = template.root_render_func(template.new_context(self, shared=True))
-            return self._native.concat(nodes)  # type: ignore[attr-defined]
+            # jinja2 annotates vars as a dict; with shared=True the context only looks names up
+            # in it, so this lazy Mapping (each variable resolved when first asked) serves
+            context = template.new_context(self, shared=True)  # type: ignore[arg-type]
+            return self._native.concat(template.root_render_func(context))
         if isinstance(value, list):
             return [self._resolve(v) for v in value]
         if isinstance(value, dict):
@@ -96,7 +98,9 @@ def render(role: str, template: str, overrides: Mapping[str, Any]) -> str:
     )
     _install(env)
     compiled = env.get_template(template)
-    return "".join(compiled.root_render_func(compiled.new_context(variables, shared=True)))
+    # as in RoleVars._resolve: a lazy Mapping where jinja2 annotates a dict (shared=True)
+    context = compiled.new_context(variables, shared=True)  # type: ignore[arg-type]
+    return "".join(compiled.root_render_func(context))
 
 
 def role_var(role: str, name: str, overrides: Mapping[str, Any]) -> Any:

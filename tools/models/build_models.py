@@ -249,12 +249,13 @@ def main() -> int:
                 "bytes": dst.stat().st_size,
                 "max_abs_diff_vs_onnx": diff,
             }
-        manifest["sources"] = {
+        sources: dict[str, dict[str, object]] = {
             "detector": {"package": "rapidocr-onnxruntime", "file": det_src.name},
             "recognizer": {"package": rec_package, "file": rec_file, "model": args.rec},
         }
         for key, path in (("detector", det_src), ("recognizer", rec_src)):
-            manifest["sources"][key].update(sha256=sha256(path), bytes=path.stat().st_size)
+            sources[key].update(sha256=sha256(path), bytes=path.stat().st_size)
+        manifest["sources"] = sources
         from importlib.metadata import version
 
         for package in sorted({"rapidocr-onnxruntime", rec_package}):

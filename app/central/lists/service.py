@@ -3,54 +3,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Exists, bindparam, exists, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.central.errors import InvalidInput, NotFound
 from app.central.lists.models import ListEntry, Subscription
 from app.central.lots.models import Lot
 from app.contract import normalize_plate, plate_match_key
-
-
-@dataclass(frozen=True)
-class Standing:
-    """What the lists say about one plate in one lot at one moment."""
-
-    listed: str | None  # "deny" | "allow" | None; deny wins
-    subscriber: bool
-
-
-def _listed(kind: str) -> Exists:
-    return exists().where(
-        ListEntry.plate_key == bindparam("plate"),
-        ListEntry.kind == kind,
-        or_(ListEntry.lot_id.is_(None), ListEntry.lot_id == bindparam("lot")),
-        or_(ListEntry.expires_at.is_(None), ListEntry.expires_at > bindparam("at")),
-    )
-
-
-# Built once: the ingest hot path only binds values (statement construction is the costly part).
-_STANDING = select(
-    _listed("deny"),
-    _listed("allow"),
-    exists().where(
-        Subscription.plate_key == bindparam("plate"),
-        Subscription.lot_id == bindparam("lot"),
-        Subscription.valid_from <= bindparam("at"),
-        Subscription.valid_until > bindparam("at"),
-    ),
-)
-
-
-def standing(db: Session, *, plate_normalized: str, lot_id: str, at: datetime) -> Standing:
-    """Deny list, allow list and subscription in one round trip (the ingest hot path)."""
-    deny, allow, sub = db.execute(
-        _STANDING, {"plate": plate_match_key(plate_normalized), "lot": lot_id, "at": at}
-    ).one()
-    return Standing("deny" if deny else "allow" if allow else None, bool(sub))
 
 
 def list_status(db: Session, *, plate_normalized: str, lot_id: str, at: datetime) -> str | None:

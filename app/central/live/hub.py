@@ -31,10 +31,6 @@ class LiveHub:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    @property
-    def client_count(self) -> int:
-        return len(self._clients)
-
     def register(self, websocket: WebSocket) -> asyncio.Queue[dict[str, Any] | None]:
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=QUEUE_LIMIT)
         self._clients[websocket] = queue

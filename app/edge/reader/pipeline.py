@@ -182,7 +182,7 @@ class PlatePipeline:
         self, image: Image, detected: Sequence[TextBox], scale: float
     ) -> list[tuple[TextBox, bool, Image]]:
         """The detected lines worth reading, each with whether it is small print and its
-        upright crop from the full-resolution image (also used by tools/models/head_cv.py)."""
+        upright crop from the full-resolution image."""
         boxes = [
             b
             for b in detected
