@@ -745,7 +745,9 @@ def run_scenario(
 ) -> tuple[Result, set[uuid.UUID]]:
     result = Result(name)
     with observers(tier, cameras, token, work, name, rate, probe_rate) as (sim, probe, watch, live):
-        wait_for(lambda: bool(live.connects) and bool(live.events), "live feed delivers", 30)
+        # A precondition, not a figure: right after the lb-crash scenario the VIP may still be
+        # settling (its holder rebooted and keepalived re-elects), so give the feed a minute.
+        wait_for(lambda: bool(live.connects) and bool(live.events), "live feed delivers", 60)
         time.sleep(3)
         at = FAULTS[name](tier, result)
         time.sleep(5)
