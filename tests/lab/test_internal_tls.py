@@ -49,6 +49,18 @@ def _curl(lab: Lab, host: str, flags: str, url: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+def _only_the_cluster(
+    lab: Lab, host: str, what: str, url: str, ca: str, member: str, stranger: lab_pki.Identity
+) -> None:
+    """From ``host``: ``member``'s certificate is answered, no certificate and a stranger's not."""
+    rc, out = _curl(lab, host, f"{ca} {member}", url)
+    assert rc == 0 and out.startswith("200"), out
+    rc, out = _curl(lab, host, ca, url)
+    assert rc != 0 or not out.startswith("200"), f"{what} answered without a certificate: {out}"
+    rc, out = _curl(lab, host, f"{ca} {_put_stranger(lab, host, stranger)}", url)
+    assert rc != 0 or not out.startswith("200"), f"{what} answered a stranger: {out}"
+
+
 def test_etcd_answers_only_certificates_of_the_cluster_ca(
     lab: Lab, stranger: lab_pki.Identity
 ) -> None:
@@ -56,12 +68,7 @@ def test_etcd_answers_only_certificates_of_the_cluster_ca(
     url = f"https://{lab.address(db)}:2379/health"
     ca = "--cacert /etc/patroni/tls/ca.crt"
     member = "--cert /etc/patroni/tls/patroni.crt --key /etc/patroni/tls/patroni.key"
-    rc, out = _curl(lab, db, f"{ca} {member}", url)
-    assert rc == 0 and out.startswith("200"), out
-    rc, out = _curl(lab, db, ca, url)
-    assert rc != 0 or not out.startswith("200"), f"etcd answered without a certificate: {out}"
-    rc, out = _curl(lab, db, f"{ca} {_put_stranger(lab, db, stranger)}", url)
-    assert rc != 0 or not out.startswith("200"), f"etcd answered a stranger: {out}"
+    _only_the_cluster(lab, db, "etcd", url, ca, member, stranger)
     rc, out = _curl(lab, db, "", f"http://{lab.address(db)}:2379/health")
     assert rc != 0 or not out.startswith("200"), f"etcd answered plain HTTP: {out}"
     # The peers' port speaks TLS with client certificates too.
@@ -130,12 +137,7 @@ def test_central_answers_only_certificates_of_the_cluster_ca(
     url = f"https://{central}:8000/api/health/live"
     ca = "--cacert /etc/nginx/tls/parking-ca.crt"
     nginx = "--cert /etc/nginx/tls/nginx-upstream.crt --key /etc/nginx/tls/nginx-upstream.key"
-    rc, out = _curl(lab, lb, f"{ca} {nginx}", url)
-    assert rc == 0 and out.startswith("200"), out
-    rc, out = _curl(lab, lb, ca, url)
-    assert rc != 0 or not out.startswith("200"), f"central answered without a certificate: {out}"
-    rc, out = _curl(lab, lb, f"{ca} {_put_stranger(lab, lb, stranger)}", url)
-    assert rc != 0 or not out.startswith("200"), f"central answered a stranger: {out}"
+    _only_the_cluster(lab, lb, "central", url, ca, nginx, stranger)
     rc, out = _curl(lab, lb, "", f"http://{central}:8000/api/health/live")
     assert rc != 0 or not out.startswith("200"), f"central answered plain HTTP: {out}"
 

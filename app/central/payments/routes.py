@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from fastapi.responses import HTMLResponse
 
-from app.central.clock import utcnow
+from app.central.clock import day_window, utcnow
 from app.central.commands.schemas import CommandOut
 from app.central.commands.service import command_view
 from app.central.deps import DB, MAX_ROW_ID, Guard, Manager, Offset, RowId, State
@@ -14,7 +14,6 @@ from app.central.errors import Forbidden
 from app.central.operators.service import Role
 from app.central.payments import service
 from app.central.payments.schemas import Method, PaymentIn, PaymentOut, PaymentTaken
-from app.central.reports.service import day_window
 from app.central.sessions.schemas import SessionOut
 from app.contract import API_PREFIX
 

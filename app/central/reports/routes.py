@@ -4,7 +4,7 @@ from datetime import date
 
 from fastapi import APIRouter, Response
 
-from app.central.clock import utcnow
+from app.central.clock import DayWindow, day_window, local_day, utcnow
 from app.central.deps import DB, Guard, Manager, RowId, State
 from app.central.reports import service
 from app.central.reports.schemas import DaySummaryOut, LotDayOut, RevenueOut, SessionDetailOut
@@ -12,9 +12,9 @@ from app.central.reports.schemas import DaySummaryOut, LotDayOut, RevenueOut, Se
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
 
-def _window(day: date | None, state: State) -> service.DayWindow:
+def _window(day: date | None, state: State) -> DayWindow:
     tz = state.settings.timezone
-    return service.day_window(day=day or service.local_day(now=utcnow(), tz=tz), tz=tz)
+    return day_window(day=day or local_day(now=utcnow(), tz=tz), tz=tz)
 
 
 @router.get("/day", response_model=DaySummaryOut)
@@ -63,7 +63,7 @@ def revenue(
     lot_id: str | None = None,
 ) -> RevenueOut:
     """Money taken by method over local days ``start``..``end`` (both included; default today)."""
-    today = service.local_day(now=utcnow(), tz=state.settings.timezone)
+    today = local_day(now=utcnow(), tz=state.settings.timezone)
     result = service.revenue(
         db, first=start or end or today, last=end or start or today,
         tz=state.settings.timezone, lot_id=lot_id,

@@ -11,7 +11,7 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,7 @@ from sqlalchemy import Executable, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.central.audit.models import AuditEntry
+from app.central.clock import DayWindow, day_window
 from app.central.commands.models import LaneCommand
 from app.central.errors import InvalidInput, NotFound
 from app.central.events.models import PlateEvent
@@ -40,34 +41,6 @@ CSV_COLUMNS = (
 )
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-@dataclass(frozen=True)
-class DayWindow:
-    """One local calendar day as a half-open UTC interval."""
-
-    day: date
-    timezone: str
-    start: datetime
-    end: datetime
-
-
-def local_day(*, now: datetime, tz: str) -> date:
-    return now.astimezone(ZoneInfo(tz)).date()
-
-
-# Days a report may ask for: a date query far in the past (or future) is a 422, not a 500.
-EARLIEST_DAY = date(2000, 1, 1)
-LATEST_DAY = date(2199, 12, 31)
-
-
-def day_window(*, day: date, tz: str, field: str = "day") -> DayWindow:
-    if not EARLIEST_DAY <= day <= LATEST_DAY:
-        raise InvalidInput(f"{field} must be between {EARLIEST_DAY} and {LATEST_DAY}", field=field)
-    zone = ZoneInfo(tz)
-    start = datetime.combine(day, time.min, tzinfo=zone)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
-    return DayWindow(day=day, timezone=tz, start=start, end=end)
 
 
 @dataclass
