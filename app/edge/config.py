@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -35,15 +36,43 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
+    # Every key carries its description and every section its docstring:
+    # tools/edge_config_reference.py writes docs/edge-config.md from them.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CameraConfig(_Section):
-    id: Annotated[str, Field(pattern=_CAMERA_ID)]
-    direction: CameraDirection
-    lot: str | None = None  # the lot the lane belongs to; only tags error reports (Sentry)
-    api_key: str | None = None
-    api_key_file: Path | None = None
+    """The lane's camera as central knows it. Give exactly one of `api_key` and `api_key_file`;
+    the environment variable `PARKING_EDGE_API_KEY`, when set, wins over both."""
+
+    id: Annotated[
+        str,
+        Field(
+            pattern=_CAMERA_ID,
+            description="Central's camera id of this lane (one agent per camera).",
+            examples=["gate-1-in"],
+        ),
+    ]
+    direction: Annotated[
+        CameraDirection,
+        Field(
+            description="The lane's direction: vehicles enter or leave here.", examples=["entry"]
+        ),
+    ]
+    lot: Annotated[
+        str | None,
+        Field(description="The lot the lane belongs to; only tags error reports (Sentry)."),
+    ] = None
+    api_key: Annotated[
+        str | None, Field(description="The camera's API key, written in the config file itself.")
+    ] = None
+    api_key_file: Annotated[
+        Path | None,
+        Field(
+            description="A file holding the camera's API key (the Ansible role writes one).",
+            examples=["/etc/parking-edge/api-key"],
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _one_key(self) -> CameraConfig:
@@ -64,13 +93,42 @@ class CameraConfig(_Section):
 
 
 class CentralConfig(_Section):
-    url: Annotated[str, Field(pattern=r"^https?://")]  # the VIP in front of central
-    connect_timeout_s: Annotated[float, Field(gt=0, le=30)] = 2.0
-    read_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
-    # How long one call keeps trying on fresh connections while the VIP moves (0: never).
-    vip_move_budget_s: Annotated[float, Field(ge=0, le=60)] = 6.0
-    ca_file: Path | None = None
-    verify_tls: bool = True
+    """Where central answers: the VIP in front of the central nodes (docs/edge.md, "Talking to
+    central")."""
+
+    url: Annotated[
+        str,
+        Field(
+            pattern=r"^https?://",
+            description="Base URL of the VIP in front of central (HTTPS in production).",
+            examples=["https://vip.parking.lan"],
+        ),
+    ]
+    connect_timeout_s: Annotated[
+        float,
+        Field(gt=0, le=30, description="Seconds to wait for a connection to the VIP."),
+    ] = 2.0
+    read_timeout_s: Annotated[
+        float,
+        Field(gt=0, le=300, description="Seconds to wait for central's answer to a request."),
+    ] = 10.0
+    vip_move_budget_s: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=60,
+            description="Seconds one call keeps trying on fresh connections while the VIP"
+            " moves to another load balancer (0: never).",
+        ),
+    ] = 6.0
+    ca_file: Annotated[
+        Path | None,
+        Field(description="CA certificate of the VIP's certificate; unset: the OS trust store."),
+    ] = None
+    verify_tls: Annotated[
+        bool,
+        Field(description="Check the VIP's certificate (false only for a throwaway test setup)."),
+    ] = True
 
 
 class SourceKind(StrEnum):
@@ -80,16 +138,61 @@ class SourceKind(StrEnum):
 
 
 class SourceConfig(_Section):
-    kind: SourceKind
-    path: Path | None = None  # folder
-    uri: str | None = None  # opencv: file, rtsp://..., or a USB index "0"
-    fps: Annotated[float, Field(ge=0, le=120)] = 5.0
-    loop: bool = False
-    frames_per_image: Annotated[int, Field(ge=1, le=100)] = 3
-    gap_frames: Annotated[int, Field(ge=0, le=100)] = 1
-    limit: Annotated[int, Field(ge=1)] | None = None  # folder: replay only the first N pictures
-    width: Annotated[int, Field(ge=64, le=8192)] = 1920
-    height: Annotated[int, Field(ge=64, le=8192)] = 1080
+    """Where the frames come from: the Pi's camera (`picamera2`), anything OpenCV opens
+    (`opencv`), or a folder of pictures replayed as a camera would see them (`folder`: the
+    demo, tests, benches; a `NAME.txt` beside `NAME.jpg` is the ground truth the `sidecar`
+    reader answers)."""
+
+    kind: Annotated[SourceKind, Field(description="The frame source.", examples=["picamera2"])]
+    path: Annotated[
+        Path | None, Field(description="`folder`: the folder of pictures (required there).")
+    ] = None
+    uri: Annotated[
+        str | None,
+        Field(
+            description='`opencv`: a file, an `rtsp://...` URL or a USB index such as "0"'
+            " (required there)."
+        ),
+    ] = None
+    fps: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=120,
+            description="Frames per second: the capture rate of `picamera2` (0: 10), the replay"
+            " pace of `folder` (0: as fast as the reader takes them).",
+        ),
+    ] = 5.0
+    loop: Annotated[
+        bool,
+        Field(description="`folder`: start again after the last picture (listing it anew)."),
+    ] = False
+    frames_per_image: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=100,
+            description="`folder`: frames each picture is shown (a car standing at the gate).",
+        ),
+    ] = 3
+    gap_frames: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=100,
+            description="`folder`: empty frames after each picture (the car has left).",
+        ),
+    ] = 1
+    limit: Annotated[
+        Annotated[int, Field(ge=1)] | None,
+        Field(description="`folder`: replay only the first N pictures (in name order)."),
+    ] = None
+    width: Annotated[
+        int, Field(ge=64, le=8192, description="`picamera2`: capture width in pixels.")
+    ] = 1920
+    height: Annotated[
+        int, Field(ge=64, le=8192, description="`picamera2`: capture height in pixels.")
+    ] = 1080
 
     @model_validator(mode="after")
     def _target(self) -> SourceConfig:
@@ -101,30 +204,74 @@ class SourceConfig(_Section):
 
 
 class ReaderConfig(_Section):
-    # "litert": the TFLite plate reader (docs/reader.md). "sidecar": a test stand-in that
-    # replays the ground truth written next to replayed images (openalpr-us format).
-    kind: Literal["sidecar", "litert"] = "sidecar"
-    confidence: Annotated[float, Field(ge=0, le=1)] = 0.9  # sidecar only
-    threads: Annotated[int, Field(ge=1, le=16)] = 1
-    models_dir: Path | None = None  # default: the models shipped in app/edge/models
-    # Region profiles in order of preference (app/edge/reader/plate_regions/*.toml, see
-    # docs/reader.md): "vn" (Vietnamese formats only: anything else is rejected), "us", "br",
-    # "eu" (formats fixed letter/digit slots are corrected in; other reads come back as read),
-    # "generic" (4-8 letters and digits as read, no layout, no correction).
-    regions: Annotated[list[str], Field(min_length=1)] = ["vn", "generic"]
-    # "generic" only: what it takes as a plate (regular expressions over letters and digits).
-    generic_patterns: Annotated[list[str], Field(min_length=1)] = ["[A-Z0-9]{4,8}"]
-    # Deprecated (before region profiles): `grammars` is read as `regions`; layouts and
-    # one-glyph pairs for the "generic" profile ("9LLL999", "O0": use regions = ["us"]).
-    grammars: Annotated[list[Literal["vn", "generic"]], Field(min_length=1)] | None = None
-    generic_templates: list[Annotated[str, Field(pattern=r"^[9AL*][9AL* .\-/]*$")]] = []
-    generic_fold: Annotated[str, Field(pattern=r"^([A-Z0-9][A-Z0-9])*$")] = ""
-    max_plates: Annotated[int, Field(ge=1, le=10)] = 1  # plates reported per frame
-    # Full-frame text detector: "fast" (384x640), "fine" (544x960: small plates in wide
-    # scenes are found far more often, at ~2x the time per frame) or "cascade" (the fast one,
-    # then the fine one only when the fast one found no plate it can trust: nearly the fine
-    # one's reads at ~1.4x the fast one's time, but both in memory: ~+120 MB).
-    detector: Detector = "fast"
+    """The plate reader (docs/reader.md): the TFLite reader (`litert`), or `sidecar`, a
+    test stand-in that replays the ground truth written next to replayed pictures and never
+    looks at pixels. `grammars` (deprecated) is read as `regions`; give one of the two."""
+
+    kind: Annotated[
+        Literal["sidecar", "litert"],
+        Field(description="`litert`: the TFLite plate reader; `sidecar`: the test stand-in."),
+    ] = "sidecar"
+    confidence: Annotated[
+        float, Field(ge=0, le=1, description="`sidecar`: the confidence of every read.")
+    ] = 0.9
+    threads: Annotated[
+        int, Field(ge=1, le=16, description="TFLite interpreter threads (a Pi 5 has 4 cores).")
+    ] = 1
+    models_dir: Annotated[
+        Path | None,
+        Field(description="The models; unset: those shipped in the wheel (app/edge/models)."),
+    ] = None
+    regions: Annotated[
+        list[str],
+        Field(
+            min_length=1,
+            description="Region profiles in order of preference, each at most once"
+            " (app/edge/reader/plate_regions): `vn` (Vietnamese formats only: anything else is"
+            " rejected), `us`, `br`, `eu` (fixed letter/digit slots are corrected in; other reads"
+            " come back as read), `generic` (4-8 letters and digits as read, no layout, no"
+            " correction).",
+        ),
+    ] = ["vn", "generic"]
+    generic_patterns: Annotated[
+        list[str],
+        Field(
+            min_length=1,
+            description="`generic` only: what it takes as a plate (regular expressions over"
+            " letters and digits).",
+        ),
+    ] = ["[A-Z0-9]{4,8}"]
+    grammars: Annotated[
+        Annotated[list[Literal["vn", "generic"]], Field(min_length=1)] | None,
+        Field(description="Deprecated: the former name of `regions`."),
+    ] = None
+    generic_templates: Annotated[
+        list[Annotated[str, Field(pattern=r"^[9AL*][9AL* .\-/]*$")]],
+        Field(
+            description='Deprecated: layouts for the `generic` profile ("9LLL999": 9 a digit, L'
+            ' a letter, A either); use `regions = ["us"]`.'
+        ),
+    ] = []
+    generic_fold: Annotated[
+        str,
+        Field(
+            pattern=r"^([A-Z0-9][A-Z0-9])*$",
+            description='Deprecated: pairs read as one glyph by the `generic` profile ("O0").',
+        ),
+    ] = ""
+    max_plates: Annotated[
+        int, Field(ge=1, le=10, description="Plates reported per frame at most.")
+    ] = 1
+    detector: Annotated[
+        Detector,
+        Field(
+            description="Full-frame text detector: `fast` (384x640), `fine` (544x960: small"
+            " plates in wide scenes are found far more often, at ~2x the time per frame) or"
+            " `cascade` (the fast one, then the fine one only when the fast one found no plate it"
+            " can trust: nearly the fine one's reads at ~1.4x the fast one's time, but both in"
+            " memory: ~+120 MB)."
+        ),
+    ] = "fast"
 
     @model_validator(mode="before")
     @classmethod
@@ -157,30 +304,94 @@ class ReaderConfig(_Section):
 
 
 class AggregateConfig(_Section):
-    min_agreeing: Annotated[int, Field(ge=1, le=50)] = 3
-    window_s: Annotated[float, Field(gt=0, le=60)] = 2.0
-    leave_after_s: Annotated[float, Field(gt=0, le=60)] = 1.5
-    cooldown_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
-    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.5
-    min_support_on_leave: Annotated[int, Field(ge=1, le=50)] = 1
+    """From reads to one event per vehicle: `min_agreeing` identical reads within `window_s`,
+    else the best-supported read once the vehicle has been unseen for `leave_after_s`; reads
+    one character apart join the same vehicle."""
+
+    min_agreeing: Annotated[
+        int, Field(ge=1, le=50, description="Identical reads that make an event at once ...")
+    ] = 3
+    window_s: Annotated[float, Field(gt=0, le=60, description="... within this many seconds.")] = (
+        2.0
+    )
+    leave_after_s: Annotated[
+        float, Field(gt=0, le=60, description="Seconds unseen after which the vehicle has left.")
+    ] = 1.5
+    cooldown_s: Annotated[
+        float,
+        Field(ge=0, le=3600, description="Seconds before the same plate is reported again."),
+    ] = 30.0
+    min_confidence: Annotated[
+        float, Field(ge=0, le=1, description="Reads below this confidence are ignored.")
+    ] = 0.5
+    min_support_on_leave: Annotated[
+        int,
+        Field(
+            ge=1, le=50, description="Reads the best plate of a vehicle that left needs to count."
+        ),
+    ] = 1
 
 
 class OutboxConfig(_Section):
-    dir: Path = Path("/var/lib/parking-edge")
-    max_bytes: Annotated[int, Field(ge=1 << 20)] = 1 << 30
-    max_permanent_attempts: Annotated[int, Field(ge=1, le=100)] = 3
-    snapshot_max_side: Annotated[int, Field(ge=160, le=4096)] = 1280
-    snapshot_quality: Annotated[int, Field(ge=30, le=100)] = 85
+    """The durable queue of events (SQLite, fsynced) and their snapshots, before central has
+    acknowledged them (docs/edge.md, "The outbox")."""
+
+    dir: Annotated[
+        Path,
+        Field(description="The agent's data directory: outbox, command journal, lists copy."),
+    ] = Path("/var/lib/parking-edge")
+    max_bytes: Annotated[
+        int,
+        Field(
+            ge=1 << 20,
+            description="Bound of rows + snapshots in bytes; the oldest snapshots go first,"
+            " then new events are refused (and counted).",
+        ),
+    ] = 1 << 30
+    max_permanent_attempts: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=100,
+            description="Tries of an event central refuses (422 etc.) before it is dead-lettered.",
+        ),
+    ] = 3
+    snapshot_max_side: Annotated[
+        int,
+        Field(ge=160, le=4096, description="Longest side in pixels of the snapshot kept."),
+    ] = 1280
+    snapshot_quality: Annotated[
+        int, Field(ge=30, le=100, description="JPEG quality of the snapshots.")
+    ] = 85
 
 
 class UploaderConfig(_Section):
-    batch_max_events: Annotated[int, Field(ge=1, le=100)] = 100
-    # Central refuses bodies over 1 MiB by default; stay under it.
-    batch_max_bytes: Annotated[int, Field(ge=64 << 10)] = 900_000
-    backoff_base_s: Annotated[float, Field(gt=0, le=60)] = 0.5
-    backoff_cap_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
-    breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
-    breaker_reset_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    """Delivery to central: batches of the backlog, full-jitter backoff and a circuit breaker."""
+
+    batch_max_events: Annotated[
+        int, Field(ge=1, le=100, description="Events per `POST /events/batch` at most.")
+    ] = 100
+    batch_max_bytes: Annotated[
+        int,
+        Field(
+            ge=64 << 10,
+            description="Bytes per batch at most; central refuses bodies over 1 MiB by default.",
+        ),
+    ] = 900_000
+    backoff_base_s: Annotated[
+        float, Field(gt=0, le=60, description="First pause after a failure (full jitter).")
+    ] = 0.5
+    backoff_cap_s: Annotated[
+        float, Field(gt=0, le=3600, description="Longest pause between tries.")
+    ] = 30.0
+    breaker_failures: Annotated[
+        int,
+        Field(ge=1, le=1000, description="Failures in a row that open the circuit breaker."),
+    ] = 5
+    breaker_reset_s: Annotated[
+        float,
+        Field(gt=0, le=3600, description="Seconds the breaker stays open before one probe."),
+    ] = 15.0
 
 
 class OfflineAction(StrEnum):
@@ -189,17 +400,46 @@ class OfflineAction(StrEnum):
 
 
 class GateConfig(_Section):
-    # "gpio": the relay on a GPIO pin (gpiozero); "log": log the pulses; "file": append each
-    # pulse as a JSON line to record_file (machines without GPIO: the demo, tests, benches).
-    driver: Literal["log", "gpio", "file"] = "log"
-    pin: Annotated[int, Field(ge=0, le=40)] = 17
-    active_high: bool = True
-    record_file: Path | None = None  # driver "file" only
-    open_pulse_s: Annotated[float, Field(gt=0, le=30)] = 1.0
-    deadline_s: Annotated[float, Field(gt=0, le=30)] = 1.5
-    offline_entry: OfflineAction = OfflineAction.OPEN
-    offline_exit: OfflineAction = OfflineAction.OPEN
-    flag_offline_exit: bool = True
+    """The barrier's relay and what the gate does when central does not answer in time (the
+    local lists first, then the offline policy; docs/edge.md, "The gate")."""
+
+    driver: Annotated[
+        Literal["log", "gpio", "file"],
+        Field(
+            description="`gpio`: the relay on a GPIO pin (gpiozero); `log`: log the pulses;"
+            " `file`: append each pulse as a JSON line to `record_file` (machines without GPIO:"
+            " the demo, tests, benches)."
+        ),
+    ] = "log"
+    pin: Annotated[int, Field(ge=0, le=40, description="`gpio`: the relay's BCM pin.")] = 17
+    active_high: Annotated[
+        bool, Field(description="`gpio`: the relay closes on a high pin (false: on low).")
+    ] = True
+    record_file: Annotated[
+        Path | None, Field(description="`file`: the file the pulses go to (required there).")
+    ] = None
+    open_pulse_s: Annotated[
+        float, Field(gt=0, le=30, description="Seconds the relay closes for one open.")
+    ] = 1.0
+    deadline_s: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=30,
+            description="Seconds the gate waits for central's decision before deciding alone.",
+        ),
+    ] = 1.5
+    offline_entry: Annotated[
+        OfflineAction,
+        Field(description="Decided alone, an entry whose plate is on no list: open or deny."),
+    ] = OfflineAction.OPEN
+    offline_exit: Annotated[
+        OfflineAction,
+        Field(description="Decided alone, an exit whose plate is on no list: open or deny."),
+    ] = OfflineAction.OPEN
+    flag_offline_exit: Annotated[
+        bool, Field(description="Flag exits decided alone for review at central.")
+    ] = True
 
     @model_validator(mode="after")
     def _record_file(self) -> GateConfig:
@@ -209,54 +449,107 @@ class GateConfig(_Section):
 
 
 class CommandsConfig(_Section):
-    # The lane's command channel: a long poll to central for operators' orders (open the
-    # barrier), each executed at most once (docs/edge.md).
-    enabled: bool = True
-    # Seconds central holds a poll open when it has nothing; below the load balancer's read
-    # timeout for polls (nginx_lane_poll_read_timeout_s, 45 s).
-    wait_s: Annotated[int, Field(ge=1, le=MAX_COMMAND_WAIT_S)] = 20
-    # Longest wait between two polls after failures (the first retry comes after ~0.5 s).
-    retry_cap_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """The lane's command channel: a long poll to central for operators' and payments' open
+    orders, each executed at most once (docs/edge.md, "The command channel")."""
+
+    enabled: Annotated[bool, Field(description="Hold the command channel.")] = True
+    wait_s: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_COMMAND_WAIT_S,
+            description="Seconds central holds a poll open when it has nothing; below the load"
+            " balancer's read timeout for polls (nginx_lane_poll_read_timeout_s, 45 s).",
+        ),
+    ] = 20
+    retry_cap_s: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=600,
+            description="Longest wait between two polls after failures (the first retry comes"
+            " after ~0.5 s).",
+        ),
+    ] = 10.0
 
 
 class ListsConfig(_Section):
-    # The local copy of the lot's allow/deny lists and passes (offline gate decisions).
-    enabled: bool = True
-    sync_interval_s: Annotated[float, Field(gt=0, le=86400)] = 60.0
-    retry_cap_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """The local copy of the lot's allow/deny lists and passes, for decisions taken without
+    central."""
+
+    enabled: Annotated[bool, Field(description="Keep the local copy in sync.")] = True
+    sync_interval_s: Annotated[
+        float, Field(gt=0, le=86400, description="Seconds between two syncs.")
+    ] = 60.0
+    retry_cap_s: Annotated[
+        float, Field(gt=0, le=3600, description="Longest wait between syncs after failures.")
+    ] = 30.0
 
 
 class ClockConfig(_Section):
-    # When the wall clock may stamp events (docs/edge.md, "The clock"). "kernel": the kernel
-    # says an NTP daemon synchronised it (adjtimex) and it is at or after 2024-01-01: a Pi
-    # (the Ansible role sets it). "floor": only the 2024-01-01 floor: machines whose kernel
-    # state says nothing about their clock (containers, VMs, the demo, tests). "none": the wall
-    # clock as it is.
-    require_sync: ClockRequirement = "floor"
-    # Sightings held in memory until then (each with its snapshot, at most 512 KiB); beyond
-    # it the oldest are dropped, logged and counted.
-    max_held: Annotated[int, Field(ge=1, le=10_000)] = 200
+    """When the wall clock may stamp events; sightings wait in memory until then (docs/edge.md,
+    "The clock")."""
+
+    require_sync: Annotated[
+        ClockRequirement,
+        Field(
+            description="`kernel`: the kernel says an NTP daemon synchronised the clock"
+            " (adjtimex) and it reads 2024-01-01 or later: a Pi (the Ansible role sets it)."
+            " `floor`: only the 2024-01-01 floor: machines whose kernel state says nothing about"
+            " their clock (containers, VMs, the demo, tests). `none`: the wall clock as it is."
+        ),
+    ] = "floor"
+    max_held: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=10_000,
+            description="Sightings held in memory until then (each with its snapshot, at most"
+            " 512 KiB); beyond it the oldest are dropped, logged and counted.",
+        ),
+    ] = 200
 
 
 class HeartbeatConfig(_Section):
-    interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """The lane's health report to central (queue depth, captured/delivered totals, ...)."""
+
+    interval_s: Annotated[
+        float, Field(gt=0, le=3600, description="Seconds between two heartbeats.")
+    ] = 10.0
 
 
 class MetricsConfig(_Section):
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 9108
-    enabled: bool = True
+    """The agent's Prometheus `/metrics`."""
+
+    host: Annotated[str, Field(description="Address `/metrics` listens on.")] = "127.0.0.1"
+    port: Annotated[
+        int, Field(ge=0, le=65535, description="Port of `/metrics` (0: any free port).")
+    ] = 9108
+    enabled: Annotated[bool, Field(description="Serve `/metrics`.")] = True
 
 
 class SentryConfig(_Section):
-    dsn: str | None = None  # env PARKING_EDGE_SENTRY_DSN wins; the DSN comes from vault
-    environment: str = "production"
-    release: str | None = None  # default parking-edge@<version>
-    # Share of transactions traced (0: errors only).
-    traces_sample_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Errors to Sentry (docs/monitoring.md); nothing is sent without a DSN."""
+
+    dsn: Annotated[
+        str | None,
+        Field(
+            description="The Sentry DSN; the environment variable `PARKING_EDGE_SENTRY_DSN`"
+            " wins (the role takes it from the vault)."
+        ),
+    ] = None
+    environment: Annotated[str, Field(description="Environment name reported.")] = "production"
+    release: Annotated[
+        str | None, Field(description="Release reported; unset: `parking-edge@<version>`.")
+    ] = None
+    traces_sample_rate: Annotated[
+        float, Field(ge=0, le=1, description="Share of transactions traced (0: errors only).")
+    ] = 0.0
 
 
 class EdgeConfig(_Section):
+    """The agent's one configuration file (TOML): one lane, one camera."""
+
     camera: CameraConfig
     central: CentralConfig
     source: SourceConfig
@@ -294,7 +587,7 @@ def load_config(path: Path) -> EdgeConfig:
     return parse_config(raw, origin=str(path))
 
 
-def parse_config(raw: dict[str, object], *, origin: str = "config") -> EdgeConfig:
+def parse_config(raw: Mapping[str, object], *, origin: str = "config") -> EdgeConfig:
     # Relative paths in the file are relative to the process; keep env overrides for secrets.
     try:
         config = EdgeConfig.model_validate(raw)

@@ -6,18 +6,17 @@ SQLite database (migrate + create-camera first) and can stop, kill and restart i
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
 import time
-import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 
+from tests.edge.helpers import edge_config, edge_toml
 from tests.support.central import BIN, CentralProcess
 from tests.support.pg import free_port
 from tests.support.shared import plates_root
@@ -81,34 +80,21 @@ def write_lane_config(
     keys, e.g. ``source={"limit": 6}`` or ``reader={"kind": "litert"}``."""
     key = tmp_path / "key"
     key.write_text(central.keys[camera] + "\n")
-    config: dict[str, dict[str, object]] = {
-        "camera": {"id": camera, "direction": "entry", "api_key_file": str(key)},
+    lane: dict[str, Mapping[str, object]] = {
+        "camera": {"id": camera, "api_key": None, "api_key_file": key},
         "central": {"url": central.url},
-        "source": {"kind": "folder", "path": str(pictures), "fps": 0, "frames_per_image": 3},
+        "source": {"path": pictures, "fps": 0, "frames_per_image": 3},
         "aggregate": {"min_agreeing": 3, "cooldown_s": 0},
-        "outbox": {"dir": str(tmp_path / "edge"), "snapshot_max_side": 640},
+        "outbox": {"dir": tmp_path / "edge", "snapshot_max_side": 640},
         "gate": {"deadline_s": 10},
         "heartbeat": {"interval_s": 0.5},
         "metrics": {"port": 0},
     }
     for name, values in sections.items():
-        config.setdefault(name, {}).update(values)
-    rendered = "\n".join(
-        f"[{name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
-        for name, values in config.items()
-    )
-    assert tomllib.loads(rendered) == config, "write_lane_config cannot render a value"
+        lane[name] = {**lane.get(name, {}), **values}
     path = tmp_path / "edge.toml"
-    path.write_text(rendered)
+    path.write_text(edge_toml(edge_config(**lane)))
     return path
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(value)  # strings, ints and floats read the same in TOML
 
 
 class NotifySocket:

@@ -60,6 +60,7 @@ from app.edge.sources import Frame
 from app.edge.uploader import Outcome
 from tests.edge.conftest import Central
 from tests.edge.fake_central import FakeCentral
+from tests.edge.helpers import edge_config
 from tests.support.waiting import wait_until
 
 CAMERA = "edge-in"
@@ -219,11 +220,7 @@ def test_none_trusts_the_wall_clock_as_it_is() -> None:
 
 
 def test_the_clock_section_of_the_config() -> None:
-    base: dict[str, Any] = {
-        "camera": {"id": CAMERA, "direction": "entry", "api_key": "k"},
-        "central": {"url": "http://127.0.0.1:1"},
-        "source": {"kind": "folder", "path": "/nonexistent"},
-    }
+    base = edge_config(camera={"id": CAMERA})
     default = parse_config(base)
     assert (default.clock.require_sync, default.clock.max_held) == ("floor", 200)
     config = parse_config(base | {"clock": {"require_sync": "kernel", "max_held": 5}})

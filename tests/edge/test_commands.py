@@ -53,6 +53,7 @@ from app.edge.gate import (
 from app.edge.metrics import EdgeMetrics
 from tests.edge.conftest import BIN, NotifySocket, free_port
 from tests.edge.fake_central import FakeCentral
+from tests.edge.helpers import edge_config, write_edge_toml
 from tests.support.waiting import wait_until
 
 LANE = "lane-a"
@@ -713,11 +714,7 @@ def test_file_relay_writes_one_fsynced_json_line_per_pulse_from_many_threads(
         relay.pulse(1.0, cause="late")
 
 
-MINIMAL: dict[str, object] = {
-    "camera": {"id": "lane-a", "direction": "exit", "api_key": "k"},
-    "central": {"url": "http://127.0.0.1:9"},
-    "source": {"kind": "folder", "path": "/tmp"},
-}
+MINIMAL = edge_config(camera={"id": "lane-a", "direction": "exit"})
 
 
 def test_config_file_driver_needs_a_record_file_and_commands_are_checked(tmp_path: Path) -> None:
@@ -915,39 +912,17 @@ def test_run_pulses_the_gates_own_relay_on_a_command_and_stops_on_sigint(
     central: FakeCentral, tmp_path: Path, plates_dir: Path, notify_socket: NotifySocket
 ) -> None:
     record = tmp_path / "relay.jsonl"
-    config = tmp_path / "edge.toml"
-    config.write_text(f"""
-[camera]
-id = "{LANE}"
-direction = "entry"
-api_key = "{KEYS[LANE]}"
-
-[central]
-url = "{central.url}"
-
-[source]
-kind = "folder"
-path = "{plates_dir}"
-fps = 5
-loop = true
-limit = 2
-
-[outbox]
-dir = "{tmp_path / "edge"}"
-
-[gate]
-driver = "file"
-record_file = "{record}"
-
-[commands]
-wait_s = 10
-
-[lists]
-enabled = false
-
-[metrics]
-enabled = false
-""")
+    config = write_edge_toml(
+        tmp_path,
+        camera={"id": LANE, "api_key": KEYS[LANE]},
+        central={"url": central.url},
+        source={"path": plates_dir, "fps": 5, "loop": True, "limit": 2},
+        outbox={"dir": tmp_path / "edge"},
+        gate={"driver": "file", "record_file": record},
+        commands={"wait_s": 10},
+        lists={"enabled": False},
+        metrics={"enabled": False},
+    )
     edge = subprocess.Popen(
         [str(BIN / "parking-edge"), "run", "--config", str(config)],
         env={**os.environ, "NOTIFY_SOCKET": str(notify_socket.path)},

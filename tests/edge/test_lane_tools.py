@@ -11,28 +11,13 @@ import pytest
 
 from app.edge.cli import main
 from app.edge.gate import read_relay_file
+from tests.edge.helpers import write_edge_toml
 
 
-def lane_config(tmp_path: Path, *, source: str, gate: str) -> Path:
-    path = tmp_path / "edge.toml"
-    path.write_text(
-        f"""
-[camera]
-id = "lane-1-in"
-direction = "entry"
-api_key = "k"
-
-[central]
-url = "http://127.0.0.1:9"
-
-[source]
-{source}
-
-[gate]
-{gate}
-"""
-    )
-    return path
+def lane_config(
+    tmp_path: Path, *, source: dict[str, object], gate: dict[str, object] | None = None
+) -> Path:
+    return write_edge_toml(tmp_path, camera={"id": "lane-1-in"}, source=source, gate=gate or {})
 
 
 def picture_folder(tmp_path: Path, count: int = 1) -> Path:
@@ -48,7 +33,7 @@ def test_check_camera_saves_one_frame_from_the_image_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = picture_folder(tmp_path, 2)
-    config = lane_config(tmp_path, source=f'kind = "folder"\npath = "{folder}"', gate="")
+    config = lane_config(tmp_path, source={"path": folder})
     out = tmp_path / "shots" / "frame.jpg"
     assert main(["check-camera", "--config", str(config), "--output", str(out)]) == 0
     assert "one frame 64x48" in capsys.readouterr().out
@@ -61,7 +46,7 @@ def test_check_camera_fails_clearly_without_pictures(
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    config = lane_config(tmp_path, source=f'kind = "folder"\npath = "{empty}"', gate="")
+    config = lane_config(tmp_path, source={"path": empty})
     out = tmp_path / "frame.jpg"
     assert main(["check-camera", "--config", str(config), "--output", str(out)]) == 1
     err = capsys.readouterr().err
@@ -73,7 +58,7 @@ def test_check_camera_fails_clearly_on_a_stream_it_cannot_open(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "no-such-video.mp4"
-    config = lane_config(tmp_path, source=f'kind = "opencv"\nuri = "{missing}"', gate="")
+    config = lane_config(tmp_path, source={"kind": "opencv", "path": None, "uri": str(missing)})
     args = ["check-camera", "--config", str(config), "--output", str(tmp_path / "f.jpg")]
     assert main([*args, "--timeout", "10"]) == 1
     assert "OpenCV cannot open" in capsys.readouterr().err
@@ -86,8 +71,8 @@ def test_pulse_relay_with_yes_pulses_the_file_relay_once(
     record = tmp_path / "relay.jsonl"
     config = lane_config(
         tmp_path,
-        source=f'kind = "folder"\npath = "{folder}"',
-        gate=f'driver = "file"\nrecord_file = "{record}"',
+        source={"path": folder},
+        gate={"driver": "file", "record_file": record},
     )
     assert main(["pulse-relay", "--config", str(config), "--seconds", "0.05", "--yes"]) == 0
     pulses = read_relay_file(record)
@@ -105,8 +90,8 @@ def test_pulse_relay_asks_first(
     record = tmp_path / "relay.jsonl"
     config = lane_config(
         tmp_path,
-        source=f'kind = "folder"\npath = "{folder}"',
-        gate=f'driver = "file"\nrecord_file = "{record}"',
+        source={"path": folder},
+        gate={"driver": "file", "record_file": record},
     )
     monkeypatch.setattr("sys.stdin", io.StringIO(answer))
     code = main(["pulse-relay", "--config", str(config), "--seconds", "0.01"])
@@ -117,9 +102,7 @@ def test_pulse_relay_with_the_logging_driver_says_what_it_would_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = picture_folder(tmp_path)
-    config = lane_config(
-        tmp_path, source=f'kind = "folder"\npath = "{folder}"', gate='driver = "log"'
-    )
+    config = lane_config(tmp_path, source={"path": folder}, gate={"driver": "log"})
     assert main(["pulse-relay", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("would pulse the relay of lane-1-in for 1 s") and "nothing moves" in out
@@ -127,5 +110,5 @@ def test_pulse_relay_with_the_logging_driver_says_what_it_would_do(
 
 def test_pulse_relay_refuses_a_silly_length(tmp_path: Path) -> None:
     folder = picture_folder(tmp_path)
-    config = lane_config(tmp_path, source=f'kind = "folder"\npath = "{folder}"', gate="")
+    config = lane_config(tmp_path, source={"path": folder})
     assert main(["pulse-relay", "--config", str(config), "--seconds", "45", "--yes"]) == 2

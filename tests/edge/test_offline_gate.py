@@ -32,6 +32,7 @@ from app.edge.gate import GateController, GateOutcome, LoggingRelay, OfflinePoli
 from app.edge.lists import LocalLists
 from app.edge.sync import EdgeSync
 from tests.edge.conftest import BIN, Central
+from tests.edge.helpers import write_edge_toml
 from tests.support.waiting import wait_until
 
 NOW = datetime.now(UTC)
@@ -266,46 +267,18 @@ def test_central_down_the_lane_decides_from_its_lists_then_everything_arrives_on
     before = set(central.event_ids("edge-in"))
     central.stop(kill=True)
 
-    config = tmp_path / "edge.toml"
-    config.write_text(f"""
-[camera]
-id = "edge-in"
-direction = "entry"
-api_key = "{central.keys["edge-in"]}"
-
-[central]
-url = "{central.url}"
-connect_timeout_s = 0.5
-
-[source]
-kind = "folder"
-path = "{plates_dir}"
-fps = 0
-frames_per_image = 3
-limit = {IMAGES}
-
-[aggregate]
-cooldown_s = 0
-
-[outbox]
-dir = "{data}"
-snapshot_max_side = 320
-
-[uploader]
-backoff_cap_s = 1.0
-breaker_reset_s = 1.0
-
-[gate]
-deadline_s = 0.5
-offline_entry = "deny"
-
-[lists]
-sync_interval_s = 1.0
-retry_cap_s = 1.0
-
-[metrics]
-enabled = false
-""")
+    config = write_edge_toml(
+        tmp_path,
+        camera={"api_key": central.keys["edge-in"]},
+        central={"url": central.url, "connect_timeout_s": 0.5},
+        source={"path": plates_dir, "fps": 0, "frames_per_image": 3, "limit": IMAGES},
+        aggregate={"cooldown_s": 0},
+        outbox={"dir": data, "snapshot_max_side": 320},
+        uploader={"backoff_cap_s": 1.0, "breaker_reset_s": 1.0},
+        gate={"deadline_s": 0.5, "offline_entry": "deny"},
+        lists={"sync_interval_s": 1.0, "retry_cap_s": 1.0},
+        metrics={"enabled": False},
+    )
     log = (tmp_path / "edge.log").open("w")
     run = subprocess.Popen(
         [str(BIN / "parking-edge"), "run", "--config", str(config), "--exit-when-drained"],
@@ -358,23 +331,13 @@ enabled = false
 
 
 def test_cli_check_config_and_offline_figures(tmp_path: Path) -> None:
-    config = tmp_path / "edge.toml"
-    config.write_text(f"""
-[camera]
-id = "edge-in"
-direction = "entry"
-api_key_file = "{tmp_path / "key"}"
-
-[central]
-url = "https://vip.example"
-
-[source]
-kind = "folder"
-path = "{tmp_path}"
-
-[outbox]
-dir = "{tmp_path / "data"}"
-""")
+    config = write_edge_toml(
+        tmp_path,
+        camera={"api_key": None, "api_key_file": tmp_path / "key"},
+        central={"url": "https://vip.example"},
+        source={"path": tmp_path},
+        outbox={"dir": tmp_path / "data"},
+    )
     cli = [str(BIN / "parking-edge")]
     ok = subprocess.run(
         [*cli, "check-config", "--config", str(config)],
@@ -385,7 +348,7 @@ dir = "{tmp_path / "data"}"
     )
     assert ok.returncode == 0, ok.stderr
     assert "camera edge-in (entry)" in ok.stdout
-    config.write_text(config.read_text().replace("[outbox]", "[gate]\ndeadline_s = -1\n[outbox]"))
+    config.write_text(config.read_text() + "[gate]\ndeadline_s = -1\n")
     bad = subprocess.run(
         [*cli, "check-config", "--config", str(config)],
         capture_output=True,

@@ -14,6 +14,7 @@ from app.edge.agent import open_reader
 from app.edge.config import ConfigError, parse_config
 from app.edge.reader.litert import LiteRTPlateReader
 from tests.edge.conftest import BIN, Central, NotifySocket, write_lane_config
+from tests.edge.helpers import edge_config
 from tests.edge.test_reader_models import US_IMAGES, _us_label
 
 REPLAYED = US_IMAGES[:3]
@@ -64,24 +65,16 @@ def test_run_with_the_litert_reader_turns_real_pictures_into_events(
 def test_bad_reader_settings_are_config_errors_naming_the_key(
     tmp_path: Path, reader: dict[str, object], key: str
 ) -> None:
-    raw: dict[str, object] = {
-        "camera": {"id": "c1", "direction": "entry", "api_key": "k"},
-        "central": {"url": "http://127.0.0.1:1"},
-        "source": {"kind": "folder", "path": str(tmp_path)},
-        "reader": reader,
-    }
     with pytest.raises(ConfigError, match=re.escape(key)):
-        parse_config(raw)
+        parse_config(edge_config(source={"path": str(tmp_path)}, reader=reader))
 
 
 def test_the_litert_reader_is_built_from_the_config(tmp_path: Path) -> None:
     config = parse_config(
-        {
-            "camera": {"id": "c1", "direction": "entry", "api_key": "k"},
-            "central": {"url": "http://127.0.0.1:1"},
-            "source": {"kind": "folder", "path": str(tmp_path)},
-            "reader": {"kind": "litert", "grammars": ["generic"], "generic_templates": ["LL9L9L"]},
-        }
+        edge_config(
+            source={"path": str(tmp_path)},
+            reader={"kind": "litert", "grammars": ["generic"], "generic_templates": ["LL9L9L"]},
+        )
     )
     reader = open_reader(config)
     assert isinstance(reader, LiteRTPlateReader)

@@ -11,6 +11,7 @@ import sentry_sdk
 
 from app.edge.config import ConfigError, SentryConfig, parse_config
 from app.edge.errors import DSN_ENV, default_release, init_error_reporting
+from tests.edge.helpers import edge_config
 from tests.support.sentry_receiver import SentryReceiver, reset_sentry
 
 RELEASE = "parking-edge@0.1.0+fedcba9876543210"
@@ -93,10 +94,11 @@ def test_the_dsn_from_the_environment_wins(
 
 def test_the_config_names_the_lot_and_the_sampling() -> None:
     raw: dict[str, object] = {
-        "camera": {"id": "gate-1", "direction": "entry", "api_key": "k" * 32, "lot": "north"},
-        "central": {"url": "https://vip.example"},
-        "source": {"kind": "folder", "path": "/tmp"},
-        "sentry": {"environment": "lab", "traces_sample_rate": 0.1},
+        **edge_config(
+            camera={"id": "gate-1", "api_key": "k" * 32, "lot": "north"},
+            central={"url": "https://vip.example"},
+            sentry={"environment": "lab", "traces_sample_rate": 0.1},
+        )
     }
     config = parse_config(raw)
     assert config.camera.lot == "north"

@@ -1,6 +1,7 @@
 """Real things on loopback for the load balancer tests: a throwaway PostgreSQL, two central
 processes sharing it (``parking-central serve``), a test CA, and Debian's nginx started by
-hand with roles/nginx's template rendered for them (jinja2 with the role's defaults).
+hand with the site template roles/nginx renders (nginx/parking.conf.j2, jinja2 with the role's
+defaults).
 
 Needs nginx and openssl (``scripts/ensure-nginx.sh``) and PostgreSQL
 (``scripts/ensure-postgres.sh``); ``make test-loadbalancer`` installs them.
@@ -29,26 +30,31 @@ from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "nginx"
-TEMPLATE = "etc/nginx/conf.d/parking.conf.j2"
+DEFAULTS: dict[str, Any] = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 CHECKER = ROLE / "files" / "parking-nginx-check"
 NGINX = Path(os.environ.get("PARKING_NGINX", "/usr/sbin/nginx"))
 BIN = Path(sys.executable).parent
 SERVER_NAME = "parking.test"
 # The name every central's certificate carries and nginx checks (roles/nginx's default).
-CENTRAL_TLS_NAME: str = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())[
-    "nginx_central_tls_name"
-]
+CENTRAL_TLS_NAME: str = DEFAULTS["nginx_central_tls_name"]
 PASSWORD = "correct-horse-battery"
 JWT_SECRET = "loadbalancer-test-secret-" + "x" * 32
 WS_PING_S = 1.0
 
 
+def site_template() -> Path:
+    """The file roles/nginx renders: its ``nginx_site_template`` default, ``role_path`` being
+    the role's folder (nginx/parking.conf.j2)."""
+    default = str(DEFAULTS["nginx_site_template"])
+    return Path(default.replace("{{ role_path }}", str(ROLE))).resolve()
+
+
 def render_site(variables: dict[str, Any]) -> str:
     """roles/nginx's site template with the role's defaults, overridden by ``variables``."""
-    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    context: dict[str, Any] = {**defaults, **variables}
+    context: dict[str, Any] = {**DEFAULTS, **variables}
+    template = site_template()
     env = jinja2.Environment(  # noqa: S701 - renders nginx config, not HTML
-        loader=jinja2.FileSystemLoader(ROLE / "templates"),
+        loader=jinja2.FileSystemLoader(template.parent),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
@@ -57,7 +63,9 @@ def render_site(variables: dict[str, Any]) -> str:
     for key, value in context.items():
         if isinstance(value, str) and "{{" in value and key not in variables:
             context[key] = None
-    return env.get_template(TEMPLATE).render(ansible_managed="Ansible managed (test)", **context)
+    return env.get_template(template.name).render(
+        ansible_managed="Ansible managed (test)", **context
+    )
 
 
 def check_site(path: Path) -> subprocess.CompletedProcess[str]:

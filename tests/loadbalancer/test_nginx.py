@@ -16,10 +16,18 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import yaml
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.loadbalancer.conftest import PASSWORD, SERVER_NAME, Stack, check_site
+from tests.loadbalancer.conftest import (
+    PASSWORD,
+    REPO,
+    SERVER_NAME,
+    Stack,
+    check_site,
+    site_template,
+)
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(240)
@@ -93,6 +101,19 @@ def _stored(stack: Stack, event_ids: list[str]) -> tuple[int, int]:
         ).fetchone()
         assert rows is not None
         return int(rows[0]), int(rows[1])
+
+
+def test_the_role_renders_the_top_level_site_template_through_its_validator() -> None:
+    """The reviewable file in nginx/ is what the role writes, checked by nginx -t first."""
+    assert site_template() == REPO / "nginx" / "parking.conf.j2"
+    assert site_template().is_file()
+    tasks = yaml.safe_load((REPO / "roles/nginx/tasks/configure.yml").read_text())
+    (task,) = [t["ansible.builtin.template"] for t in tasks if "ansible.builtin.template" in t]
+    assert task["src"] == "{{ nginx_site_template }}"
+    assert task["dest"] == "/etc/nginx/conf.d/parking.conf"
+    assert task["validate"] == "/usr/local/sbin/parking-nginx-check %s"
+    specs = yaml.safe_load((REPO / "roles/nginx/meta/argument_specs.yml").read_text())
+    assert "nginx_site_template" in specs["argument_specs"]["main"]["options"]
 
 
 def test_rendered_site_passes_the_role_validator_and_a_broken_one_fails(
