@@ -32,7 +32,7 @@ import numpy as np
 from app.edge.reader import Detector, PlateBox, PlateRead
 from app.edge.reader.grammar import US_GENERIC, PlateGrammar, PlateMatch, candidate_rank
 from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader, ModelError
-from app.edge.reader.ocr import ALNUM, CharRead, FloatArray, Image, order_quad
+from app.edge.reader.ocr import ALNUM, CharRead, FloatArray, Image, TextBox, order_quad
 from app.edge.reader.pipeline import MAX_CANDIDATES, PlateResult, _vehicle_type
 from app.edge.sources import Frame
 
@@ -168,10 +168,16 @@ class SlotRecognizer:
         return chars
 
 
+def grow_quad(quad: FloatArray, pad: float) -> FloatArray:
+    """The quad grown by ``pad`` of its size on every side."""
+    center = quad.mean(axis=0)
+    grown: FloatArray = (center + (quad - center) * (1 + 2 * pad)).astype(np.float32)
+    return grown
+
+
 def warp_plate(image: Image, quad: FloatArray, pad: float) -> Image:
     """The plate's quad grown by ``pad`` of its size on every side, warped upright."""
-    center = quad.mean(axis=0)
-    grown = (center + (quad - center) * (1 + 2 * pad)).astype(np.float32)
+    grown = grow_quad(quad, pad)
     width = max(
         8,
         round(float(max(np.linalg.norm(grown[1] - grown[0]), np.linalg.norm(grown[2] - grown[3])))),
@@ -286,6 +292,7 @@ class PlateModelsReader:
     def _read_plate(self, image: Image, quad: PlateQuad) -> PlateResult | None:
         """Every recogniser's read of the plate at every padding; the best-ranked wins."""
         reads: list[tuple[PlateMatch, list[PlateMatch], float, str]] = []
+        band = ""  # the EU band's code, once seen (fast-plate-ocr reads only the number)
         for pad in self.pads:
             crop = warp_plate(image, quad.quad, pad)
             height = float(crop.shape[0])
@@ -300,11 +307,15 @@ class PlateModelsReader:
                 tries.append(([list(top.chars), list(bottom.chars)], height / 2))
             else:
                 line = self.line_reader.read(crop, narrow=crop.shape[1] < 3 * crop.shape[0])
+                if self.grammar.bands:  # EU: the blue band's code and emblems out of the line
+                    box = TextBox(grow_quad(quad.quad, pad), quad.score)
+                    line, found = self.fallback.pipeline._strip_marks(image, box, crop, line)
+                    band = band or found
                 tries.append(([list(line.chars)], height))
             for lines, line_height in tries:
                 if not any(c.char in ALNUM for line in lines for c in line):
                     continue
-                matches = self.grammar.match_all(lines)
+                matches = self.grammar.match_all(lines, band)
                 if matches:
                     raw = " / ".join("".join(c.char for c in line) for line in lines)
                     reads.append((matches[0], matches, line_height, raw))
