@@ -293,8 +293,8 @@ def test_pipeline_and_plate_models_share_the_ranking() -> None:
     import app.edge.reader.pipeline as pipeline
     import app.edge.reader.plate_models as plate_models
 
-    assert pipeline.candidate_rank is candidate_rank
-    assert plate_models.candidate_rank is candidate_rank
+    assert vars(pipeline)["candidate_rank"] is candidate_rank
+    assert vars(plate_models)["candidate_rank"] is candidate_rank
 
 
 # -- config ----------------------------------------------------------------------------------
