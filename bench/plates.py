@@ -21,6 +21,10 @@ comma-separated list for several in order of preference). Without ``--region`` i
 ``generic``: letters and digits as read, no layout fitted to the data set. The JSON line holds
 ``region``.
 
+``--plate-models DIR`` reads with the optional plate-specific models installed in ``DIR``
+(``parking-edge models install``; ``app/edge/reader/plate_models.py``) instead of the TFLite
+reader alone; the JSON line then holds ``plate_models``.
+
 ``--render eu|br|... --count N`` draws N synthetic plates of that profile's countries into a
 temporary folder first (``tests/edge/render_plates.py``) and measures on them.
 """
@@ -44,6 +48,7 @@ from app.edge.aggregate import edit_distance
 from app.edge.reader import Detector
 from app.edge.reader.grammar import PlateGrammar
 from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader
+from app.edge.reader.plate_models import PlateModelsReader
 from app.edge.reader.profiles import region_names
 
 
@@ -112,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--models", type=Path, default=MODELS_DIR)
     parser.add_argument("--errors", action="store_true", help="list every miss on stderr")
+    # -- plate-specific models (optional) --
+    parser.add_argument(
+        "--plate-models",
+        type=Path,
+        metavar="DIR",
+        help="read with the plate-specific models installed in DIR (plate_models.py)",
+    )
     args = parser.parse_args(argv)
 
     regions = args.region.split(",")
@@ -133,12 +145,22 @@ def main(argv: list[str] | None = None) -> int:
         samples = samples[: args.limit]
     if not samples:
         parser.error(f"no labelled images in {args.folder}")
-    reader = LiteRTPlateReader(
-        models_dir=args.models,
-        threads=args.threads,
-        regions=regions,
-        detector=args.detector,
-    )
+    reader: LiteRTPlateReader | PlateModelsReader
+    if args.plate_models is not None:
+        reader = PlateModelsReader(
+            plate_models=args.plate_models,
+            models_dir=args.models,
+            threads=args.threads,
+            regions=regions,
+            detector=args.detector,
+        )
+    else:
+        reader = LiteRTPlateReader(
+            models_dir=args.models,
+            threads=args.threads,
+            regions=regions,
+            detector=args.detector,
+        )
     vn_only = PlateGrammar(("vn",), accept_cost=0.0, max_cost=0.0)
 
     first = cv2.imread(str(samples[0].image))
@@ -201,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_mean_ms": round(float(np.mean(cpu_times)), 1),
         "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    if args.plate_models is not None:
+        summary["plate_models"] = str(args.plate_models)
     if country_total:
         summary["country_n"] = country_total
         summary["country_exact_pct"] = round(100 * country_exact / country_total, 2)

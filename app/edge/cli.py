@@ -7,6 +7,7 @@ parking-edge offline [--json] [--data-dir DIR | --config FILE]   # lists copy, o
 parking-edge check-config --config FILE                          # the unit template's validator
 parking-edge check-camera [--config FILE] [--output PATH]        # one frame from the source
 parking-edge pulse-relay [--config FILE] [--seconds S] [--yes]   # the barrier relay, once
+parking-edge models list|install NAME... [--mirror DIR] [--dir DIR] # optional plate models
 
 ``run`` and ``simulate`` stop the same way on SIGTERM (systemd) and SIGINT (Ctrl-C): capture
 stops, the command channels and the uploader stop, the outbox closes, exit status 0. A second
@@ -37,6 +38,7 @@ log = logging.getLogger("app.edge")
 
 DEFAULT_DATA_DIR = "/var/lib/parking-edge"
 DEFAULT_CONFIG = Path("/etc/parking-edge/edge.toml")
+DEFAULT_PLATE_MODELS = "/opt/parking-edge/plate-models"
 
 
 def _stop_on_signals() -> threading.Event:
@@ -355,6 +357,33 @@ def cmd_offline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """The optional third-party plate models (docs/reader.md, "Plate-specific models")."""
+    from app.edge.reader.catalogue import InstallError, catalogue, install, installed
+
+    models = catalogue()
+    if args.models_command == "list":
+        for model in models.values():
+            state = "installed" if installed(model, args.dir) else "not installed"
+            print(f"{model.name:<24} {model.licence:<12} {state:<14} {model.what}")
+        return 0
+    unknown = [n for n in args.names if n not in models]
+    if unknown:
+        print(
+            f"error: no model {unknown[0]!r} in the catalogue: one of {', '.join(models)}",
+            file=sys.stderr,
+        )
+        return 2
+    for name in args.names:
+        try:
+            paths = install(name, args.dir, mirror=args.mirror)
+        except InstallError as exc:
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            return 1
+        print(f"installed {name} ({models[name].licence}): {', '.join(str(p) for p in paths)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parking-edge", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"parking-edge {__version__}")
@@ -480,6 +509,26 @@ def build_parser() -> argparse.ArgumentParser:
     pulse.add_argument("--seconds", type=float, help="pulse length (default: [gate] open_pulse_s)")
     pulse.add_argument("--yes", action="store_true", help="do not ask first")
     pulse.set_defaults(func=cmd_pulse_relay)
+
+    models = sub.add_parser("models", help="optional third-party plate models")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    for name, text in (
+        ("list", "the catalogue, and what is installed"),
+        ("install", "install models (sha256 checked) from upstream or a mirror folder"),
+    ):
+        cmd = models_sub.add_parser(name, help=text)
+        cmd.add_argument(
+            "--dir",
+            type=Path,
+            default=Path(os.environ.get("PARKING_EDGE_PLATE_MODELS", DEFAULT_PLATE_MODELS)),
+            help=f"the plate models folder ([reader] plate_models; default {DEFAULT_PLATE_MODELS})",
+        )
+        if name == "install":
+            cmd.add_argument("names", nargs="+", metavar="NAME", help="catalogue names")
+            cmd.add_argument(
+                "--mirror", type=Path, help="copy the files from this folder, not the network"
+            )
+        cmd.set_defaults(func=cmd_models)
     return parser
 
 

@@ -272,6 +272,37 @@ class ReaderConfig(_Section):
             " memory: ~+120 MB)."
         ),
     ] = "fast"
+    # -- plate-specific models (optional; docs/reader.md "Plate-specific models") --------------
+    plate_models: Annotated[
+        Path | None,
+        Field(
+            description="A folder holding the third-party plate detector and recognisers"
+            " (`parking-edge models install hyperlpr3 fast-plate-ocr-global --dir DIR`): read"
+            ' with them, the TFLite reader beside them. Needs `kind = "litert"` and the'
+            " `plate-models` extra (onnxruntime)."
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _plate_models(self) -> ReaderConfig:
+        if self.plate_models is None:
+            return self
+        from app.edge.reader.plate_models import missing_files
+
+        if self.kind != "litert":
+            raise ValueError('plate_models: needs kind = "litert"')
+        if not self.plate_models.is_dir():
+            raise ValueError(f"plate_models: {self.plate_models} is not a folder")
+        missing = missing_files(self.plate_models)
+        if missing:
+            raise ValueError(
+                f"plate_models: {self.plate_models} lacks {', '.join(missing)} "
+                "(parking-edge models install hyperlpr3 fast-plate-ocr-global --dir "
+                f"{self.plate_models})"
+            )
+        return self
+
+    # -- end of plate-specific models -----------------------------------------------------
 
     @model_validator(mode="before")
     @classmethod

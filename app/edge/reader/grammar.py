@@ -461,6 +461,20 @@ class PlateGrammar:
         )
 
 
+def candidate_rank(grammar: PlateGrammar, match: PlateMatch, height: float) -> tuple[float, ...]:
+    """How a reader chooses among candidate plates, lower first (the TFLite pipeline and the
+    plate-models reader share it): the deployment's earlier region, then a read holding a
+    digit, then (with layouts configured) a read that fits one, then the tallest (``height``:
+    pixels per text line), surest, up to 7 characters longest print."""
+    off_layout = grammar.has_layouts and not match.template
+    return (
+        float(grammar.regions.index(match.grammar)),
+        0.0 if any(ch.isdigit() for ch in match.plate) else 1.0,
+        1.0 if off_layout else 0.0,
+        -height * match.confidence * min(len(match.plate), 7),
+    )
+
+
 def _without(lines: Sequence[Sequence[CharRead]], drop: Sequence[int]) -> list[list[CharRead]]:
     """The lines without their ``drop``-th letters/digits (counted over all lines)."""
     out: list[list[CharRead]] = []

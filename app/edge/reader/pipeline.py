@@ -18,7 +18,7 @@ import numpy as np
 from app.contract import VehicleType
 from app.edge.reader import PlateBox
 from app.edge.reader.band import plate_marks
-from app.edge.reader.grammar import PlateGrammar, PlateMatch
+from app.edge.reader.grammar import PlateGrammar, PlateMatch, candidate_rank
 from app.edge.reader.ocr import (
     ALNUM,
     CharRead,
@@ -302,18 +302,8 @@ class PlatePipeline:
         matches = self.grammar.match_all(chars, band)
         if not matches:
             return None
-        best = matches[0]
         height = max(lines[k].box.height for k in members) / len(chars)
-        has_digit = any(ch.isdigit() for ch in best.plate)
-        # with layouts configured, a read that fits one beats one that only fits the pattern
-        off_layout = self.grammar.has_layouts and not best.template
-        rank = (
-            float(self.grammar.regions.index(best.grammar)),
-            0.0 if has_digit else 1.0,
-            1.0 if off_layout else 0.0,
-            # taller, surer, and up to 7 characters longer is better
-            -height * best.confidence * min(len(best.plate), 7),
-        )
+        rank = candidate_rank(self.grammar, matches[0], height)
         return _Candidate(members, tuple(matches), rank)
 
     def _result(self, lines: Sequence[_Line], cand: _Candidate) -> PlateResult:

@@ -1,0 +1,336 @@
+"""The optional plate-specific models: catalogue, install (sha256 pinned, atomic), the reader
+on real plates, and the lane config's ``[reader] plate_models``.
+
+The third-party files are never in the project: ``../shared/models`` is the mirror the tests
+install from (the lab has no internet). Tests that need it skip with the reason when it is
+missing; the install's own checks run on made-up files and a made-up catalogue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from pathlib import Path
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.contract import normalize_plate
+from app.edge.cli import main as edge_main
+from app.edge.config import ConfigError, parse_config
+from app.edge.reader.catalogue import (
+    CatalogueModel,
+    InstallError,
+    ModelFile,
+    catalogue,
+    install,
+    installed,
+)
+from app.edge.reader.grammar import PlateGrammar, candidate_rank
+from app.edge.reader.plate_models import REQUIRED_FILES, missing_files
+from tests.support.shared import shared_dir
+
+MIRROR = shared_dir() / "models"
+needs_mirror = pytest.mark.skipif(
+    not all((MIRROR / name).is_file() for name in REQUIRED_FILES),
+    reason=f"the plate models' mirror {MIRROR} (../shared/models) is missing",
+)
+PLATES = shared_dir() / "data" / "plates"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _model(files: dict[str, bytes], *, wrong: str = "") -> CatalogueModel:
+    """A catalogue entry for ``files``; ``wrong``: that file's pin is another content's."""
+    return CatalogueModel(
+        name="test-model",
+        what="made up",
+        licence="MIT",
+        licence_note="",
+        upstream="https://example.invalid",
+        files=tuple(
+            ModelFile(
+                name,
+                f"https://example.invalid/{name}",
+                _sha(data + b"x") if name == wrong else _sha(data),
+            )
+            for name, data in files.items()
+        ),
+    )
+
+
+def _write(folder: Path, files: dict[str, bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+# -- catalogue -------------------------------------------------------------------------------
+
+
+def test_catalogue_pins_licences_and_the_reader_files() -> None:
+    models = catalogue()
+    assert set(models) == {"hyperlpr3", "fast-plate-ocr-global"}
+    assert models["hyperlpr3"].licence == "Apache-2.0"
+    assert models["fast-plate-ocr-global"].licence == "MIT"
+    names = {f.name for m in models.values() for f in m.files}
+    assert names == set(REQUIRED_FILES)  # the catalogue installs what the reader opens
+    for model in models.values():
+        for f in model.files:
+            assert f.url.startswith("https://")
+            assert re.fullmatch(r"[0-9a-f]{64}", f.sha256)
+
+
+def test_catalogue_pins_agree_with_the_mirror_readme() -> None:
+    readme = MIRROR / "README.md"
+    if not readme.is_file():
+        pytest.skip(f"{readme} is missing")
+    text = readme.read_text(encoding="utf-8")
+    for model in catalogue().values():
+        for f in model.files:
+            row = next(line for line in text.splitlines() if line.startswith(f"| {f.name} "))
+            assert f.sha256 in row, f.name
+
+
+# -- install ---------------------------------------------------------------------------------
+
+
+@needs_mirror
+def test_install_from_the_mirror_with_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "plate-models"
+    assert missing_files(target) == list(REQUIRED_FILES)
+    rc = edge_main(
+        ["models", "install", "hyperlpr3", "fast-plate-ocr-global", "--mirror", str(MIRROR),
+         "--dir", str(target)]
+    )  # fmt: skip
+    assert rc == 0
+    assert missing_files(target) == []
+    for model in catalogue().values():
+        assert installed(model, target)
+    assert sorted(p.name for p in target.iterdir()) == sorted(REQUIRED_FILES)  # no leftovers
+    assert edge_main(["models", "list", "--dir", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" installed ") >= 2 and "not installed" not in out
+
+
+def test_unknown_model_is_refused_by_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = edge_main(["models", "install", "no-such-model", "--dir", str(tmp_path / "m")])
+    assert rc == 2
+    assert "no-such-model" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_reports_a_mirror_without_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = edge_main(
+        ["models", "install", "hyperlpr3", "--mirror", str(tmp_path / "empty"),
+         "--dir", str(tmp_path / "m")]
+    )  # fmt: skip
+    assert rc == 1
+    assert "not in mirror" in capsys.readouterr().err
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+contents = st.dictionaries(
+    st.sampled_from(["a.onnx", "b.onnx", "c.onnx"]), st.binary(max_size=256), min_size=1
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(files=contents, data=st.data())
+def test_a_file_off_its_pin_installs_nothing(
+    tmp_path_factory: pytest.TempPathFactory, files: dict[str, bytes], data: st.DataObject
+) -> None:
+    """Any file whose sha256 is not the pinned one stops the whole model: the target keeps
+    exactly what it held before (an older copy stays), and no partial file is left."""
+    root = tmp_path_factory.mktemp("install")
+    wrong = data.draw(st.sampled_from(sorted(files)))
+    mirror = _write(root / "mirror", files)
+    before = {name: b"old " + name.encode() for name in files if data.draw(st.booleans())}
+    target = _write(root / "target", before)
+    model = _model(files, wrong=wrong)
+    with pytest.raises(InstallError, match=wrong):
+        install("test-model", target, mirror=mirror, models={"test-model": model})
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(files=contents)
+def test_files_on_their_pins_install_byte_for_byte(
+    tmp_path_factory: pytest.TempPathFactory, files: dict[str, bytes]
+) -> None:
+    root = tmp_path_factory.mktemp("install")
+    mirror = _write(root / "mirror", files)
+    target = _write(root / "target", dict.fromkeys(files, b"stale"))  # replaced
+    model = _model(files)
+    paths = install("test-model", target, mirror=mirror, models={"test-model": model})
+    assert {p.name: p.read_bytes() for p in paths} == files
+    assert {p.name for p in target.iterdir()} == set(files)
+    assert installed(model, target)
+
+
+def test_download_is_checked_like_the_mirror(tmp_path: Path) -> None:
+    """Without a mirror the files come from their URLs, through the same sha256 check."""
+    files = {"a.onnx": b"weights", "b.onnx": b"more weights"}
+    served = {f"https://example.invalid/{k}": v for k, v in files.items()}
+
+    def opener(url: str) -> BinaryIO:
+        return io.BytesIO(served[url])
+
+    model = _model(files)
+    install("test-model", tmp_path, models={"test-model": model}, opener=opener)
+    assert installed(model, tmp_path)
+    served["https://example.invalid/b.onnx"] = b"tampered"
+    other = tmp_path / "other"
+    with pytest.raises(InstallError, match=r"b\.onnx.*sha256"):
+        install("test-model", other, models={"test-model": model}, opener=opener)
+    assert list(other.iterdir()) == []
+
+
+# -- the reader ------------------------------------------------------------------------------
+
+
+US_READ = ["car12.jpg", "us1.jpg", "car13.jpg", "wts-lg-000027.jpg", "us4.jpg"]
+
+
+@pytest.fixture(scope="module")
+def us_reader() -> object:
+    if not all((MIRROR / name).is_file() for name in REQUIRED_FILES):
+        pytest.skip(f"the plate models' mirror {MIRROR} (../shared/models) is missing")
+    pytest.importorskip("onnxruntime", reason="the plate-models extra (onnxruntime) is missing")
+    from app.edge.reader.plate_models import PlateModelsReader
+
+    return PlateModelsReader(plate_models=MIRROR, regions=["us"])
+
+
+@needs_mirror
+@pytest.mark.parametrize("name", US_READ)
+def test_reader_reads_real_us_plates(us_reader: object, name: str) -> None:
+    from app.edge.reader.plate_models import PlateModelsReader
+
+    assert isinstance(us_reader, PlateModelsReader)
+    folder = PLATES / "openalpr-us"
+    if not (folder / name).is_file():
+        pytest.skip(f"{folder / name} is missing")
+    label = (folder / name).with_suffix(".txt").read_text().split("\t")[5].strip()
+    image = cv2.imread(str(folder / name))
+    assert image is not None
+    results = us_reader.read_image(image)
+    assert results, name
+    assert results[0].plate == normalize_plate(label)
+    assert results[0].grammar == "us"
+    h, w = image.shape[:2]
+    box = results[0].box
+    assert 0 <= box.x < w and 0 <= box.y < h and box.w > 0 and box.h > 0
+
+
+@needs_mirror
+def test_reader_reads_rendered_eu_plates_and_falls_back_on_blank_frames() -> None:
+    pytest.importorskip("onnxruntime", reason="the plate-models extra (onnxruntime) is missing")
+    import random
+
+    from app.edge.reader.plate_models import PlateModelsReader
+    from tests.edge.render_plates import draw_plate, sample_plates, scene
+
+    reader = PlateModelsReader(plate_models=MIRROR, regions=["eu"])
+    rng = random.Random(5)
+    plates = sample_plates("eu", 12, seed=5)
+    right = 0
+    for plate in plates:
+        results = reader.read_image(scene(draw_plate(plate), rng))
+        right += bool(results) and results[0].plate == normalize_plate(plate.text)
+    assert right >= 9, f"{right} of {len(plates)}"
+    # a frame with no plate: neither reader invents one
+    assert reader.read_image(np.full((480, 640, 3), 128, np.uint8)) == []
+
+
+def test_missing_model_files_are_named(tmp_path: Path) -> None:
+    from app.edge.reader.litert import ModelError
+    from app.edge.reader.plate_models import PlateModelsReader
+
+    with pytest.raises(ModelError, match=REQUIRED_FILES[0]):
+        PlateModelsReader(plate_models=tmp_path)
+
+
+# -- shared ranking --------------------------------------------------------------------------
+
+
+@given(
+    first=st.sampled_from(["9LLL999", "LLL9999"]),
+    height=st.floats(1, 500),
+    other_height=st.floats(1, 500),
+)
+def test_ranking_prefers_the_first_region_whatever_the_print_size(
+    first: str, height: float, other_height: float
+) -> None:
+    """One ranking for both readers (grammar.candidate_rank): a plate of the lane's first
+    region beats one of a later region, however much larger the later one's print."""
+    grammar = PlateGrammar(["us", "generic"])
+    us = grammar.parse("1ABC234" if first == "9LLL999" else "ABC1234")
+    generic = PlateGrammar(["generic"]).parse("XY12")
+    assert us is not None and generic is not None and us.grammar == "us"
+    assert candidate_rank(grammar, us, height) < candidate_rank(grammar, generic, other_height)
+
+
+def test_pipeline_and_plate_models_share_the_ranking() -> None:
+    import app.edge.reader.pipeline as pipeline
+    import app.edge.reader.plate_models as plate_models
+
+    assert vars(pipeline)["candidate_rank"] is candidate_rank
+    assert vars(plate_models)["candidate_rank"] is candidate_rank
+
+
+# -- config ----------------------------------------------------------------------------------
+
+
+def _config(reader: dict[str, object]) -> dict[str, object]:
+    return {
+        "camera": {"id": "gate-1-in", "direction": "entry", "api_key": "k"},
+        "central": {"url": "http://127.0.0.1:8000"},
+        "source": {"kind": "folder", "path": "/tmp"},
+        "reader": reader,
+    }
+
+
+def test_config_takes_an_installed_models_folder(tmp_path: Path) -> None:
+    _write(tmp_path, dict.fromkeys(REQUIRED_FILES, b"x"))
+    config = parse_config(_config({"kind": "litert", "plate_models": str(tmp_path)}))
+    assert config.reader.plate_models == tmp_path
+    assert parse_config(_config({"kind": "litert"})).reader.plate_models is None  # the default
+
+
+@pytest.mark.parametrize(
+    ("reader", "files", "message"),
+    [
+        ({"kind": "litert"}, None, "is not a folder"),
+        ({"kind": "litert"}, (), "lacks"),
+        ({"kind": "litert"}, REQUIRED_FILES[:2], REQUIRED_FILES[2]),
+        ({"kind": "sidecar"}, REQUIRED_FILES, 'needs kind = "litert"'),
+    ],
+)
+def test_config_errors_name_the_field(
+    tmp_path: Path, reader: dict[str, object], files: tuple[str, ...] | None, message: str
+) -> None:
+    folder = tmp_path / "plate-models"
+    if files is not None:
+        _write(folder, dict.fromkeys(files, b"x"))
+    with pytest.raises(ConfigError, match=r"reader\.plate_models|reader: .*plate_models") as err:
+        parse_config(_config({**reader, "plate_models": str(folder)}))
+    assert message in str(err.value)
