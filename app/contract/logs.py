@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 # The readable form, for a terminal (``--log-format text``, ``log_json = false``).
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+_TS = "%Y-%m-%dT%H:%M:%S"
 
 # Attributes every LogRecord has: anything else on a record came in through ``extra=`` (or a
 # filter, such as central's request id) and is written as a field of its own.
@@ -36,8 +38,11 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        # ISO 8601 in UTC, milliseconds: 2026-01-31T23:59:59.123+00:00 (strftime: about half
+        # the cost of datetime's isoformat, on a line per ingested event).
+        seconds = time.strftime(_TS, time.gmtime(record.created))
         payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": f"{seconds}.{int(record.msecs):03d}+00:00",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
