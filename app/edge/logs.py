@@ -40,8 +40,10 @@ def stderr_is_journal(environ: Mapping[str, str] | None = None) -> bool:
 def default_log_format(environ: Mapping[str, str] | None = None) -> LogFormat:
     env = os.environ if environ is None else environ
     chosen = env.get(ENV, "").strip().lower()
-    if chosen == "json" or chosen == "text":
-        return chosen
+    if chosen == "json":
+        return "json"
+    if chosen == "text":
+        return "text"
     return "json" if stderr_is_journal(env) else "text"
 
 
