@@ -1,20 +1,96 @@
-"""Structured JSON logs through the standard logging module."""
+"""Structured JSON logs through the standard logging module, with the request id.
+
+Every HTTP request gets an id (``RequestId``): the client's ``X-Request-ID`` when it is sane
+(1 to 128 of ``A-Z a-z 0-9 . _ : -``: a UUID, nginx's ``$request_id``, a trace id), a fresh one
+otherwise. It is answered in the response's ``X-Request-ID`` and, through a context variable and
+``RequestIdFilter``, written as ``request_id`` into every log line of the request, also from the
+worker threads that sync routes run in. The line format itself is the contract's
+(``app/contract/logs.py``), the one the edge writes too.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.handlers
+import os
 import re
-from datetime import UTC, datetime
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message",
-    "asctime",
-    "color_message",
-}
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.contract.logs import TEXT_FORMAT, JsonFormatter
+
+__all__ = [
+    "REQUEST_ID",
+    "JsonFormatter",
+    "RedactSecrets",
+    "RequestId",
+    "RequestIdFilter",
+    "accepted_request_id",
+    "configure_logging",
+]
+
+REQUEST_ID_HEADER = b"x-request-id"
+MAX_REQUEST_ID_CHARS = 128
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,%d}" % MAX_REQUEST_ID_CHARS)
+
+# The id of the request being handled; None outside a request (duties, start-up).
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def accepted_request_id(value: bytes | None) -> str | None:
+    """The client's id when it is safe to log and to answer; None: make one."""
+    if value is None or _SANE_REQUEST_ID.fullmatch(value) is None:
+        return None
+    return value.decode("ascii")
+
+
+def new_request_id() -> str:
+    return os.urandom(16).hex()  # 32 hex digits, the shape of nginx's $request_id
+
+
+class RequestId:
+    """Pure ASGI middleware: sets ``REQUEST_ID`` for the request and answers it in
+    ``X-Request-ID`` (HTTP responses and WebSocket accepts).
+
+    The variable is reset when the app returns, not when it raises: the server logs an
+    unhandled error in the same task afterwards, and that line carries the id too (each
+    request runs in a task of its own, so nothing leaks into the next one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID_HEADER:
+                incoming = value
+                break
+        request_id = accepted_request_id(incoming) or new_request_id()
+        header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        await self.app(scope, receive, send_with_id)
+        REQUEST_ID.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to records made while a request is handled (unless set)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = REQUEST_ID.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
 
 
 # A credential in a URL's query string (a live feed's ``?token=``), in any logger's message
@@ -31,34 +107,11 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    def __init__(self, *, service: str) -> None:
-        super().__init__()
-        self.service = service
-
-    def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-            "service": self.service,
-        }
-        for key, value in vars(record).items():
-            if key not in _RESERVED and not key.startswith("_"):
-                payload[key] = value
-        if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str)
-
-
 def configure_logging(
     *, level: str, json_lines: bool, file: Path | None, service: str = "parking-central"
 ) -> None:
     formatter: logging.Formatter = (
-        JsonFormatter(service=service)
-        if json_lines
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        JsonFormatter(service=service) if json_lines else logging.Formatter(TEXT_FORMAT)
     )
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if file is not None:
@@ -72,6 +125,7 @@ def configure_logging(
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(RedactSecrets())
+        handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
     root.setLevel(level)
     # uvicorn's access log duplicates our request metrics; keep its errors.

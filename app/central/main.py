@@ -39,7 +39,7 @@ from app.central.lists.routes import router as lists_router
 from app.central.live import bridge
 from app.central.live.hub import LiveHub
 from app.central.live.routes import router as live_router
-from app.central.logs import configure_logging
+from app.central.logs import RequestId, configure_logging
 from app.central.lots.routes import router as lots_router
 from app.central.metrics import (
     DB_UNAVAILABLE,
@@ -325,7 +325,10 @@ def create_app(
     app.add_middleware(FastIngest, fastapi_app=app, error_response=error_response)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)  # a 413 is counted too
-    app.add_middleware(SecurityHeaders)  # outermost: every answer, errors included
+    app.add_middleware(SecurityHeaders)  # every answer, errors included
+    # Outermost: every log line below carries the request id (fast path, 413 included), and
+    # every answer names it.
+    app.add_middleware(RequestId)
 
     for router in (
         health_router,

@@ -1,7 +1,8 @@
 """Wire contract between the edge agents and central, defined once and imported by both.
 
 Pydantic models only, no I/O. The version is part of every URL (``/api/v1``); a breaking
-change gets a new module (``v2``) while central keeps serving the old one.
+change gets a new module (``v2``) while central keeps serving the old one. ``logs.py`` holds the
+other thing both sides share: the JSON log line format (standard library only).
 """
 
 from app.contract.v1 import (

@@ -51,6 +51,7 @@ from app.edge.heartbeat import FrameRate, HeartbeatSender, HeartbeatSource
 from app.edge.hold import ClockHold, Held
 from app.edge.ids import EventIdFactory
 from app.edge.lists import LocalLists
+from app.edge.logs import event_fields
 from app.edge.metrics import EdgeMetrics, MetricsServer
 from app.edge.outbox import Outbox, OutboxFullError
 from app.edge.reader import PlateReader
@@ -366,6 +367,7 @@ class EdgeRuntime:
             camera,
             captured_at.isoformat(),
             event.event_id,
+            extra=event_fields(event.event_id, camera, outcome="captured"),
         )
         if item.gate is not None and item.report is not None:
             report = item.report
@@ -537,6 +539,7 @@ class LaneAgent:
             event.plate,
             event.confidence,
             sighting.support,
+            extra=event_fields(event.event_id, event.camera_id, outcome="captured"),
         )
         if self.gate is not None:
             event_id = event.event_id

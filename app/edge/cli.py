@@ -12,6 +12,9 @@ parking-edge models list|install NAME... [--mirror DIR] [--dir DIR] # optional p
 ``run`` and ``simulate`` stop the same way on SIGTERM (systemd) and SIGINT (Ctrl-C): capture
 stops, the command channels and the uploader stop, the outbox closes, exit status 0. A second
 signal while stopping changes nothing; there is no traceback.
+
+Logs go to stderr: ``parking-edge --log-format json|text COMMAND`` (default: JSON under systemd,
+text on a terminal; ``PARKING_EDGE_LOG_FORMAT`` sets it too), see ``app/edge/logs.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from app.edge import __version__
 from app.edge.clock import CLOCK_REQUIREMENTS
 from app.edge.config import ConfigError, load_config
 from app.edge.errors import init_error_reporting
+from app.edge.logs import LOG_FORMATS, configure_logging, default_log_format
 
 log = logging.getLogger("app.edge")
 
@@ -388,6 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parking-edge", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"parking-edge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None,
+        help="json: one JSON object a line (event lines carry event_id and camera_id); text."
+        " Default: $PARKING_EDGE_LOG_FORMAT, else json when stderr is the journal, else text",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one lane from a config file")
@@ -539,11 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in LONG_RUNNING:
         args.stop = _stop_on_signals()  # first: a signal during start-up stops it cleanly too
-    logging.basicConfig(
+    configure_logging(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        log_format=args.log_format or default_log_format(),
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except ConfigError as exc:

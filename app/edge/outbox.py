@@ -28,6 +28,7 @@ from pathlib import Path
 from uuid import UUID
 
 from app.contract import PlateEvent
+from app.edge.logs import event_fields
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +323,11 @@ class Outbox:
             if snapshot is not None and (
                 self._row_bytes + row_bytes + len(snapshot) > self.max_bytes
             ):
-                log.warning("outbox: snapshot of %s can never fit; row kept", event.event_id)
+                log.warning(
+                    "outbox: snapshot of %s can never fit; row kept",
+                    event.event_id,
+                    extra=event_fields(event.event_id, event.camera_id),
+                )
                 snapshot = None
             if snapshot is not None:
                 excess = self._row_bytes + self._snapshot_bytes + row_bytes + len(snapshot)
@@ -333,7 +338,9 @@ class Outbox:
                         self.max_bytes
                     ):
                         log.warning(
-                            "outbox: no room for the snapshot of %s; row kept", event.event_id
+                            "outbox: no room for the snapshot of %s; row kept",
+                            event.event_id,
+                            extra=event_fields(event.event_id, event.camera_id),
                         )
                         snapshot = None
             snapshot_file: str | None = None
@@ -346,7 +353,12 @@ class Outbox:
                         raise
                     # The disk is fuller than our bound thinks: make room, keep the row.
                     evicted += self._evict_snapshots(max(len(snapshot) * 8, 1 << 20))
-                    log.error("outbox: disk full writing snapshot of %s: %s", event.event_id, exc)
+                    log.error(
+                        "outbox: disk full writing snapshot of %s: %s",
+                        event.event_id,
+                        exc,
+                        extra=event_fields(event.event_id, event.camera_id),
+                    )
                     snapshot_file, snapshot = None, None
             try:
                 seq = self._insert(event, payload, row_bytes, snapshot_file, snapshot)
@@ -364,6 +376,14 @@ class Outbox:
                     if not _is_disk_full(again):
                         raise
                     self._refuse(event, f"disk full: {again}")
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "outbox: event %s of %s queued (seq %d)",
+                    event.event_id,
+                    event.camera_id,
+                    seq,
+                    extra=event_fields(event.event_id, event.camera_id, seq=seq, outcome="queued"),
+                )
             return EnqueueResult(
                 seq=seq, snapshot_kept=snapshot is not None, snapshots_evicted=evicted
             )
@@ -406,6 +426,7 @@ class Outbox:
             why,
             self._row_bytes,
             self.max_bytes,
+            extra=event_fields(event.event_id, event.camera_id, outcome="refused"),
         )
         with contextlib.suppress(sqlite3.Error), self._transaction():
             # Refused events still count as captured: central's reconciliation shows the gap.
@@ -566,6 +587,9 @@ class Outbox:
             row[0],
             status,
             error[:200],
+            extra=event_fields(
+                event.event_id, event.camera_id, outcome="dead-lettered", status=status
+            ),
         )
         return True
 

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from app.contract import API_PREFIX, CameraHeartbeat, EventAck, EventBatchAck
 from app.edge import __version__
+from app.edge.logs import event_fields
 from app.edge.metrics import EdgeMetrics
 from app.edge.outbox import Outbox, PendingEvent
 
@@ -434,6 +435,15 @@ class Uploader:
         return self._deliver(camera, api_key, events)
 
     def _deliver(self, camera: str, api_key: str, events: list[PendingEvent]) -> float:
+        if log.isEnabledFor(logging.DEBUG):
+            for event in events:
+                log.debug(
+                    "uploader: sending event %s of %s (%d in this request)",
+                    event.event_id,
+                    camera,
+                    len(events),
+                    extra=event_fields(event.event_id, camera, seq=event.seq, outcome="sending"),
+                )
         result = self._client.send_events(api_key, events)
         if result.outcome is Outcome.DELIVERED:
             self.breaker.record_success()
@@ -443,6 +453,7 @@ class Uploader:
             if self._metrics is not None:
                 self._metrics.events_delivered.labels(camera).inc(len(events))
             for ack in result.acks:
+                self._log_ack(camera, ack)
                 self._resolve(ack.event_id, ack)
             if camera in self._batch_cap:
                 # After a 413, grow back slowly: one big snapshot should not pin batches small.
@@ -469,10 +480,20 @@ class Uploader:
             dead = self._outbox.record_failure(
                 head, status=result.status, error=result.error, permanent=True
             )
-            if dead:
+            if dead:  # the outbox logged it
                 if self._metrics is not None:
                     self._metrics.events_dead_lettered.labels(camera).inc()
                 self._resolve(head.event_id, None, f"dead-lettered: {result.status}")
+            else:
+                log.warning(
+                    "uploader: central refused event %s of %s (%s); it is tried again",
+                    head.event_id,
+                    camera,
+                    self.last_error,
+                    extra=event_fields(
+                        head.event_id, camera, outcome="refused", status=result.status
+                    ),
+                )
             return 0.0
         # Transient: wait, in order, and let the breaker judge central's health.
         self._outbox.record_failure(
@@ -493,8 +514,32 @@ class Uploader:
             camera,
             self.last_error,
             delay,
+            extra={
+                "camera_id": camera,
+                "event_ids": [str(e.event_id) for e in events],
+                "outcome": "retrying",
+                "status": result.status,
+            },
         )
         return delay
+
+    @staticmethod
+    def _log_ack(camera: str, ack: EventAck) -> None:
+        if log.isEnabledFor(logging.INFO):
+            action = ack.decision.action.value
+            log.info(
+                "uploader: event %s of %s delivered: %s",
+                ack.event_id,
+                camera,
+                action,
+                extra=event_fields(
+                    ack.event_id,
+                    camera,
+                    outcome="delivered",
+                    action=action,
+                    session_id=ack.session_id,
+                ),
+            )
 
     def heartbeat(self, camera_id: str, heartbeat: CameraHeartbeat) -> SendResult | None:
         """Send a heartbeat unless the breaker is open or central asked for a pause (it is a

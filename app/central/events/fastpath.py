@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.central.errors import RateLimited
 from app.central.events.combiner import WriteCombiner
+from app.central.events.routes import log_ingested, log_not_ingested
 from app.central.events.routes import router as events_router
 from app.central.metrics import EVENTS_INGESTED
 from app.central.state import AppState
@@ -107,12 +108,14 @@ class FastIngest:
         try:
             result = await combiner.submit(db, camera, event)
         except Exception as error:
+            log_not_ingested((event,), error, "fast")
             mapped = self.error_response(state, error)
             if mapped is None:
                 raise
             response = mapped
         else:
             (_DUPLICATE if result.replay else _ACCEPTED).inc()
+            log_ingested((event,), (result,), "fast")
             response = JSONResponse(result.ack, headers=_REPLAY_HEADERS if result.replay else None)
         finally:
             if db.in_transaction():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from functools import partial
 from typing import Annotated
@@ -10,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from app.central.deps import DB, CameraAuth, Guard, Offset, State
-from app.central.errors import Conflict, NotFound
+from app.central.errors import Conflict, DomainError, NotFound
 from app.central.events import service
 from app.central.events.combiner import WriteCombiner
 from app.central.events.schemas import EventOut
@@ -32,6 +34,64 @@ _ACCEPTED = EVENTS_INGESTED.labels(result="accepted")
 _DUPLICATE = EVENTS_INGESTED.labels(result="duplicate")
 
 
+# One line per event central answered: its id, its camera, what became of it. A logger of its
+# own, so it can be told apart (and turned down) without touching the others.
+ingest_log = logging.getLogger("app.central.events.ingest")
+
+
+def log_ingested(
+    events: Iterable[PlateEvent], results: Iterable[service.Ingested], via: str
+) -> None:
+    """``stored`` or ``replayed`` (a retry: the stored answer, unchanged), with the gate's
+    action. Nothing is built unless INFO is on."""
+    if not ingest_log.isEnabledFor(logging.INFO):
+        return
+    for event, result in zip(events, results, strict=False):
+        outcome = "replayed" if result.replay else "stored"
+        decision = result.ack.get("decision") or {}
+        ingest_log.info(
+            "event %s of %s %s",
+            event.event_id,
+            event.camera_id,
+            outcome,
+            extra={
+                "event_id": str(event.event_id),
+                "camera_id": event.camera_id,
+                "outcome": outcome,
+                "action": decision.get("action"),
+                "reason": decision.get("reason"),
+                "via": via,
+            },
+        )
+
+
+def log_not_ingested(events: Iterable[PlateEvent], error: Exception, via: str) -> None:
+    """``refused`` (the event's own fault: 409, 422, ...) or ``failed`` (central's: the
+    database), for each event of the request: a batch is stored all or nothing."""
+    if not ingest_log.isEnabledFor(logging.INFO):
+        return
+    refused = isinstance(error, DomainError)
+    outcome = "refused" if refused else "failed"
+    reason = error.message if isinstance(error, DomainError) else type(error).__name__
+    status = error.status_code if isinstance(error, DomainError) else None
+    for event in events:
+        ingest_log.info(
+            "event %s of %s %s: %s",
+            event.event_id,
+            event.camera_id,
+            outcome,
+            reason,
+            extra={
+                "event_id": str(event.event_id),
+                "camera_id": event.camera_id,
+                "outcome": outcome,
+                "reason": reason,
+                "status": status,
+                "via": via,
+            },
+        )
+
+
 def _combiner(request: Request) -> WriteCombiner:
     combiner: WriteCombiner = request.app.state.ingest
     return combiner
@@ -43,10 +103,15 @@ async def ingest_event(
 ) -> JSONResponse:
     """Async: the event joins the next group commit (``combiner.py``) without a worker thread
     of its own."""
-    if event.camera_id != camera.id:
-        raise Conflict("camera_id does not match the API key's camera", field="camera_id")
-    result = await _combiner(request).submit(db, camera, event)
+    try:
+        if event.camera_id != camera.id:
+            raise Conflict("camera_id does not match the API key's camera", field="camera_id")
+        result = await _combiner(request).submit(db, camera, event)
+    except Exception as error:
+        log_not_ingested((event,), error, "route")
+        raise
     (_DUPLICATE if result.replay else _ACCEPTED).inc()
+    log_ingested((event,), (result,), "route")
     headers = {"X-Idempotent-Replay": "true"} if result.replay else None
     return JSONResponse(result.ack, headers=headers)
 
@@ -55,11 +120,18 @@ async def ingest_event(
 async def ingest_batch(
     batch: PlateEventBatch, camera: CameraAuth, db: DB, state: State
 ) -> JSONResponse:
-    results = await run_in_threadpool(
-        partial(service.ingest_batch, db, camera=camera, events=batch.events, policy=_policy(state))
-    )
+    try:
+        results = await run_in_threadpool(
+            partial(
+                service.ingest_batch, db, camera=camera, events=batch.events, policy=_policy(state)
+            )
+        )
+    except Exception as error:
+        log_not_ingested(batch.events, error, "batch")
+        raise
     for result in results:
         (_DUPLICATE if result.replay else _ACCEPTED).inc()
+    log_ingested(batch.events, results, "batch")
     return JSONResponse({"acks": [r.ack for r in results]})
 
 
