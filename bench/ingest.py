@@ -1,16 +1,27 @@
-"""Ingest throughput and latency, against its ceiling on the same PostgreSQL.
+"""Ingest throughput, latency and CPU per event, against its ceiling on the same PostgreSQL.
 
-N simulated cameras each send plate events back to back (closed loop: the next event leaves
-when the previous answer arrived) for T seconds to a running central, through HTTP, exactly as
-edge agents do. In the same run, pgbench measures the ceiling: single-row INSERT commits on the
-same PostgreSQL at the same concurrency. The goal is ingest >= 70 % of that ceiling at 64
-cameras with p99 < 50 ms.
+N simulated cameras send plate events for T seconds to a running central, through HTTP,
+exactly as edge agents do (one keep-alive connection each, one request at a time):
+
+* closed loop (default): the next event leaves when the previous answer arrived;
+* open loop (``--rate R``): each camera's events fall due as a Poisson process of R events/s
+  (seeded by ``--seed``), whatever the server does; an event due while the previous one is still
+  in flight waits for it, and its latency counts from the instant it fell due, not from its
+  send, so a server that falls behind shows in the latency (no coordinated omission).
+
+In the same run (PostgreSQL only), pgbench measures the ceiling: single-row INSERT commits on
+the same PostgreSQL at the same concurrency.
 
 Without --url/--pg-url the script builds everything itself: a throwaway PostgreSQL cluster with
-fsync on (as in production), and ``parking-central serve`` on it.
+fsync on (as in production) or, with ``--database sqlite``, a SQLite file, and
+``parking-central serve`` on it.
 
-The last line printed is one JSON object:
-  events_per_s, p50_ms, p99_ms, ceiling_per_s, ratio, cameras, seconds, errors
+The last line printed is one JSON object: events_per_s, p50_ms, p99_ms, ceiling_per_s, ratio,
+cameras, seconds, events, errors, database, rate_per_camera, offered_per_s, and the CPU per
+event of the central server (all its processes; SQLite's work is in it),
+the PostgreSQL server (postmaster and backends; 0 on SQLite) and this load client:
+server_cpu_ms_per_event, db_cpu_ms_per_event, cpu_ms_per_event (server + db),
+client_cpu_ms_per_event.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import statistics
@@ -137,15 +149,59 @@ async def camera_loop(
         latencies.append(time.perf_counter() - started)
 
 
+async def camera_open_loop(
+    lane: Lane,
+    stop_at: float,
+    rate: float,
+    rng: random.Random,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
+    """Poisson arrivals at ``rate`` per second; latency from each event's due instant."""
+    due = time.perf_counter()
+    while True:
+        due += rng.expovariate(rate)
+        if due >= stop_at:
+            return
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            status = await lane.post_event()
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as error:
+            errors.append(type(error).__name__)
+            lane.close()
+            lane.writer = None
+            continue
+        if status != 200:
+            errors.append(str(status))
+            continue
+        latencies.append(time.perf_counter() - due)
+
+
 async def run_load(
-    url: str, cameras: list[tuple[str, str]], seconds: float
+    url: str,
+    cameras: list[tuple[str, str]],
+    seconds: float,
+    *,
+    rate: float | None = None,
+    seed: int = 0,
 ) -> tuple[list[float], list[str], float]:
     parsed = httpx.URL(url)
     lanes = [Lane(parsed.host, parsed.port or 80, cid, key) for cid, key in cameras]
     latencies: list[float] = []
     errors: list[str] = []
     start = time.perf_counter()
-    await asyncio.gather(*(camera_loop(lane, start + seconds, latencies, errors) for lane in lanes))
+    stop_at = start + seconds
+    if rate is None:
+        loops = [camera_loop(lane, stop_at, latencies, errors) for lane in lanes]
+    else:
+        loops = [
+            camera_open_loop(lane, stop_at, rate, random.Random(seed * 1_000_003 + i), latencies,
+                             errors)
+            for i, lane in enumerate(lanes)
+        ]  # fmt: skip
+    await asyncio.gather(*loops)
     elapsed = time.perf_counter() - start
     for lane in lanes:
         lane.close()
@@ -287,16 +343,39 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, default=1, help="central worker processes (serve --workers)"
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="open loop: each camera's events fall due as Poisson arrivals at RATE per second",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the open loop's arrivals")
+    parser.add_argument(
+        "--database",
+        choices=["postgresql", "sqlite"],
+        default="postgresql",
+        help="what the central this run starts uses (no ceiling on sqlite)",
+    )
     args = parser.parse_args()
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be > 0")
+    if args.database == "sqlite" and args.url:
+        parser.error("--database sqlite starts its own central; leave out --url")
 
     cluster: PgCluster | None = None
     central: subprocess.Popen[bytes] | None = None
     data_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
+        pg_url: str | None
         if args.url:
             if not args.pg_url:
                 parser.error("--url needs --pg-url (the ceiling is measured on that database)")
             url, pg_url = args.url.rstrip("/"), args.pg_url
+        elif args.database == "sqlite":
+            pg_url = None
+            port = free_port()
+            sqlite_url = f"sqlite:///{data_dir / 'parking.db'}"
+            central = start_central(sqlite_url, data_dir, port, {}, args.workers)
+            url = f"http://127.0.0.1:{port}"
         else:
             cluster = PgCluster(fsync=True, max_connections=300).init()
             cluster.start()
@@ -306,16 +385,22 @@ def main() -> int:
             url = f"http://127.0.0.1:{port}"
         cameras = make_cameras(url, args.cameras, args.admin_password)
         if args.warmup:
-            asyncio.run(run_load(url, cameras, args.warmup))
+            asyncio.run(run_load(url, cameras, args.warmup, rate=args.rate, seed=args.seed + 1))
         db_pid = postmaster_pid(cluster)
         server_cpu_0 = tree_cpu_s(central.pid) if central else 0.0
         db_cpu_0 = tree_cpu_s(db_pid) if db_pid else 0.0
         client_cpu_0 = time.process_time()
-        latencies, errors, elapsed = asyncio.run(run_load(url, cameras, args.seconds))
+        latencies, errors, elapsed = asyncio.run(
+            run_load(url, cameras, args.seconds, rate=args.rate, seed=args.seed)
+        )
         server_cpu = (tree_cpu_s(central.pid) - server_cpu_0) if central else None
         db_cpu = (tree_cpu_s(db_pid) - db_cpu_0) if db_pid else None
         client_cpu = time.process_time() - client_cpu_0
-        ceiling = pgbench_ceiling(cluster, pg_url, args.cameras, int(args.seconds))
+        if db_pid is None and not args.url:
+            db_cpu = 0.0  # SQLite: the database's work is the server process's own
+        ceiling = (
+            pgbench_ceiling(cluster, pg_url, args.cameras, int(args.seconds)) if pg_url else None
+        )
     finally:
         if central is not None:
             central.terminate()
@@ -325,35 +410,44 @@ def main() -> int:
         shutil.rmtree(data_dir, ignore_errors=True)
 
     events_per_s = len(latencies) / elapsed
+    n = len(latencies)
+
+    def per_event(cpu_s: float | None) -> float | None:
+        return round(1000 * cpu_s / n, 3) if cpu_s is not None and n else None
+
     figures: dict[str, Any] = {
         "events_per_s": round(events_per_s, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,
-        "ceiling_per_s": round(ceiling, 1),
+        "ceiling_per_s": round(ceiling, 1) if ceiling else None,
         "ratio": round(events_per_s / ceiling, 3) if ceiling else None,
         "cameras": args.cameras,
         "seconds": args.seconds,
         "events": len(latencies),
         "errors": len(errors),
-        # Where the time goes: CPU per event in the central process and in this load client
-        # (both Python, sharing the machine's cores with PostgreSQL).
-        "server_cpu_ms_per_event": (
-            round(1000 * server_cpu / len(latencies), 2) if server_cpu and latencies else None
+        "database": "sqlite" if args.database == "sqlite" else "postgresql",
+        "rate_per_camera": args.rate,
+        "offered_per_s": round(args.rate * args.cameras, 1) if args.rate else None,
+        # Where the time goes: CPU per event in the central processes, PostgreSQL and this
+        # load client (all sharing the machine's cores).
+        "cpu_ms_per_event": (
+            per_event(server_cpu + db_cpu)
+            if server_cpu is not None and db_cpu is not None
+            else None
         ),
-        "client_cpu_ms_per_event": round(1000 * client_cpu / len(latencies), 2)
-        if latencies
-        else None,
-        "db_cpu_ms_per_event": (
-            round(1000 * db_cpu / len(latencies), 2) if db_cpu and latencies else None
-        ),
+        "server_cpu_ms_per_event": per_event(server_cpu),
+        "db_cpu_ms_per_event": per_event(db_cpu),
+        "client_cpu_ms_per_event": per_event(client_cpu),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "workers": args.workers,
     }
+    offered = f" of {figures['offered_per_s']} offered" if args.rate else ""
     print(
-        f"ingest: {figures['events_per_s']} events/s, p50 {figures['p50_ms']} ms, "
-        f"p99 {figures['p99_ms']} ms over {args.cameras} cameras; ceiling (pgbench single-row "
-        f"INSERT commits, same concurrency) {figures['ceiling_per_s']}/s; "
-        f"ratio {figures['ratio']}",
+        f"ingest ({figures['database']}): {figures['events_per_s']} events/s{offered}, "
+        f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms over {args.cameras} cameras; "
+        f"CPU ms/event server {figures['server_cpu_ms_per_event']} + db "
+        f"{figures['db_cpu_ms_per_event']}; ceiling (pgbench single-row INSERT commits, same "
+        f"concurrency) {figures['ceiling_per_s']}/s; ratio {figures['ratio']}",
         file=sys.stderr,
     )
     print(json.dumps(figures))

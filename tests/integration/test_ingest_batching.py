@@ -9,20 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.central.cameras.service import CameraIdentity
 from app.central.db import Database
+from app.central.deps import app_state
 from app.central.errors import Conflict
+from app.central.events.fastpath import FastIngest
 from app.central.events.models import PlateEvent as PlateEventRow
 from app.central.events.service import Ingested, IngestPolicy, ingest_many
 from app.central.live.service import PENDING_KEY
 from app.central.main import create_app
 from app.central.sessions.models import Anomaly, ParkingSession
 from app.contract import PlateEvent
-from tests.conftest import World, build_world, event_body, make_settings
+from tests.conftest import World, build_world, event_body, make_settings, token
 from tests.support.server import serving
 
 POLICY = IngestPolicy(low_confidence=0.6, timezone="UTC")
@@ -217,3 +221,73 @@ def _ok_events(metrics: str) -> float:
     line = 'parking_http_requests_total{method="POST",route="/api/v1/events",status="200"} '
     rows = [row for row in metrics.splitlines() if row.startswith(line)]
     return float(rows[0].rsplit(" ", 1)[1]) if rows else 0.0
+
+
+def _spy_fast_path(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records what ``FastIngest._handle`` answered for each request it saw (True: handled)."""
+    seen: list[bool] = []
+    handle = FastIngest._handle
+
+    async def spy(self: FastIngest, scope: Any, body: bytes, send: Any) -> bool:
+        handled = await handle(self, scope, body, send)
+        seen.append(handled)
+        return handled
+
+    monkeypatch.setattr(FastIngest, "_handle", spy)
+    return seen
+
+
+def test_test_clients_take_the_fast_path(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TestClient suites override only ``db_session``; their events go the production way
+    (events/fastpath.py) in the test's own session, not through the route."""
+    seen = _spy_fast_path(monkeypatch)
+    key = {"X-API-Key": world.entry_key}
+    first = client.post("/api/v1/events", json=event_body("lane-in", "51F-700.01"), headers=key)
+    assert first.status_code == 200, first.text  # the route: caches the key
+    body = event_body("lane-in", "51F-700.02")
+    fast = client.post("/api/v1/events", json=body, headers=key)
+    again = client.post("/api/v1/events", json=body, headers=key)
+    assert fast.status_code == again.status_code == 200
+    assert again.json() == fast.json() and again.headers["x-idempotent-replay"] == "true"
+    assert seen[-2:] == [True, True]
+    sessions = client.get("/api/v1/sessions", headers=token(client, "guard")).json()
+    assert "51F70002" in [s["plate"].replace("-", "").replace(".", "") for s in sessions]
+
+
+def test_any_other_dependency_override_goes_to_the_route(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _spy_fast_path(monkeypatch)
+    app: FastAPI = client.app  # type: ignore[assignment]
+    app.dependency_overrides[app_state] = lambda: app.state.parking
+    key = {"X-API-Key": world.entry_key}
+    for plate in ("51F-710.01", "51F-710.02"):
+        answer = client.post("/api/v1/events", json=event_body("lane-in", plate), headers=key)
+        assert answer.status_code == 200, answer.text
+    assert seen == []
+
+
+def test_another_cameras_event_is_refused_at_every_door(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The camera-id rule (``owns``): the single route, the fast path (which hands the event to
+    the route) and the batch route all answer 409 naming camera_id, and store nothing."""
+    seen = _spy_fast_path(monkeypatch)
+    key = {"X-API-Key": world.entry_key}
+    warm = client.post("/api/v1/events", json=event_body("lane-in", "51F-720.01"), headers=key)
+    assert warm.status_code == 200  # the key is cached: the next event meets the fast path
+    stolen = [event_body("lane-out", "51F-720.02"), event_body("lane-out", "51F-720.03")]
+    single = client.post("/api/v1/events", json=stolen[0], headers=key)
+    assert seen[-1] is False  # the fast path refused to handle it; the route answered
+    batch = client.post(
+        "/api/v1/events/batch",
+        json={"events": [event_body("lane-in", "51F-720.04"), stolen[1]]},
+        headers=key,
+    )
+    for refused in (single, batch):
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detail"][0]["loc"] == ["body", "camera_id"]
+    events = client.get("/api/v1/events", headers=token(client, "guard")).json()
+    assert {e["plate"] for e in events} == {"51F-720.01"}  # the batch wrote nothing either

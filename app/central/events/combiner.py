@@ -6,7 +6,8 @@ each, requests that arrive while a batch is being written queue up and go togeth
 one: ``events.service.ingest_many`` decides them in arrival order in one transaction, exactly as
 if each had committed alone. Each request still gets its own answer, its own replay header and
 its own error: a domain error (409) concerns that event alone, a lost race replays the events
-one by one, and only a database outage (503) is shared.
+one by one (in ``ingest_many``, the only layer that retries), and only a database outage (503)
+is shared.
 
 The batch runs in the database session of the request that started it (so dependency overrides
 keep working); every request waits for its batch shielded from cancellation, so that session is
@@ -16,7 +17,6 @@ never closed while the batch uses it.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 
 import anyio
@@ -24,11 +24,8 @@ import anyio.to_thread
 from sqlalchemy.orm import Session
 
 from app.central.cameras.service import CameraIdentity
-from app.central.db import is_db_unavailable
 from app.central.events.service import Ingested, IngestPolicy, Item, Result, ingest_many
 from app.contract import PlateEvent
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,21 +85,6 @@ class WriteCombiner:
                 waiting.future.set_result(result)
 
     def _write(self, batch: list[_Waiting]) -> list[Result]:
-        """In a worker thread: one transaction for the whole batch."""
-        db = batch[0].db
-        items = [w.item for w in batch]
-        try:
-            return ingest_many(db, items, policy=self.policy)
-        except Exception as error:
-            db.rollback()
-            if len(items) == 1 or is_db_unavailable(error):
-                return [error] * len(items)
-            log.warning("batch of %d failed (%s); writing its events one by one", len(items), error)
-        results: list[Result] = []
-        for item in items:
-            try:
-                results.extend(ingest_many(db, [item], policy=self.policy))
-            except Exception as error:
-                db.rollback()
-                results.append(error)
-        return results
+        """In a worker thread: one transaction for the whole batch (``ingest_many`` replays
+        it one by one if needed; what it raises is every request's error, in ``_run``)."""
+        return ingest_many(batch[0].db, [w.item for w in batch], policy=self.policy)

@@ -5,27 +5,36 @@ most of the CPU per event went to FastAPI's per-request machinery (dependency so
 parsing twice over, telemetry checks). This middleware handles only the common case: a JSON
 event that validates, from a camera key already in the cache, within its rate limit and for its
 own camera. Anything else (a cache miss, bad input, another camera's id, 429, a dependency
-override in tests) goes on, with the body replayed, to the FastAPI route, so every error answer
-is the route's own. Errors after the event was handed to the combiner (409, 503) are answered
-with the same functions the app's exception handlers use.
+override other than the database session's) goes on, with the body replayed, to the FastAPI
+route, so every error answer is the route's own.
+
+A test that overrides only ``deps.db_session`` (the TestClient suites: one session inside a
+rolled-back transaction) is honoured here, so those suites take the same path production does:
+the session is the one the override yields. Errors after the event was handed to the combiner
+(409, 503) are answered with the same functions the app's exception handlers use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import inspect
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
+from contextlib import asynccontextmanager
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.central.deps import db_session
 from app.central.errors import RateLimited
 from app.central.events.combiner import WriteCombiner
 from app.central.events.routes import log_ingested, log_not_ingested
 from app.central.events.routes import router as events_router
+from app.central.events.service import owns
 from app.central.metrics import EVENTS_INGESTED
 from app.central.state import AppState
 from app.contract import API_PREFIX, PlateEvent
@@ -61,7 +70,7 @@ class FastIngest:
             scope["type"] != "http"
             or scope["path"] != PATH
             or scope["method"] != "POST"
-            or self.fastapi_app.dependency_overrides
+            or not self._overrides_honoured()
         ):
             await self.app(scope, receive, send)
             return
@@ -78,6 +87,42 @@ class FastIngest:
         handled = await self._handle(scope, body, send)
         if not handled:
             await self.app(scope, _replay([body], None, receive), send)
+
+    def _overrides_honoured(self) -> bool:
+        """No dependency overrides, or exactly one: ``db_session``, by a callable without
+        parameters of its own (anything else needs FastAPI to solve it: the route)."""
+        overrides = self.fastapi_app.dependency_overrides
+        if not overrides:
+            return True
+        if overrides.keys() != {db_session}:
+            return False
+        return not inspect.signature(overrides[db_session]).parameters
+
+    @asynccontextmanager
+    async def _session(self, state: AppState) -> AsyncIterator[Session]:
+        """The request's database session, as ``deps.db_session`` (or its override) gives it."""
+        override = self.fastapi_app.dependency_overrides.get(db_session)
+        if override is None:
+            db = state.db.sessionmaker()
+            try:
+                yield db
+            finally:
+                if db.in_transaction():
+                    await run_in_threadpool(db.close)
+                else:
+                    db.close()
+            return
+        made: Any = override()
+        if inspect.isasyncgen(made):
+            agen = cast(AsyncGenerator[Session, None], made)
+            yield await anext(agen)
+            await anext(agen, None)
+        elif inspect.isgenerator(made):
+            gen = cast(Generator[Session, None, None], made)
+            yield next(gen)
+            next(gen, None)
+        else:
+            yield cast(Session, await made if inspect.isawaitable(made) else made)
 
     async def _handle(self, scope: Scope, body: bytes, send: Send) -> bool:
         api_key = content_type = None
@@ -96,32 +141,28 @@ class FastIngest:
             event = PlateEvent.model_validate_json(body)
         except ValidationError:
             return False
-        if event.camera_id != camera.id:
-            return False
+        if not owns(camera, event):
+            return False  # the route refuses it (409, the field named)
         try:
             state.camera_limiter.take(camera.id, "camera")
         except RateLimited:
             return False
         combiner: WriteCombiner = self.fastapi_app.state.ingest
-        db = state.db.sessionmaker()
         response: Response
-        try:
-            result = await combiner.submit(db, camera, event)
-        except Exception as error:
-            log_not_ingested((event,), error, "fast")
-            mapped = self.error_response(state, error)
-            if mapped is None:
-                raise
-            response = mapped
-        else:
-            (_DUPLICATE if result.replay else _ACCEPTED).inc()
-            log_ingested((event,), (result,), "fast")
-            response = JSONResponse(result.ack, headers=_REPLAY_HEADERS if result.replay else None)
-        finally:
-            if db.in_transaction():
-                await run_in_threadpool(db.close)
+        async with self._session(state) as db:
+            try:
+                result = await combiner.submit(db, camera, event)
+            except Exception as error:
+                log_not_ingested((event,), error, "fast")
+                mapped = self.error_response(state, error)
+                if mapped is None:
+                    raise
+                response = mapped
             else:
-                db.close()
+                (_DUPLICATE if result.replay else _ACCEPTED).inc()
+                replayed = _REPLAY_HEADERS if result.replay else None
+                log_ingested((event,), (result,), "fast")
+                response = JSONResponse(result.ack, headers=replayed)
         scope["route"] = self._route_of_path()
         await response(scope, _no_body, send)
         return True

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from app.central.deps import DB, CameraAuth, Guard, Offset, State
-from app.central.errors import Conflict, DomainError, NotFound
+from app.central.errors import DomainError, NotFound
 from app.central.events import service
 from app.central.events.combiner import WriteCombiner
 from app.central.events.schemas import EventOut
@@ -104,8 +104,7 @@ async def ingest_event(
     """Async: the event joins the next group commit (``combiner.py``) without a worker thread
     of its own."""
     try:
-        if event.camera_id != camera.id:
-            raise Conflict("camera_id does not match the API key's camera", field="camera_id")
+        service.require_owner(camera, [event])
         result = await _combiner(request).submit(db, camera, event)
     except Exception as error:
         log_not_ingested((event,), error, "route")
@@ -121,6 +120,7 @@ async def ingest_batch(
     batch: PlateEventBatch, camera: CameraAuth, db: DB, state: State
 ) -> JSONResponse:
     try:
+        service.require_owner(camera, batch.events)
         results = await run_in_threadpool(
             partial(
                 service.ingest_batch, db, camera=camera, events=batch.events, policy=_policy(state)

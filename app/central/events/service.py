@@ -7,29 +7,35 @@ arrived together (group commit, ``combiner.py``). Decisions are made in order by
 ``sessions.ledger.Ledger`` with Core statements, as if each event had committed alone. A retry of
 the same ``event_id`` finds the row and gets the stored answer back, unchanged; a concurrent
 duplicate collides on the primary key, rolls back, and then gets the winner's answer.
+
+One batch in steps (``_apply``): ``triage`` (pure) sorts the events into another camera's,
+replays of a stored answer, refused capture times, repeats within the batch and new ones;
+``Ledger.ingest`` decides the new ones and writes all they cause; ``resolve_repeats`` (pure)
+gives each repeat its first's answer. ``ingest_many`` commits, and is the only layer that
+retries.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.central.cameras.service import CameraIdentity
 from app.central.clock import utcnow
 from app.central.db import is_db_unavailable
-from app.central.errors import Conflict, InvalidInput
+from app.central.errors import Conflict, DomainError, InvalidInput
 from app.central.events.models import PlateEvent as PlateEventRow
 from app.central.events.models import Snapshot
-from app.central.sessions.ledger import Ledger, Outcome, Sighting
-from app.contract import CameraDirection, EventAck, PlateEvent, normalize_plate
+from app.central.sessions.ledger import Ledger
+from app.contract import PlateEvent
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +45,6 @@ REGISTRATION_SLACK = timedelta(days=1)
 
 # How many times a transaction that lost a race (unique open session) is replayed.
 RACE_RETRIES = 3
-
-_EVENTS = cast(Table, PlateEventRow.__table__)
-_SNAPSHOTS = cast(Table, Snapshot.__table__)
 
 
 @dataclass(frozen=True)
@@ -82,170 +85,113 @@ class Ingested:
 Item = tuple[CameraIdentity, PlateEvent]
 Result = Ingested | Exception
 
+
+# -- the camera-id rule: an event speaks for the camera whose key sent it --------------------
+
+
+def owns(camera: CameraIdentity, event: PlateEvent) -> bool:
+    """Whether ``camera`` (the API key's) may send ``event``: only with its own camera id."""
+    return event.camera_id == camera.id
+
+
+def not_owner() -> Conflict:
+    return Conflict("camera_id does not match the API key's camera", field="camera_id")
+
+
+def require_owner(camera: CameraIdentity, events: Iterable[PlateEvent]) -> None:
+    """The doors (the single and the batch route) refuse, before anything is read or written,
+    a request with any event of another camera (409, the field named)."""
+    if not all(owns(camera, event) for event in events):
+        raise not_owner()
+
+
+# -- triage: what each incoming event is, before anything is decided -------------------------
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """A second use of an event_id within one batch: the answer of item ``first``, if sent by
+    the same camera (``same_camera``), else a conflict."""
+
+    first: int
+    same_camera: bool
+
+
+Stored = Mapping[UUID, tuple[str, dict[str, Any]]]  # event_id -> (camera, stored answer)
+Verdict = Result | Repeat | None  # None: new, for the ledger to decide
+
+
+def triage(
+    items: Sequence[Item], *, stored: Stored, now: datetime, policy: IngestPolicy
+) -> list[Verdict]:
+    """Pure. For each event in order: another camera's (refused), a stored answer (replayed,
+    or a conflict if another camera used the id), a capture time that cannot be right
+    (refused), a repeat of an earlier new event of the batch, or new (None)."""
+    verdicts: list[Verdict] = []
+    first: dict[UUID, tuple[int, str]] = {}  # event_id -> (index, camera) of its new use
+    for i, (camera, event) in enumerate(items):
+        verdict: Verdict = None
+        if not owns(camera, event):
+            verdict = not_owner()
+        elif event.event_id in stored:
+            owner, ack = stored[event.event_id]
+            verdict = Ingested(ack, replay=True) if owner == camera.id else _used(event.event_id)
+        elif (wrong_time := check_capture_time(camera, event, now=now, policy=policy)) is not None:
+            verdict = wrong_time
+        elif event.event_id in first:
+            index, owner = first[event.event_id]
+            verdict = Repeat(index, same_camera=owner == camera.id)
+        else:
+            first[event.event_id] = (i, camera.id)
+        verdicts.append(verdict)
+    return verdicts
+
+
+def resolve_repeats(verdicts: Sequence[Result | Repeat], items: Sequence[Item]) -> list[Result]:
+    """Pure. Each repeat gets its first's answer as a replay (or a conflict from another
+    camera); everything else is already final."""
+    done: list[Result] = []
+    for verdict, (_, event) in zip(verdicts, items, strict=True):
+        if isinstance(verdict, Repeat):
+            original = verdicts[verdict.first]
+            assert isinstance(original, Ingested), "a repeat's first is a new, decided event"
+            done.append(
+                Ingested(original.ack, replay=True)
+                if verdict.same_camera
+                else _used(event.event_id)
+            )
+        else:
+            done.append(verdict)
+    return done
+
+
+def _used(event_id: UUID) -> Conflict:
+    return Conflict(f"event_id {event_id} was already used by another camera", field="event_id")
+
+
 _STORED = select(PlateEventRow.event_id, PlateEventRow.camera_id, PlateEventRow.ack).where(
     PlateEventRow.event_id.in_(bindparam("ids", expanding=True))
 )
-_INSERT_EVENTS = insert(_EVENTS)
-_INSERT_SNAPSHOTS = insert(_SNAPSHOTS)
 
 
 def _stored_acks(db: Session, ids: list[UUID]) -> dict[UUID, tuple[str, dict[str, Any]]]:
     return {row.event_id: (row.camera_id, row.ack) for row in db.execute(_STORED, {"ids": ids})}
 
 
-def _sighting(camera: CameraIdentity, event: PlateEvent) -> Sighting:
-    plate_n = event.plate_normalized
-    return Sighting(
-        event_id=event.event_id,
-        camera_id=camera.id,
-        lot_id=camera.lot_id,
-        plate=event.plate,
-        plate_normalized=plate_n,
-        candidates=tuple(
-            p
-            for p in dict.fromkeys(normalize_plate(c.plate) for c in event.candidates)
-            if p != plate_n
-        ),
-        confidence=event.confidence,
-        vehicle_type=event.vehicle_type.value,
-        captured_at=event.captured_at,
-    )
-
-
 def _apply(
     db: Session, items: list[Item], *, policy: IngestPolicy, now: datetime, look_first: bool
 ) -> list[Result]:
     """Add the events and their effects to the open transaction, in order; return each one's
-    answer, or the domain error that concerns that event alone. Does not commit.
-
-    An event_id seen before (stored, or earlier in ``items``) gets the first answer back; with
-    ``look_first`` false the stored answers are not read (new events are the rule), and a
-    retry collides on the primary key at the INSERT.
-    """
-    results: list[Result | _Same | None] = [None] * len(items)
+    answer, or the domain error that concerns that event alone. Does not commit. With
+    ``look_first`` false the stored answers are not read (new events are the rule) and a
+    retry collides on the primary key in ``Ledger.ingest``."""
     stored = _stored_acks(db, [e.event_id for _, e in items]) if look_first else {}
+    verdicts = triage(items, stored=stored, now=now, policy=policy)
+    new = [item for item, verdict in zip(items, verdicts, strict=True) if verdict is None]
     ledger = Ledger(db, low_confidence=policy.low_confidence, tz=policy.timezone)
-    ledger.prefetch(e.plate_normalized for c, e in items if c.direction == CameraDirection.ENTRY)
-    first: dict[UUID, tuple[int, str]] = {}  # event_id -> (index, camera) of its first use
-    decided: list[tuple[int, CameraIdentity, PlateEvent, Outcome]] = []
-    for i, (camera, event) in enumerate(items):
-        if event.camera_id != camera.id:
-            results[i] = Conflict(
-                "camera_id does not match the API key's camera", field="camera_id"
-            )
-            continue
-        if event.event_id in stored:
-            owner, ack = stored[event.event_id]
-            results[i] = _replay(owner, ack, camera=camera, event_id=event.event_id)
-            continue
-        wrong_time = check_capture_time(camera, event, now=now, policy=policy)
-        if wrong_time is not None:
-            results[i] = wrong_time
-            continue
-        if event.event_id in first:
-            index, owner = first[event.event_id]
-            results[i] = _Same(index, owner)  # resolved below, once the first has its ack
-            continue
-        first[event.event_id] = (i, camera.id)
-        outcome = ledger.decide(_sighting(camera, event), direction=camera.direction)
-        ledger.note("plate_event", _plate_event_message(camera, event, outcome))
-        decided.append((i, camera, event, outcome))
-    ledger.flush()
-
-    rows: list[dict[str, Any]] = []
-    snapshots: list[dict[str, Any]] = []
-    for i, camera, event, outcome in decided:
-        ack = EventAck(
-            event_id=event.event_id,
-            accepted_at=now,
-            session_id=outcome.session.id if outcome.session else None,
-            decision=outcome.decision,
-            anomaly=outcome.anomaly,
-        ).model_dump(mode="json")
-        results[i] = Ingested(ack, replay=False)
-        snapshot = event.snapshot_bytes()
-        rows.append(
-            {
-                "event_id": event.event_id,
-                "camera_id": camera.id,
-                "lot_id": camera.lot_id,
-                "direction": camera.direction,
-                "captured_at": event.captured_at,
-                "received_at": now,
-                "plate": event.plate,
-                "plate_normalized": event.plate_normalized,
-                "confidence": event.confidence,
-                "vehicle_type": event.vehicle_type.value,
-                "candidates": [c.model_dump() for c in event.candidates],
-                "session_id": ack["session_id"],
-                "ack": ack,
-                "has_snapshot": snapshot is not None,
-            }
-        )
-        if snapshot is not None:
-            snapshots.append({"event_id": event.event_id, "jpeg": snapshot, "created_at": now})
-    conn = db.connection()
-    # Core INSERTs (many rows, one statement): a duplicate event_id fails right here.
-    if rows:
-        conn.execute(_INSERT_EVENTS, rows if len(rows) > 1 else rows[0])
-    if snapshots:
-        conn.execute(_INSERT_SNAPSHOTS, snapshots if len(snapshots) > 1 else snapshots[0])
-    ledger.announce()
-
-    done: list[Result] = []
-    for i, result in enumerate(results):
-        if isinstance(result, _Same):
-            original = results[result.index]
-            assert isinstance(original, Ingested)
-            owner_ok = result.camera_id == items[i][0].id
-            done.append(
-                Ingested(original.ack, replay=True)
-                if owner_ok
-                else _conflict_used(items[i][1].event_id)
-            )
-        else:
-            assert result is not None
-            done.append(result)
-    return done
-
-
-@dataclass(frozen=True)
-class _Same:
-    """A second use of an event_id within one transaction: the answer of item ``index``."""
-
-    index: int
-    camera_id: str
-
-
-def _conflict_used(event_id: UUID) -> Conflict:
-    return Conflict(f"event_id {event_id} was already used by another camera", field="event_id")
-
-
-def _replay(owner: str, ack: dict[str, Any], *, camera: CameraIdentity, event_id: UUID) -> Result:
-    if owner != camera.id:
-        return _conflict_used(event_id)
-    return Ingested(ack, replay=True)
-
-
-def _plate_event_message(
-    camera: CameraIdentity, event: PlateEvent, outcome: Outcome
-) -> Callable[[], dict[str, Any]]:
-    def data() -> dict[str, Any]:
-        return {
-            "event_id": str(event.event_id),
-            "camera_id": camera.id,
-            "lot_id": camera.lot_id,
-            "direction": camera.direction,
-            "plate": event.plate,
-            "confidence": event.confidence,
-            "captured_at": event.captured_at.isoformat(),
-            "has_snapshot": event.snapshot_b64 is not None,
-            "decision": outcome.decision.model_dump(mode="json"),
-            "session_id": outcome.session.id if outcome.session else None,
-            "anomaly": outcome.anomaly,
-        }
-
-    return data
+    acks = iter(ledger.ingest(new, now=now))
+    decided = [Ingested(next(acks), replay=False) if v is None else v for v in verdicts]
+    return resolve_repeats(decided, items)
 
 
 def ingest_many(
@@ -261,32 +207,35 @@ def ingest_many(
     (``strict``: raises the first such error and writes nothing). Errors of the database
     itself are raised.
 
-    A transaction that loses a race to another one (a concurrent duplicate, or a concurrent
-    entry of the same plate) is rolled back and replayed: one event looks its id up first and
-    tries again; several events are replayed one by one, so one event's trouble stays its own.
+    The only layer that retries. A transaction that loses a race to another one (a concurrent
+    duplicate, or a concurrent entry of the same plate) is rolled back and replayed: one event
+    looks its id up first and tries again (up to ``RACE_RETRIES`` times); several events are
+    replayed one by one, so one event's trouble stays its own (and, not ``strict``, so does
+    any other error that is not the database's).
     """
     now = now or utcnow()
-    try:
-        results = _apply(db, items, policy=policy, now=now, look_first=len(items) > 1)
-        if strict:
-            _raise_first(db, results)
-        db.commit()
-        return results
-    except IntegrityError:
-        db.rollback()
-    if len(items) > 1:
-        return [_one(db, item, policy=policy, now=now, strict=strict) for item in items]
-    for attempt in range(RACE_RETRIES):
+    look_first = len(items) > 1
+    for attempt in range(1 + RACE_RETRIES):
         try:
-            results = _apply(db, items, policy=policy, now=now, look_first=True)
+            results = _apply(db, items, policy=policy, now=now, look_first=look_first)
             if strict:
                 _raise_first(db, results)
             db.commit()
             return results
-        except IntegrityError:
+        except DomainError:
+            raise  # strict: the request's own error, already rolled back
+        except Exception as error:
             db.rollback()
-            if attempt == RACE_RETRIES - 1:
+            if is_db_unavailable(error):
                 raise
+            raced = isinstance(error, IntegrityError)
+            if len(items) > 1 and (raced or not strict):
+                if not raced:
+                    log.warning("batch of %d failed (%s); one by one", len(items), error)
+                return [_one(db, item, policy=policy, now=now, strict=strict) for item in items]
+            if not raced or attempt == RACE_RETRIES:
+                raise
+            look_first = True
     raise AssertionError("unreachable")
 
 
@@ -305,7 +254,6 @@ def _one(db: Session, item: Item, *, policy: IngestPolicy, now: datetime, strict
     except Exception as error:  # this event's own trouble; the database's is everyone's
         if is_db_unavailable(error):
             raise
-        db.rollback()
         return error
 
 
@@ -332,9 +280,6 @@ def ingest_batch(
     now: datetime | None = None,
 ) -> list[Ingested]:
     """A backlog in capture order, one commit; all or nothing for the request's own errors."""
-    for event in events:
-        if event.camera_id != camera.id:
-            raise Conflict("camera_id does not match the API key's camera", field="camera_id")
     results = ingest_many(db, [(camera, e) for e in events], policy=policy, now=now, strict=True)
     return [r for r in results if isinstance(r, Ingested)]
 

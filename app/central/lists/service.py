@@ -1,50 +1,18 @@
 """Allow list, deny list and monthly subscriptions, looked up by the plate's match key
-(``app.contract.plate_match_key``: look-alike characters such as O/0 are one)."""
+(``app.contract.plate_match_key``: look-alike characters such as O/0 are one). Who stands on
+which list is decided once, by ``sessions.rules.Standing``."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.central.errors import InvalidInput, NotFound
 from app.central.lists.models import ListEntry, Subscription
 from app.central.lots.models import Lot
 from app.contract import normalize_plate, plate_match_key
-
-
-def list_status(db: Session, *, plate_normalized: str, lot_id: str, at: datetime) -> str | None:
-    """``deny`` wins over ``allow``; None when the plate is on neither list."""
-    kinds = set(
-        db.scalars(
-            select(ListEntry.kind).where(
-                ListEntry.plate_key == plate_match_key(plate_normalized),
-                or_(ListEntry.lot_id.is_(None), ListEntry.lot_id == lot_id),
-                or_(ListEntry.expires_at.is_(None), ListEntry.expires_at > at),
-            )
-        )
-    )
-    if "deny" in kinds:
-        return "deny"
-    if "allow" in kinds:
-        return "allow"
-    return None
-
-
-def active_subscription(
-    db: Session, *, plate_normalized: str, lot_id: str, at: datetime
-) -> Subscription | None:
-    return db.scalar(
-        select(Subscription)
-        .where(
-            Subscription.plate_key == plate_match_key(plate_normalized),
-            Subscription.lot_id == lot_id,
-            Subscription.valid_from <= at,
-            Subscription.valid_until > at,
-        )
-        .limit(1)
-    )
 
 
 def _require_lot(db: Session, lot_id: str) -> None:

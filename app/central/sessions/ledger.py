@@ -11,16 +11,21 @@ it in order, exactly as if each had been decided alone after the previous one co
 * anomalies, the sessions' ids in answers and live messages are resolved at ``flush`` and
   announced in the order the events were decided.
 
+``ingest`` is the whole of it for the new events of a batch (``events.service`` has already
+set aside replays, refusals and repeats): decide each in order, then write what they cause,
+the event rows and snapshots included (``bulk.insert_rows``: one statement per table), and
+return each event's answer.
+
 Nothing here commits; the caller does. A race lost to another transaction (the unique open
 session index) surfaces as ``IntegrityError`` from ``flush`` and the caller replays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 from sqlalchemy import (
@@ -38,7 +43,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from app.central.bulk import insert_rows
 from app.central.clock import utcnow
+from app.central.events.models import PlateEvent as PlateEventRow
+from app.central.events.models import Snapshot
 from app.central.lists.models import ListEntry, Subscription
 from app.central.live.service import announce
 from app.central.lots.models import Lot
@@ -48,10 +56,31 @@ from app.central.sessions.models import Anomaly, ParkingSession
 from app.central.sessions.rules import SAME_ARRIVAL, LotRules, Standing
 from app.central.tariffs.models import Tariff
 from app.central.tariffs.service import Fee
-from app.contract import GateAction, GateDecision, GateReason, plate_match_key
+from app.contract import (
+    EventAck,
+    GateAction,
+    GateDecision,
+    GateReason,
+    PlateEvent,
+    normalize_plate,
+    plate_match_key,
+)
 
 _SESSIONS = cast(Table, ParkingSession.__table__)
 _ANOMALIES = cast(Table, Anomaly.__table__)
+_EVENTS = cast(Table, PlateEventRow.__table__)
+_SNAPSHOTS = cast(Table, Snapshot.__table__)
+
+
+class Lane(Protocol):
+    """The camera an event came from, as ingest knows it (``cameras.service.CameraIdentity``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def lot_id(self) -> str: ...
+    @property
+    def direction(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +96,27 @@ class Sighting:
     confidence: float
     vehicle_type: str
     captured_at: datetime
+
+    @classmethod
+    def of(cls, lane: Lane, event: PlateEvent) -> Sighting:
+        """The event as the lane saw it; the reader's other candidates once each, by their
+        normalised text, without the plate itself."""
+        plate_n = event.plate_normalized
+        return cls(
+            event_id=event.event_id,
+            camera_id=lane.id,
+            lot_id=lane.lot_id,
+            plate=event.plate,
+            plate_normalized=plate_n,
+            candidates=tuple(
+                p
+                for p in dict.fromkeys(normalize_plate(c.plate) for c in event.candidates)
+                if p != plate_n
+            ),
+            confidence=event.confidence,
+            vehicle_type=event.vehicle_type.value,
+            captured_at=event.captured_at,
+        )
 
 
 @dataclass
@@ -243,6 +293,62 @@ def _ref(row: Any) -> SessionRef:
 Message = tuple[str, Callable[[], dict[str, Any]]]
 
 
+def event_ack(event: PlateEvent, outcome: Outcome, *, now: datetime) -> dict[str, Any]:
+    """The answer to the event, as stored with it and replayed for every retry."""
+    return EventAck(
+        event_id=event.event_id,
+        accepted_at=now,
+        session_id=outcome.session.id if outcome.session else None,
+        decision=outcome.decision,
+        anomaly=outcome.anomaly,
+    ).model_dump(mode="json")
+
+
+def event_row(
+    lane: Lane, event: PlateEvent, ack: dict[str, Any], *, now: datetime, has_snapshot: bool
+) -> dict[str, Any]:
+    """The ``plate_events`` row of an accepted event."""
+    return {
+        "event_id": event.event_id,
+        "camera_id": lane.id,
+        "lot_id": lane.lot_id,
+        "direction": lane.direction,
+        "captured_at": event.captured_at,
+        "received_at": now,
+        "plate": event.plate,
+        "plate_normalized": event.plate_normalized,
+        "confidence": event.confidence,
+        "vehicle_type": event.vehicle_type.value,
+        "candidates": [c.model_dump() for c in event.candidates],
+        "session_id": ack["session_id"],
+        "ack": ack,
+        "has_snapshot": has_snapshot,
+    }
+
+
+def plate_event_message(
+    lane: Lane, event: PlateEvent, outcome: Outcome
+) -> Callable[[], dict[str, Any]]:
+    """The live ``plate_event`` message, built at announce time (the session id is known)."""
+
+    def data() -> dict[str, Any]:
+        return {
+            "event_id": str(event.event_id),
+            "camera_id": lane.id,
+            "lot_id": lane.lot_id,
+            "direction": lane.direction,
+            "plate": event.plate,
+            "confidence": event.confidence,
+            "captured_at": event.captured_at.isoformat(),
+            "has_snapshot": event.snapshot_b64 is not None,
+            "decision": outcome.decision.model_dump(mode="json"),
+            "session_id": outcome.session.id if outcome.session else None,
+            "anomaly": outcome.anomaly,
+        }
+
+    return data
+
+
 class Ledger:
     """Decides plate events in order inside one open transaction (see the module docstring)."""
 
@@ -259,6 +365,40 @@ class Ledger:
         self._anomalies: list[tuple[dict[str, Any], SessionRef | None]] = []
         self._tariffs: dict[tuple[str, str], Tariff | None] = {}
         self.messages: list[Message] = []
+
+    # -- the batch ---------------------------------------------------------------------------
+
+    def ingest(
+        self, items: Sequence[tuple[Lane, PlateEvent]], *, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Decide new events in order and write all they cause: sessions, anomalies, the event
+        rows and snapshots; queue the live messages. Returns each event's answer. A duplicate
+        ``event_id`` (a concurrent retry) or a lost unique-open-session race raises
+        ``IntegrityError`` here; the caller rolls back and replays."""
+        if not items:
+            return []
+        self.prefetch(e.plate_normalized for lane, e in items if lane.direction == "entry")
+        outcomes: list[Outcome] = []
+        for lane, event in items:
+            outcome = self.decide(Sighting.of(lane, event), direction=lane.direction)
+            self.note("plate_event", plate_event_message(lane, event, outcome))
+            outcomes.append(outcome)
+        self.flush()
+        acks: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        snapshots: list[dict[str, Any]] = []
+        for (lane, event), outcome in zip(items, outcomes, strict=True):
+            ack = event_ack(event, outcome, now=now)
+            snapshot = event.snapshot_bytes()
+            acks.append(ack)
+            rows.append(event_row(lane, event, ack, now=now, has_snapshot=snapshot is not None))
+            if snapshot is not None:
+                snapshots.append({"event_id": event.event_id, "jpeg": snapshot, "created_at": now})
+        insert_rows(self.conn, _EVENTS, rows)  # a duplicate event_id fails right here
+        if snapshots:  # JPEGs stay binary binds: as hex inside JSON they would travel twice as big
+            self.conn.execute(insert(_SNAPSHOTS), snapshots)
+        self.announce()
+        return acks
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -370,13 +510,13 @@ class Ledger:
         if len(rows) == 1:
             ids = [self.conn.execute(_INSERT_SESSIONS, rows[0]).scalar_one()]
         elif self.conn.dialect.name == "postgresql":
-            # Ids from the column's own sequence in one round trip, then one pipelined
-            # executemany: a multi-row INSERT ... RETURNING is a new, long statement for every
-            # batch size, which the driver parses again each time (it showed in profiles).
+            # Ids from the column's own sequence in one round trip, then one INSERT of all rows
+            # (bulk.insert_rows): a multi-row INSERT ... RETURNING is a new, long statement for
+            # every batch size, which the driver parses again each time (it showed in profiles).
             ids = sorted(self.conn.execute(_NEXT_SESSION_IDS, {"n": len(rows)}).scalars())
             for row, session_id in zip(rows, ids, strict=True):
                 row["id"] = session_id
-            self.conn.execute(insert(_SESSIONS), rows)
+            insert_rows(self.conn, _SESSIONS, rows)
         else:
             ids = list(self.conn.execute(_INSERT_SESSIONS, rows).scalars())
         for session, session_id in zip(pending, ids, strict=True):
@@ -394,7 +534,7 @@ class Ledger:
                     row["session_id"] = session.id
                 rows.append(row)
             self._anomalies = []
-            self.conn.execute(insert(_ANOMALIES), rows)
+            insert_rows(self.conn, _ANOMALIES, rows)
 
     def announce(self) -> None:
         """Queue the live messages (sent on commit) in the order the events were decided."""
