@@ -17,8 +17,9 @@ from app.central.errors import Forbidden, RateLimited, Unauthorized
 from app.central.operators.models import Operator
 from app.central.operators.service import Role, decode_token
 from app.central.state import AppState
+from app.contract import API_PREFIX
 
-oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+oauth2 = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/token", auto_error=False)
 
 
 async def app_state(request: Request) -> AppState:

@@ -17,6 +17,7 @@ from app.central.cameras.models import Camera
 from app.central.clock import utcnow
 from app.central.db import Database
 from app.central.sessions.models import ParkingSession
+from app.contract import API_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def route_template(scope: Scope) -> str:
 # Routes that hold a request open by design (a lane's command long poll waits up to 30 s):
 # counted, but not response times, or every latency percentile and ParkingSlowResponses
 # would measure how long lanes wait for commands.
-HELD_OPEN_ROUTES = frozenset({"/api/v1/lanes/{camera_id}/commands"})
+HELD_OPEN_ROUTES = frozenset({f"{API_PREFIX}/lanes/{{camera_id}}/commands"})
 
 
 class RequestMetrics:

@@ -9,7 +9,7 @@ from app.central.deps import DB, Admin, CameraAuth, Guard, State
 from app.central.errors import Forbidden
 from app.contract import CameraHeartbeat
 
-router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
+router = APIRouter(prefix="/cameras", tags=["cameras"])
 
 
 @router.get("", response_model=list[CameraOut])

@@ -9,7 +9,7 @@ from app.central.deps import DB, Guard, Manager, RowId
 from app.central.lists import service
 from app.central.lists.schemas import ListEntryIn, ListEntryOut, SubscriptionIn, SubscriptionOut
 
-router = APIRouter(prefix="/api/v1", tags=["lists"])
+router = APIRouter(tags=["lists"])
 
 
 @router.get("/lists", response_model=list[ListEntryOut])

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-@router.websocket("/api/v1/live")
+@router.websocket("/live")
 async def live_feed(websocket: WebSocket) -> None:
     state: AppState = websocket.app.state.parking
     token = websocket.query_params.get("token")

@@ -10,7 +10,7 @@ from app.central.lots.models import Lot
 from app.central.lots.schemas import LotCreate, LotOut, LotUpdate
 from app.central.sessions.service import occupancy
 
-router = APIRouter(prefix="/api/v1/lots", tags=["lots"])
+router = APIRouter(prefix="/lots", tags=["lots"])
 
 
 @router.get("", response_model=list[LotOut])

@@ -11,7 +11,7 @@ from app.central.errors import Unauthorized
 from app.central.operators import service
 from app.central.operators.schemas import OperatorCreate, OperatorOut, OperatorUpdate, TokenOut
 
-router = APIRouter(prefix="/api/v1", tags=["operators"])
+router = APIRouter(tags=["operators"])
 
 
 @router.post("/auth/token", response_model=TokenOut)

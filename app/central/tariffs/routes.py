@@ -7,7 +7,7 @@ from app.central.deps import DB, Guard, Manager
 from app.central.tariffs import service
 from app.central.tariffs.schemas import TariffIn, TariffOut
 
-router = APIRouter(prefix="/api/v1/tariffs", tags=["tariffs"])
+router = APIRouter(prefix="/tariffs", tags=["tariffs"])
 
 
 @router.get("", response_model=list[TariffOut])
