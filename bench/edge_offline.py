@@ -114,7 +114,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from app.central.settings import Settings
 from app.central.db import Database
-from app.central.events.models import PlateEvent
+from app.central.core.events import PlateEvent
 from app.central.edgesync.models import OfflineGateDecision
 from app.central.cameras.service import camera_views
 from app.central.clock import utcnow

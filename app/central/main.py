@@ -23,6 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.central import __version__, api
+from app.central.core.hub import LiveHub
+from app.central.core.state import AppState
 from app.central.db import Database, is_db_unavailable
 from app.central.duties import Duties
 from app.central.errors import DomainError, InvalidInput, RateLimited, Unauthorized
@@ -31,7 +33,6 @@ from app.central.events.fastpath import FastIngest
 from app.central.events.service import IngestPolicy
 from app.central.health.routes import router as health_router
 from app.central.live import bridge
-from app.central.live.hub import LiveHub
 from app.central.logs import configure_logging
 from app.central.metrics import (
     DB_UNAVAILABLE,
@@ -42,7 +43,6 @@ from app.central.metrics import (
 from app.central.migrate import head_revision
 from app.central.ratelimit import TokenBucket
 from app.central.settings import Settings, get_settings
-from app.central.state import AppState
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "dashboard"

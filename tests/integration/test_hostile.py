@@ -20,10 +20,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from app.central.cameras.service import create_camera
+from app.central.core.lots import ensure_lot
 from app.central.db import Database
 from app.central.errors import Conflict, InvalidInput
 from app.central.logs import RedactSecrets
-from app.central.lots.service import ensure_lot
 from app.central.main import create_app
 from app.central.operators.service import create_operator, set_active
 from app.central.sessions.models import Anomaly

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.central.cameras.service import CameraIdentity
+from app.central.core.events import PlateEvent as PlateEventRow
+from app.central.core.identity import CameraIdentity
 from app.central.db import Database
 from app.central.errors import Conflict
-from app.central.events.models import PlateEvent as PlateEventRow
 from app.central.events.service import Ingested, IngestPolicy, ingest_many
 from app.central.live.service import PENDING_KEY
 from app.central.main import create_app

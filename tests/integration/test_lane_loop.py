@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.central.commands import service as commands
+from app.central.core.events import PlateEvent
+from app.central.core.lots import Lot
 from app.central.db import Database
-from app.central.events.models import PlateEvent
-from app.central.lots.models import Lot
 from app.central.main import create_app
 from app.central.payments.service import take_payment
 from app.central.sessions import service as sessions

@@ -120,7 +120,7 @@ def test_shutdown_closes_live_clients_with_going_away(
         next_of_type(ws, "hello")
         import asyncio
 
-        from app.central.state import AppState
+        from app.central.core.state import AppState
 
         state: AppState = app.state.parking
         loop = state.hub._loop

@@ -21,10 +21,10 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
 from app.central.cli import main
+from app.central.core.events import PlateEvent
+from app.central.core.lots import ensure_lot
 from app.central.db import Base, Database
-from app.central.events.models import PlateEvent
 from app.central.lists.service import add_list_entry, add_subscription
-from app.central.lots.service import ensure_lot
 from app.central.main import create_app
 from app.central.migrate import head_revision, upgrade
 from app.central.migrate_sqlite import MigrationError, migrate_sqlite, table_checksums

@@ -22,11 +22,11 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.central.core.state import AppState
 from app.central.errors import RateLimited
 from app.central.events.combiner import WriteCombiner
 from app.central.events.routes import router as events_router
 from app.central.metrics import EVENTS_INGESTED
-from app.central.state import AppState
 from app.contract import API_PREFIX, PlateEvent
 
 PATH = f"{API_PREFIX}/events"

@@ -13,9 +13,9 @@ import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from app.central.core.state import AppState
 from app.central.deps import operator_from_token
 from app.central.errors import DomainError
-from app.central.state import AppState
 
 log = logging.getLogger(__name__)
 router = APIRouter()
