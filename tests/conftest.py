@@ -26,7 +26,7 @@ from app.central.migrate import upgrade
 from app.central.operators.service import create_operator
 from app.central.settings import Settings
 from app.central.tariffs.service import put_tariff
-from tests.support.pg import PgCluster
+from support.pg import PgCluster
 
 BACKENDS = ["sqlite", "postgres"]
 PASSWORD = "correct-horse-battery"

@@ -27,10 +27,10 @@ from app.central.logs import RedactSecrets
 from app.central.main import create_app
 from app.central.operators.service import create_operator, set_active
 from app.central.sessions.models import Anomaly
+from support.central import CentralProcess
+from support.pg import free_port
+from support.server import serving
 from tests.conftest import PASSWORD, World, build_world, event_body, make_settings, token
-from tests.support.central import CentralProcess
-from tests.support.pg import free_port
-from tests.support.server import serving
 
 
 def test_every_integer_parameter_of_the_api_is_bounded(client: TestClient) -> None:

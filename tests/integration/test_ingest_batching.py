@@ -22,8 +22,8 @@ from app.central.live.service import PENDING_KEY
 from app.central.main import create_app
 from app.central.sessions.models import Anomaly, ParkingSession
 from app.contract import PlateEvent
+from support.server import serving
 from tests.conftest import World, build_world, event_body, make_settings
-from tests.support.server import serving
 
 POLICY = IngestPolicy(low_confidence=0.6, timezone="UTC")
 ENTRY = CameraIdentity("lane-in", "lot-a", "entry")

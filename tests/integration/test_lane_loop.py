@@ -25,8 +25,8 @@ from app.central.payments.service import take_payment
 from app.central.sessions import service as sessions
 from app.central.sessions.models import Anomaly, ParkingSession
 from app.contract import CommandAck, CommandOutcome
+from support.server import serving
 from tests.conftest import PASSWORD, World, build_world, event_body, make_settings, token
-from tests.support.server import serving
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
 

@@ -14,8 +14,8 @@ from websockets.sync.client import connect
 
 from app.central.db import Database
 from app.central.main import create_app
+from support.server import serving
 from tests.conftest import PASSWORD, build_world, event_body, make_settings
-from tests.support.server import serving
 
 
 def login(base: str, username: str) -> str:

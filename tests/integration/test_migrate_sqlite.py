@@ -32,8 +32,8 @@ from app.central.operators.models import Operator
 from app.central.operators.service import create_operator
 from app.central.sessions.models import ParkingSession
 from app.central.settings import Settings
+from support.pg import PgCluster, free_port
 from tests.conftest import PASSWORD, World, build_world, event_body, make_settings, token
-from tests.support.pg import PgCluster, free_port
 
 BIN = Path(sys.executable).parent
 NOW = datetime.now(UTC).replace(microsecond=0)

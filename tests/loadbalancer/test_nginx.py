@@ -19,8 +19,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from support.waiting import wait_until
 from tests.loadbalancer.conftest import PASSWORD, SERVER_NAME, Stack, check_site
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 

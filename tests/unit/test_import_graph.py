@@ -141,3 +141,25 @@ def test_find_cycle_agrees_with_a_topological_sort(graph: dict[str, set[str]]) -
     if cycle is not None:
         assert cycle[0] == cycle[-1]
         assert all(b in edges.get(a, ()) for a, b in pairwise(cycle))
+
+
+REPO = CENTRAL.parents[1]
+# Top-level folder -> the folders of the repo it must not import: tests and benches share
+# ``support/`` and never import each other; the product imports none of them.
+FORBIDDEN = {
+    "tests": {"bench"},
+    "bench": {"tests"},
+    "support": {"bench", "tests"},
+    "app": {"bench", "support", "tests"},
+    "tools": {"bench", "tests"},
+}
+
+
+def test_tests_and_benches_share_support_and_never_import_each_other() -> None:
+    offences = []
+    for folder, forbidden in FORBIDDEN.items():
+        for path in (REPO / folder).rglob("*.py"):
+            for module in imported_modules(path.read_text()):
+                if module.split(".")[0] in forbidden:
+                    offences.append(f"{path.relative_to(REPO)} imports {module}")
+    assert offences == []
