@@ -51,7 +51,9 @@ class FastIngest:
             self._ingest_route = next(
                 r
                 for r in events_router.routes
-                if isinstance(r, APIRoute) and r.path == PATH and "POST" in (r.methods or ())
+                if isinstance(r, APIRoute)
+                and API_PREFIX + r.path == PATH  # api.py includes the router under the prefix
+                and "POST" in (r.methods or ())
             )
         return self._ingest_route
 
