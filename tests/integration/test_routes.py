@@ -154,8 +154,10 @@ def _concrete(path: str) -> str:
 )
 def test_each_operation_reaches_its_route(client: TestClient, method: str, path: str) -> None:
     """Without credentials every versioned operation refuses (401/403/422) or answers from its
-    route; the router's own 'Not Found' / 'Method Not Allowed' would mean it was never reached."""
+    route; the router's own 'Not Found' / 'Method Not Allowed' would mean it was never reached.
+    Request metrics label it with the whole template, as it is pinned here."""
     response = client.request(method, _concrete(path))
+    assert f'method="{method}",route="{path}"' in client.get("/metrics").text
     assert response.status_code != 405, (method, path)
     assert not (
         response.status_code == 404 and response.text in {"Not Found", '{"detail":"Not Found"}'}
