@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench import lab_pki
+from support import lab_pki
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = REPO / "lab" / "lab"

@@ -49,7 +49,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.pg import PgCluster, free_port  # noqa: E402
+from support.pg import PgCluster, free_port  # noqa: E402
 
 ADMIN_PASSWORD = "bench-admin-password"  # throwaway cluster made by this run
 

@@ -26,7 +26,7 @@ comma-separated list for several in order of preference). Without ``--region`` i
 reader alone; the JSON line then holds ``plate_models``.
 
 ``--render eu|br|... --count N`` draws N synthetic plates of that profile's countries into a
-temporary folder first (``tests/edge/render_plates.py``) and measures on them.
+temporary folder first (``support/render_plates.py``) and measures on them.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         import tempfile
 
-        from tests.edge.render_plates import render_folder
+        from support.render_plates import render_folder
 
         args.folder = Path(tempfile.mkdtemp(prefix=f"plates-{args.render}-"))
         countries = render_folder(args.folder, args.render, args.count, seed=args.seed)

@@ -18,15 +18,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.central.cameras.service import create_camera
+from app.central.core.lots import ensure_lot
 from app.central.db import Database
 from app.central.deps import db_session
-from app.central.lots.service import ensure_lot
 from app.central.main import create_app
 from app.central.migrate import upgrade
 from app.central.operators.service import create_operator
 from app.central.settings import Settings
 from app.central.tariffs.service import put_tariff
-from tests.support.pg import PgCluster
+from support.pg import PgCluster
 
 BACKENDS = ["sqlite", "postgres"]
 PASSWORD = "correct-horse-battery"

@@ -122,7 +122,6 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with db.session() as session:
             create_operator(session, username=args.name, password=password, role=args.role)
-            session.commit()
     except DomainError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
@@ -146,7 +145,6 @@ def cmd_create_camera(settings: Settings, args: argparse.Namespace) -> int:
                 direction=args.direction,
                 name=args.name or "",
             )
-            session.commit()
     except DomainError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
@@ -164,7 +162,6 @@ def cmd_rotate_camera_key(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with db.session() as session:
             api_key = rotate_key(session, camera_id=args.id, actor="cli")
-            session.commit()
     except DomainError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2

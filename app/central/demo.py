@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.central.cameras import service as cameras
 from app.central.cameras.models import Camera
-from app.central.lots.service import ensure_lot
+from app.central.core.lots import ensure_lot
 from app.central.operators import service as operators
 from app.central.operators.models import Operator
 from app.central.tariffs.service import put_tariff

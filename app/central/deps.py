@@ -13,12 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.central.cameras import service as cameras
+from app.central.core.identity import CameraIdentity
+from app.central.core.state import AppState
 from app.central.errors import Forbidden, RateLimited, Unauthorized
 from app.central.operators.models import Operator
 from app.central.operators.service import Role, decode_token
-from app.central.state import AppState
+from app.contract import API_PREFIX
 
-oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+oauth2 = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/token", auto_error=False)
 
 
 async def app_state(request: Request) -> AppState:
@@ -93,7 +95,7 @@ Manager = Annotated[Principal, Depends(require(Role.manager))]
 Admin = Annotated[Principal, Depends(require(Role.admin))]
 
 
-def _camera_for_key(db: Session, api_key: str) -> cameras.CameraIdentity | None:
+def _camera_for_key(db: Session, api_key: str) -> CameraIdentity | None:
     try:
         return cameras.camera_for_key(db, api_key=api_key)
     finally:
@@ -116,7 +118,7 @@ def refuse_failing_client(state: AppState, client: str) -> None:
 
 async def current_camera(
     request: Request, db: DB, state: State, x_api_key: Annotated[str | None, Header()] = None
-) -> cameras.CameraIdentity:
+) -> CameraIdentity:
     """Async so a cached key costs no worker-thread hop (the ingest hot path)."""
     if not x_api_key:
         raise Unauthorized("missing X-API-Key header")
@@ -135,7 +137,7 @@ async def current_camera(
     return camera
 
 
-CameraAuth = Annotated[cameras.CameraIdentity, Depends(current_camera)]
+CameraAuth = Annotated[CameraIdentity, Depends(current_camera)]
 
 
 # Row ids in paths and page offsets in queries: bounded, so a value beyond 64 bits is a 422

@@ -22,25 +22,18 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.central import __version__
-from app.central.audit.routes import router as audit_router
-from app.central.cameras.routes import router as cameras_router
-from app.central.commands.routes import router as commands_router
+from app.central import __version__, api
+from app.central.core.hub import LiveHub
+from app.central.core.state import AppState
 from app.central.db import Database, is_db_unavailable
 from app.central.duties import Duties
-from app.central.edgesync.routes import router as edgesync_router
 from app.central.errors import DomainError, InvalidInput, RateLimited, Unauthorized
 from app.central.events.combiner import WriteCombiner
 from app.central.events.fastpath import FastIngest
-from app.central.events.routes import router as events_router
 from app.central.events.service import IngestPolicy
 from app.central.health.routes import router as health_router
-from app.central.lists.routes import router as lists_router
 from app.central.live import bridge
-from app.central.live.hub import LiveHub
-from app.central.live.routes import router as live_router
 from app.central.logs import RequestId, configure_logging
-from app.central.lots.routes import router as lots_router
 from app.central.metrics import (
     DB_UNAVAILABLE,
     REGISTRY,
@@ -48,15 +41,8 @@ from app.central.metrics import (
     RequestMetrics,
 )
 from app.central.migrate import head_revision
-from app.central.operators.routes import router as operators_router
-from app.central.payments.routes import router as payments_router
-from app.central.privacy.routes import router as privacy_router
 from app.central.ratelimit import TokenBucket
-from app.central.reports.routes import router as reports_router
-from app.central.sessions.routes import router as sessions_router
 from app.central.settings import Settings, get_settings
-from app.central.state import AppState
-from app.central.tariffs.routes import router as tariffs_router
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "dashboard"
@@ -330,24 +316,8 @@ def create_app(
     # every answer names it.
     app.add_middleware(RequestId)
 
-    for router in (
-        health_router,
-        events_router,
-        sessions_router,
-        cameras_router,
-        commands_router,
-        payments_router,
-        operators_router,
-        lots_router,
-        tariffs_router,
-        lists_router,
-        edgesync_router,
-        audit_router,
-        reports_router,
-        privacy_router,
-        live_router,
-    ):
-        app.include_router(router)
+    app.include_router(health_router)  # outside the versioned API: /api/health
+    app.include_router(api.router)  # every feature under API_PREFIX (api.py)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Iterator
+from typing import Any
 
+import fastapi.routing
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -17,6 +20,7 @@ from app.central.cameras.models import Camera
 from app.central.clock import utcnow
 from app.central.db import Database
 from app.central.sessions.models import ParkingSession
+from app.contract import API_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +68,40 @@ def route_template(scope: Scope) -> str:
     """The matched route's path template (``/api/v1/sessions/{session_id}``), never the raw
     path, so label cardinality stays bounded. The router records the route in the scope."""
     route = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if route is None:
+        return "unmatched"
+    path = _full_templates(scope.get("app"), route).get(id(route))
+    path = path or getattr(route, "path_format", None) or getattr(route, "path", None)
     return str(path) if path else "unmatched"
+
+
+_TEMPLATES: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
+
+
+def _full_templates(app: Any, route: Any) -> dict[int, str]:
+    """Route object id -> its whole path template in ``app``. A route declared on a feature
+    router knows only its own part (``/sessions/{session_id}``): ``api.py`` includes the
+    routers under ``API_PREFIX``. FastAPI >= 0.16x includes routers lazily and puts the route
+    as declared in the scope; ``iter_route_contexts`` gives the path as included. Older
+    FastAPI copies routes on inclusion, so their own path is already whole."""
+    expand = getattr(fastapi.routing, "iter_route_contexts", None)
+    if app is None or expand is None or not hasattr(app, "routes"):
+        return {}
+    known = _TEMPLATES.get(app)
+    if known is None or id(route) not in known:  # first request, or routes changed since
+        known = {}
+        for context in expand(app.routes):
+            template = context.path_format or context.path
+            if template:
+                known.setdefault(id(context.original_route), template)
+        _TEMPLATES[app] = known
+    return known
 
 
 # Routes that hold a request open by design (a lane's command long poll waits up to 30 s):
 # counted, but not response times, or every latency percentile and ParkingSlowResponses
 # would measure how long lanes wait for commands.
-HELD_OPEN_ROUTES = frozenset({"/api/v1/lanes/{camera_id}/commands"})
+HELD_OPEN_ROUTES = frozenset({f"{API_PREFIX}/lanes/{{camera_id}}/commands"})
 
 
 class RequestMetrics:

@@ -3,10 +3,10 @@
 from app.central.audit.models import AuditEntry
 from app.central.cameras.models import Camera
 from app.central.commands.models import LaneCommand
+from app.central.core.events import PlateEvent, Snapshot
+from app.central.core.lots import Lot
 from app.central.edgesync.models import OfflineGateDecision
-from app.central.events.models import PlateEvent, Snapshot
 from app.central.lists.models import ListEntry, Subscription
-from app.central.lots.models import Lot
 from app.central.operators.models import Operator
 from app.central.payments.models import Payment
 from app.central.sessions.models import Anomaly, ParkingSession

@@ -26,7 +26,7 @@ import uvicorn
 import uvicorn.supervisors.multiprocess as uvicorn_multiprocess
 from fastapi import FastAPI
 
-from app.central.state import AppState
+from app.central.core.state import AppState
 
 APP_FACTORY = "app.central.main:create_app"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.central import BIN, CentralProcess
-from tests.support.pg import free_port
-from tests.support.waiting import wait_until
+from support.central import BIN, CentralProcess
+from support.pg import free_port
+from support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = Path(os.environ.get("PARKING_E2E_OUTPUT", REPO / "test-output" / "e2e"))
@@ -62,7 +62,7 @@ def jpeg(text: str) -> bytes:
 
 @dataclass
 class Central(CentralProcess):
-    """``parking-central serve`` (tests/support/central.py) with its own SQLite data directory,
+    """``parking-central serve`` (support/central.py) with its own SQLite data directory,
     and the operators' and cameras' HTTP calls the screens need."""
 
     env_extra: dict[str, str] = field(

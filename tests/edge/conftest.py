@@ -1,6 +1,6 @@
 """Fixtures for the edge tests: the real central process, a systemd notify socket, plates.
 
-``central`` starts ``parking-central serve`` (tests/support/central.py) on a free port with its own
+``central`` starts ``parking-central serve`` (support/central.py) on a free port with its own
 SQLite database (migrate + create-camera first) and can stop, kill and restart it on the same port.
 """
 
@@ -16,11 +16,11 @@ from uuid import UUID
 
 import pytest
 
+from support.central import BIN, CentralProcess
+from support.pg import free_port
+from support.shared import plates_root
+from support.waiting import wait_until
 from tests.edge.helpers import edge_config, edge_toml
-from tests.support.central import BIN, CentralProcess
-from tests.support.pg import free_port
-from tests.support.shared import plates_root
-from tests.support.waiting import wait_until
 
 __all__ = ["BIN", "PLATES", "Central", "NotifySocket", "free_port", "wait_until"]
 
@@ -29,7 +29,7 @@ PLATES = plates_root() / "openalpr-us"
 
 
 class Central(CentralProcess):
-    """A real central process with SQLite under ``data_dir`` (tests/support/central.py)."""
+    """A real central process with SQLite under ``data_dir`` (support/central.py)."""
 
     def create_camera(self, camera_id: str, direction: str, lot: str = "lot-edge") -> str:
         return super().create_camera(camera_id, direction, lot)

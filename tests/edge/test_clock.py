@@ -58,10 +58,10 @@ from app.edge.outbox import Outbox
 from app.edge.reader import PlateBox
 from app.edge.sources import Frame
 from app.edge.uploader import Outcome
+from support.waiting import wait_until
 from tests.edge.conftest import Central
 from tests.edge.fake_central import FakeCentral
 from tests.edge.helpers import edge_config
-from tests.support.waiting import wait_until
 
 CAMERA = "edge-in"
 KEYS = {CAMERA: "key-in"}

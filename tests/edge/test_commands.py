@@ -51,10 +51,10 @@ from app.edge.gate import (
     read_relay_file,
 )
 from app.edge.metrics import EdgeMetrics
+from support.waiting import wait_until
 from tests.edge.conftest import BIN, NotifySocket, free_port
 from tests.edge.fake_central import FakeCentral
 from tests.edge.helpers import edge_config, write_edge_toml
-from tests.support.waiting import wait_until
 
 LANE = "lane-a"
 KEYS = {LANE: "key-a", "lane-b": "key-b"}

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from app.edge.config import EdgeConfig, parse_config
-from tests.support.role_render import REPO, render
+from support.role_render import REPO, render
 from tools.edge_config_reference import TARGET, main, minimal_example
 
 EXAMPLE = REPO / "packaging" / "edge" / "edge.toml.example"

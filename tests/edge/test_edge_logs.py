@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from app.edge.logs import ENV, configure_logging, default_log_format, stderr_is_journal
 from app.edge.outbox import Outbox
+from support.logs import json_lines
 from tests.edge.conftest import BIN
 from tests.edge.fake_central import FakeCentral
 from tests.edge.helpers import make_event
 from tests.edge.test_uploader_unit import FakeClock, _ack, _uploader
-from tests.support.logs import json_lines
 
 LANE = "lane-a"
 

@@ -31,9 +31,9 @@ from app.edge.decisions import OfflineJournal
 from app.edge.gate import GateController, GateOutcome, LoggingRelay, OfflinePolicy
 from app.edge.lists import LocalLists
 from app.edge.sync import EdgeSync
+from support.waiting import wait_until
 from tests.edge.conftest import BIN, Central
 from tests.edge.helpers import write_edge_toml
-from tests.support.waiting import wait_until
 
 NOW = datetime.now(UTC)
 PASSWORD = "offline-test-password"  # a throwaway operator of a throwaway central

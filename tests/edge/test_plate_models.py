@@ -33,7 +33,7 @@ from app.edge.reader.catalogue import (
 )
 from app.edge.reader.grammar import PlateGrammar, candidate_rank
 from app.edge.reader.plate_models import REQUIRED_FILES, missing_files
-from tests.support.shared import shared_dir
+from support.shared import shared_dir
 
 MIRROR = shared_dir() / "models"
 needs_mirror = pytest.mark.skipif(
@@ -247,7 +247,7 @@ def test_reader_reads_rendered_eu_plates_and_falls_back_on_blank_frames() -> Non
     import random
 
     from app.edge.reader.plate_models import PlateModelsReader
-    from tests.edge.render_plates import draw_plate, sample_plates, scene
+    from support.render_plates import draw_plate, sample_plates, scene
 
     reader = PlateModelsReader(plate_models=MIRROR, regions=["eu"])
     rng = random.Random(5)

@@ -17,7 +17,7 @@ from app.edge.reader.grammar import PlateGrammar
 from app.edge.reader.litert import LiteRTPlateReader
 from app.edge.reader.ocr import ALNUM, CharRead
 from app.edge.reader.profiles import expand_template, get_profile, region_names
-from tests.edge.render_plates import Plate, draw_plate, fill, scene
+from support.render_plates import Plate, draw_plate, fill, scene
 
 REPO = Path(__file__).resolve().parents[2]
 FORMAT_REGIONS = [r for r in region_names() if get_profile(r).formats]

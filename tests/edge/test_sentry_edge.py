@@ -11,7 +11,7 @@ import pytest
 
 from app.edge.config import SentryConfig
 from app.edge.errors import init_error_reporting
-from tests.support.sentry_receiver import SentryReceiver
+from support.sentry_receiver import SentryReceiver
 
 
 @pytest.fixture

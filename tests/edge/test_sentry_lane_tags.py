@@ -1,5 +1,5 @@
 """The edge's error reports carry lane, lot, environment and release: the real SDK's envelope
-reaches a local receiver that speaks Sentry's protocol (tests/support/sentry_receiver.py)."""
+reaches a local receiver that speaks Sentry's protocol (support/sentry_receiver.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sentry_sdk
 
 from app.edge.config import ConfigError, SentryConfig, parse_config
 from app.edge.errors import DSN_ENV, default_release, init_error_reporting
+from support.sentry_receiver import SentryReceiver, reset_sentry
 from tests.edge.helpers import edge_config
-from tests.support.sentry_receiver import SentryReceiver, reset_sentry
 
 RELEASE = "parking-edge@0.1.0+fedcba9876543210"
 

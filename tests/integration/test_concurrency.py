@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
+from app.central.core.events import PlateEvent
 from app.central.db import Database
-from app.central.events.models import PlateEvent
 from app.central.main import create_app
 from app.central.sessions.models import ParkingSession
+from support.server import serving
 from tests.conftest import build_world, event_body, make_settings
-from tests.support.server import serving
 
 
 def test_concurrent_duplicates_have_one_effect_and_one_answer(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.pg import free_port
-from tests.support.waiting import wait_until
+from support.pg import free_port
+from support.waiting import wait_until
 
 BIN = Path(sys.executable).parent
 

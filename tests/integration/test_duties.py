@@ -9,10 +9,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from app.central.cameras.models import Camera
-from app.central.cameras.service import CameraIdentity
+from app.central.core.events import Snapshot
+from app.central.core.identity import CameraIdentity
 from app.central.db import Database
 from app.central.duties import Duties
-from app.central.events.models import Snapshot
 from app.central.events.service import IngestPolicy, ingest
 from app.central.sessions.models import ParkingSession
 from app.central.sessions.service import void_session

@@ -16,8 +16,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from app.central.cameras.service import hash_api_key
+from app.central.core.lots import ensure_lot
 from app.central.lists.service import add_list_entry, add_subscription
-from app.central.lots.service import ensure_lot
 from tests.conftest import World, event_body, token
 
 

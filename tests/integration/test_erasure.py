@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.central.audit.models import AuditEntry
+from app.central.core.events import PlateEvent, Snapshot
 from app.central.edgesync.models import OfflineGateDecision
-from app.central.events.models import PlateEvent, Snapshot
 from app.central.lists.models import ListEntry, Subscription
 from app.central.payments.models import Payment
 from app.central.privacy.erasure import MAX_SPELLINGS, scrub_text, spelling_count, spellings

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.central import CentralProcess
-from tests.support.pg import free_port
+from support.central import CentralProcess
+from support.pg import free_port
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 PASSWORD = "fuzz-admin-password"

@@ -20,17 +20,17 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from app.central.cameras.service import create_camera
+from app.central.core.lots import ensure_lot
 from app.central.db import Database
 from app.central.errors import Conflict, InvalidInput
 from app.central.logs import RedactSecrets
-from app.central.lots.service import ensure_lot
 from app.central.main import create_app
 from app.central.operators.service import create_operator, set_active
 from app.central.sessions.models import Anomaly
+from support.central import CentralProcess
+from support.pg import free_port
+from support.server import serving
 from tests.conftest import PASSWORD, World, build_world, event_body, make_settings, token
-from tests.support.central import CentralProcess
-from tests.support.pg import free_port
-from tests.support.server import serving
 
 
 def test_every_integer_parameter_of_the_api_is_bounded(client: TestClient) -> None:

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.central.events.models import PlateEvent, Snapshot
+from app.central.core.events import PlateEvent, Snapshot
 from app.central.sessions.models import ParkingSession
 from tests.conftest import World, event_body
 

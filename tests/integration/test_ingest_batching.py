@@ -15,19 +15,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.central.cameras.service import CameraIdentity
+from app.central.core.events import PlateEvent as PlateEventRow
+from app.central.core.identity import CameraIdentity
 from app.central.db import Database
 from app.central.deps import app_state
 from app.central.errors import Conflict
 from app.central.events.fastpath import FastIngest
-from app.central.events.models import PlateEvent as PlateEventRow
 from app.central.events.service import Ingested, IngestPolicy, ingest_many
 from app.central.live.service import PENDING_KEY
 from app.central.main import create_app
 from app.central.sessions.models import Anomaly, ParkingSession
 from app.contract import PlateEvent
+from support.server import serving
 from tests.conftest import World, build_world, event_body, make_settings, token
-from tests.support.server import serving
 
 POLICY = IngestPolicy(low_confidence=0.6, timezone="UTC")
 ENTRY = CameraIdentity("lane-in", "lot-a", "entry")

@@ -21,9 +21,9 @@ from app.central.events.routes import ingest_log
 from app.central.logs import RequestIdFilter
 from app.central.main import create_app
 from app.central.settings import Settings
+from support.logs import JsonLines, json_lines
+from support.server import serving
 from tests.conftest import World, build_world, event_body, make_settings
-from tests.support.logs import JsonLines, json_lines
-from tests.support.server import serving
 
 FIELDS = {"ts", "level", "logger", "msg", "service", "event_id", "camera_id", "outcome", "via"}
 

@@ -17,16 +17,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.central.commands import service as commands
+from app.central.core.events import PlateEvent
+from app.central.core.lots import Lot
 from app.central.db import Database
-from app.central.events.models import PlateEvent
-from app.central.lots.models import Lot
 from app.central.main import create_app
 from app.central.payments.service import take_payment
 from app.central.sessions import service as sessions
 from app.central.sessions.models import Anomaly, ParkingSession
 from app.contract import CommandAck, CommandOutcome
+from support.server import serving
 from tests.conftest import PASSWORD, World, build_world, event_body, make_settings, token
-from tests.support.server import serving
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
 

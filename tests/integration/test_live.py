@@ -14,8 +14,8 @@ from websockets.sync.client import connect
 
 from app.central.db import Database
 from app.central.main import create_app
+from support.server import serving
 from tests.conftest import PASSWORD, build_world, event_body, make_settings
-from tests.support.server import serving
 
 
 def login(base: str, username: str) -> str:
@@ -120,7 +120,7 @@ def test_shutdown_closes_live_clients_with_going_away(
         next_of_type(ws, "hello")
         import asyncio
 
-        from app.central.state import AppState
+        from app.central.core.state import AppState
 
         state: AppState = app.state.parking
         loop = state.hub._loop

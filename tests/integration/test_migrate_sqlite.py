@@ -21,10 +21,10 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
 from app.central.cli import main
+from app.central.core.events import PlateEvent
+from app.central.core.lots import ensure_lot
 from app.central.db import Base, Database
-from app.central.events.models import PlateEvent
 from app.central.lists.service import add_list_entry, add_subscription
-from app.central.lots.service import ensure_lot
 from app.central.main import create_app
 from app.central.migrate import head_revision, upgrade
 from app.central.migrate_sqlite import MigrationError, migrate_sqlite, table_checksums
@@ -32,8 +32,8 @@ from app.central.operators.models import Operator
 from app.central.operators.service import create_operator
 from app.central.sessions.models import ParkingSession
 from app.central.settings import Settings
+from support.pg import PgCluster, free_port
 from tests.conftest import PASSWORD, World, build_world, event_body, make_settings, token
-from tests.support.pg import PgCluster, free_port
 
 BIN = Path(sys.executable).parent
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -13,9 +13,9 @@ import pytest
 from app.central.db import Database
 from app.central.main import create_app
 from app.central.migrate import upgrade
+from support.pg import PgCluster
+from support.server import serving
 from tests.conftest import build_world, event_body, make_settings
-from tests.support.pg import PgCluster
-from tests.support.server import serving
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_health_503_while_postgres_stopped_and_recovers(own_pg: PgCluster, tmp_p
 def test_multi_host_url_finds_the_writable_server(own_pg: PgCluster, tmp_path: Path) -> None:
     """A dead host listed first is skipped: libpq tries the next one (as with Patroni)."""
     own_pg.create_database("parking")
-    from tests.support.pg import free_port
+    from support.pg import free_port
 
     dead = free_port()
     url = (

@@ -21,8 +21,8 @@ from app.central.logs import (
     RequestIdFilter,
     accepted_request_id,
 )
+from support.logs import json_lines
 from tests.conftest import World, event_body
-from tests.support.logs import json_lines
 
 SAFE = string.ascii_letters + string.digits + "._:-"
 GENERATED = re.compile(r"[0-9a-f]{32}")

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from app.central.audit.models import AuditEntry
 from app.central.commands.models import LaneCommand
+from app.central.core.events import PlateEvent, Snapshot
 from app.central.db import Database
 from app.central.duties import Duties
 from app.central.edgesync.models import OfflineGateDecision
-from app.central.events.models import PlateEvent, Snapshot
 from app.central.metrics import REGISTRY
 from app.central.payments.models import Payment
 from app.central.privacy.retention import ERASED_KEY, RetentionPolicy, purge

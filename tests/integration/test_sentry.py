@@ -10,8 +10,8 @@ import sentry_sdk
 from fastapi.testclient import TestClient
 
 from app.central.main import create_app
+from support.sentry_receiver import SentryReceiver, reset_sentry
 from tests.conftest import make_settings
-from tests.support.sentry_receiver import SentryReceiver, reset_sentry
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Central reports to Sentry with the release and environment it was given (roles/central
 sets PARKING_RELEASE to the release it installed): the real SDK's envelope reaches a local
-receiver that speaks Sentry's protocol (tests/support/sentry_receiver.py)."""
+receiver that speaks Sentry's protocol (support/sentry_receiver.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from app.central.main import create_app
 from app.central.settings import Settings, default_release
+from support.sentry_receiver import SentryReceiver, reset_sentry
 from tests.conftest import make_settings
-from tests.support.sentry_receiver import SentryReceiver, reset_sentry
 
 RELEASE = "parking-central@0.1.0+0123456789abcdef"
 

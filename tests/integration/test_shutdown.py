@@ -15,7 +15,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support.pg import free_port
+from support.pg import free_port
 
 
 def drain(ws: ClientConnection) -> None:

@@ -16,9 +16,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from app.central.db import Database
+from support.pg import free_port
+from support.waiting import wait_until
 from tests.conftest import PASSWORD, build_world, event_body, make_settings
-from tests.support.pg import free_port
-from tests.support.waiting import wait_until
 
 CLI = [sys.executable, "-m", "app.central.cli"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.failover_central import (
+from support.lab_tier import (
     Cameras,
     Result,
     Tier,

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from bench.failover_db import (
+from support.lab_db import (
     ETCD_CURL_TLS,
     Writer,
     cluster,

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from bench.edge_offline import EdgeHost, network_cut, sh
+from support.lab_edge import EdgeHost, network_cut, sh
 from tests.lab.harness import Lab, wait_until
 
 HOST = "edge1"

@@ -18,8 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bench import lab_pki
-from bench.failover_db import lab_secret
+from support import lab_pki
+from support.lab_db import lab_secret
 from tests.lab.harness import Lab
 
 STRANGER_DIR = "/root/stranger"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.edge_offline import sh
-from bench.failover_central import Tier, ca_context, operator_token
+from support.lab_edge import sh
+from support.lab_tier import Tier, ca_context, operator_token
 from tests.lab.harness import Lab, wait_until
 
 REPO = Path(__file__).resolve().parents[2]

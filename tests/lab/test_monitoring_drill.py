@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench import lab_pki
+from support import lab_pki
 from tests.lab.harness import REPO, Lab, wait_until
 
 DRILL = REPO / "bench" / "alerts_drill.py"

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,15 +23,15 @@ import jinja2
 import pytest
 import yaml
 
-from tests.support.pg import PgCluster, free_port
-from tests.support.waiting import wait_until
+from support.central import CentralProcess
+from support.pg import PgCluster, free_port
+from support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "nginx"
 DEFAULTS: dict[str, Any] = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 CHECKER = ROLE / "files" / "parking-nginx-check"
 NGINX = Path(os.environ.get("PARKING_NGINX", "/usr/sbin/nginx"))
-BIN = Path(sys.executable).parent
 SERVER_NAME = "parking.test"
 # The name every central's certificate carries and nginx checks (roles/nginx's default).
 CENTRAL_TLS_NAME: str = DEFAULTS["nginx_central_tls_name"]
@@ -163,80 +161,13 @@ def make_pki(root: Path) -> TestPki:
 
 
 @dataclass
-class Central:
-    """One ``parking-central serve`` process on a loopback port."""
-
-    name: str
-    port: int
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-    # HTTPS with a client certificate (what nginx shows), as the cluster runs it.
-    tls: ssl.SSLContext | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """Dialled by the shared name the certificate carries (resolved to loopback)."""
-        return f"https://{CENTRAL_TLS_NAME}:{self.port}" if self.tls else f"http://{self.address}"
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    str(BIN / "parking-central"),
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(self.ready, timeout=30, what=f"{self.name} ready (log {self.log})")
-
-    def ready(self) -> bool:
-        if self.process is None or self.process.poll() is not None:
-            raise AssertionError(f"{self.name} exited; log:\n{self.log.read_text()[-3000:]}")
-        try:
-            verify = self.tls if self.tls is not None else True  # httpx takes no None
-            answer = httpx.get(f"{self.url}/api/health/ready", timeout=2, verify=verify)
-            return answer.status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """Power loss of the process: SIGKILL, no graceful shutdown."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.running():
-            assert self.process is not None
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@dataclass
 class Stack:
     root: Path
     pki: TestPki
     pg: PgCluster
     database_url: str
-    active: Central
-    standby: Central
+    active: CentralProcess
+    standby: CentralProcess
     nginx_conf: Path
     site: Path
     https_port: int
@@ -288,19 +219,6 @@ def _resolve_test_name_to_loopback() -> None:
     socket.getaddrinfo = getaddrinfo
 
 
-def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [str(BIN / "parking-central"), *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, f"parking-central {' '.join(args)} failed:\n{result.stderr}"
-    return result.stdout.strip()
-
-
 def _nginx_main_conf(root: Path, site: Path) -> Path:
     conf = root / "nginx.conf"
     user = "user root root;\n" if os.geteuid() == 0 else ""
@@ -336,7 +254,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         url = pg.create_database("parking_lb")
         env = {
-            **os.environ,
             "PARKING_DATABASE_URL": url,
             "PARKING_JWT_SECRET": JWT_SECRET,
             "PARKING_WS_PING_INTERVAL_S": str(WS_PING_S),
@@ -347,38 +264,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "PARKING_LOG_LEVEL": "WARNING",
             **pki.central_tls(),
         }
-        _cli({**env, "PARKING_DATA_DIR": str(root / "a")}, "migrate")
-        key = _cli(
-            {**env, "PARKING_DATA_DIR": str(root / "a")},
-            "create-camera",
-            "lane-in",
-            "--lot",
-            "lot-lb",
-            "--direction",
-            "entry",
+        active, standby = (
+            CentralProcess(
+                data_dir=root / sub,
+                port=free_port(),
+                env_extra=env,
+                stop_timeout_s=25,
+                name=name,
+                log_file=root / "logs" / f"{name}.log",
+                up_path="/api/health/ready",
+                tls=pki.upstream_context(),
+                tls_name=CENTRAL_TLS_NAME,
+            )
+            for name, sub in (("central-a", "a"), ("central-b", "b"))
         )
-        _cli(
-            {**env, "PARKING_DATA_DIR": str(root / "a")},
-            "create-user",
-            "admin",
-            "--role",
-            "admin",
-            stdin=PASSWORD + "\n",
-        )
-        active = Central(
-            "central-a",
-            free_port(),
-            {**env, "PARKING_DATA_DIR": str(root / "a")},
-            root / "logs" / "central-a.log",
-            tls=pki.upstream_context(),
-        )
-        standby = Central(
-            "central-b",
-            free_port(),
-            {**env, "PARKING_DATA_DIR": str(root / "b")},
-            root / "logs" / "central-b.log",
-            tls=pki.upstream_context(),
-        )
+        active.cli("migrate")
+        key = active.create_camera("lane-in", "entry", "lot-lb")
+        active.cli("create-user", "admin", "--role", "admin", stdin=PASSWORD + "\n")
         https_port, http_port, status_port = free_port(), free_port(), free_port()
         site = root / "parking.conf"
         site.write_text(

@@ -20,6 +20,7 @@ import yaml
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from support.waiting import wait_until
 from tests.loadbalancer.conftest import (
     PASSWORD,
     REPO,
@@ -28,7 +29,6 @@ from tests.loadbalancer.conftest import (
     check_site,
     site_template,
 )
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.central.cameras.service import CameraIdentity
+from app.central.core.identity import CameraIdentity
 from app.central.errors import Conflict, InvalidInput
 from app.central.events.service import (
     Ingested,

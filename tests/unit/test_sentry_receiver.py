@@ -1,4 +1,4 @@
-"""The test Sentry (tests/support/sentry_receiver.py) reads envelopes as Sentry does: items with
+"""The test Sentry (support/sentry_receiver.py) reads envelopes as Sentry does: items with
 and without a length, gzip and deflate bodies."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.support.sentry_receiver import SentryReceiver, decode_body, parse_envelope
+from support.sentry_receiver import SentryReceiver, decode_body, parse_envelope
 
 EVENT = {"event_id": "a" * 32, "message": "hi\nthere", "level": "error"}
 

@@ -1,5 +1,5 @@
 """The roles deploy Sentry: central's environment file and the edge's edge.toml, rendered from
-the roles' own templates, defaults and vars (tests/support/role_render.py), carry the DSN,
+the roles' own templates, defaults and vars (support/role_render.py), carry the DSN,
 the release the role installed and the sampling, and the apps read them back as meant."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import yaml
 
 from app.central.settings import Settings
 from app.edge.config import parse_config
-from tests.support.role_render import REPO, render, role_var
+from support.role_render import REPO, render, role_var
 
 CENTRAL_WHEEL = "parking_central-0.1.0-py3-none-any.whl"
 EDGE_WHEEL = "parking_edge-0.1.0-py3-none-any.whl"

@@ -8,7 +8,7 @@ from app.central.audit import service
 from app.central.audit.schemas import AuditOut
 from app.central.deps import DB, Manager, Offset
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 @router.get("", response_model=list[AuditOut])

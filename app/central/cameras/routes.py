@@ -9,7 +9,7 @@ from app.central.deps import DB, Admin, CameraAuth, Guard, State
 from app.central.errors import Forbidden
 from app.contract import CameraHeartbeat
 
-router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
+router = APIRouter(prefix="/cameras", tags=["cameras"])
 
 
 @router.get("", response_model=list[CameraOut])
@@ -30,14 +30,12 @@ def create_camera(body: CameraCreate, db: DB, who: Admin) -> CameraCreated:
         name=body.name,
         actor=who.username,
     )
-    db.commit()
     return CameraCreated(id=camera.id, api_key=api_key)
 
 
 @router.post("/{camera_id}/rotate-key", response_model=CameraCreated)
 def rotate_key(camera_id: str, db: DB, who: Admin, state: State) -> CameraCreated:
-    api_key = service.rotate_key(db, camera_id=camera_id, actor=who.username)
-    db.commit()
+    api_key = service.rotate_key(db, camera_id=camera_id, actor=who.username)  # committed
     state.camera_keys.forget(camera_id)
     return CameraCreated(id=camera_id, api_key=api_key)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,10 +14,11 @@ from sqlalchemy.orm import Session
 from app.central.audit import service as audit
 from app.central.cameras.models import Camera
 from app.central.clock import as_utc
+from app.central.core.events import PlateEvent
+from app.central.core.identity import CameraIdentity
+from app.central.core.lots import ensure_lot
 from app.central.errors import Conflict, InvalidInput, NotFound
-from app.central.events.models import PlateEvent
 from app.central.live.service import announce
-from app.central.lots.service import ensure_lot
 from app.contract import ID_PATTERN, CameraDirection, CameraHeartbeat
 
 KEY_PREFIX = "pk_"
@@ -42,7 +42,8 @@ def create_camera(
     name: str = "",
     actor: str = "cli",
 ) -> tuple[Camera, str]:
-    """Register a camera (and its lot if new). Returns the camera and its API key, shown once."""
+    """Register a camera (and its lot if new), committed with its audit entry. Returns the
+    camera and its API key, shown once."""
     if not re.fullmatch(ID_PATTERN, camera_id):
         raise InvalidInput(
             "camera id must be 1-63 lower-case letters, digits, '_' or '-'", field="camera_id"
@@ -60,15 +61,14 @@ def create_camera(
         name=name or camera_id,
         api_key_hash=hash_api_key(api_key),
     )
-    db.add(camera)
-    db.flush()
-    audit.record(
+    audit.record_change(
         db,
         actor=actor,
         action="camera.create",
         target_type="camera",
         target_id=camera_id,
         details={"lot_id": lot_id, "direction": direction},
+        added=camera,
     )
     return camera, api_key
 
@@ -77,10 +77,9 @@ def rotate_key(db: Session, *, camera_id: str, actor: str) -> str:
     camera = get_camera(db, camera_id=camera_id)
     api_key = new_api_key()
     camera.api_key_hash = hash_api_key(api_key)
-    audit.record(
+    audit.record_change(
         db, actor=actor, action="camera.rotate_key", target_type="camera", target_id=camera_id
     )
-    db.flush()
     return api_key
 
 
@@ -89,16 +88,6 @@ def get_camera(db: Session, *, camera_id: str) -> Camera:
     if camera is None:
         raise NotFound(f"camera {camera_id!r} does not exist")
     return camera
-
-
-@dataclass(frozen=True)
-class CameraIdentity:
-    """Who is calling with a camera key: plain values, tied to no database session."""
-
-    id: str
-    lot_id: str
-    direction: str
-    registered_at: datetime | None = None  # no event of the camera can be older
 
 
 _BY_KEY = select(Camera.id, Camera.lot_id, Camera.direction, Camera.created_at).where(

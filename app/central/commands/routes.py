@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from app.central.clock import utcnow
 from app.central.commands import service
 from app.central.commands.schemas import CommandAckOut, CommandOut, ManualOpen
-from app.central.commands.waiters import RECHECK_S
+from app.central.core.waiters import RECHECK_S
 from app.central.deps import DB, MAX_ROW_ID, CameraAuth, Guard, State
 from app.central.errors import Forbidden
-from app.contract import API_PREFIX, MAX_COMMAND_WAIT_S, CommandAck, LaneCommand, LaneCommands
+from app.contract import MAX_COMMAND_WAIT_S, CommandAck, LaneCommand, LaneCommands
 
-router = APIRouter(prefix=API_PREFIX, tags=["commands"])
+router = APIRouter(tags=["commands"])
 
 
 @router.post(

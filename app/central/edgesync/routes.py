@@ -14,7 +14,7 @@ from app.central.edgesync import service
 from app.central.metrics import REGISTRY
 from app.contract import OfflineDecisionAck, OfflineDecisionReport
 
-router = APIRouter(prefix="/api/v1/edge", tags=["edge"])
+router = APIRouter(prefix="/edge", tags=["edge"])
 
 OFFLINE_DECISIONS = Counter(
     "parking_offline_decisions_reported_total",

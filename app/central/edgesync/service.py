@@ -13,11 +13,11 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.central.cameras.service import CameraIdentity
 from app.central.clock import as_utc
+from app.central.core.events import PlateEvent
+from app.central.core.identity import CameraIdentity
 from app.central.edgesync.models import OfflineGateDecision
 from app.central.errors import Forbidden
-from app.central.events.models import PlateEvent
 from app.central.lists.models import ListEntry, Subscription
 from app.central.live.service import announce
 from app.contract import EdgeLists, ListedPlate, OfflineDecision, PassEntry

@@ -23,7 +23,7 @@ import anyio
 import anyio.to_thread
 from sqlalchemy.orm import Session
 
-from app.central.cameras.service import CameraIdentity
+from app.central.core.identity import CameraIdentity
 from app.central.events.service import Ingested, IngestPolicy, Item, Result, ingest_many
 from app.contract import PlateEvent
 

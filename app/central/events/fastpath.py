@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.central.core.state import AppState
 from app.central.deps import db_session
 from app.central.errors import RateLimited
 from app.central.events.combiner import WriteCombiner
@@ -36,7 +37,6 @@ from app.central.events.routes import log_ingested, log_not_ingested
 from app.central.events.routes import router as events_router
 from app.central.events.service import owns
 from app.central.metrics import EVENTS_INGESTED
-from app.central.state import AppState
 from app.contract import API_PREFIX, PlateEvent
 
 PATH = f"{API_PREFIX}/events"
@@ -61,7 +61,9 @@ class FastIngest:
             self._ingest_route = next(
                 r
                 for r in events_router.routes
-                if isinstance(r, APIRoute) and r.path == PATH and "POST" in (r.methods or ())
+                if isinstance(r, APIRoute)
+                and API_PREFIX + r.path == PATH  # api.py includes the router under the prefix
+                and "POST" in (r.methods or ())
             )
         return self._ingest_route
 

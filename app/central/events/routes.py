@@ -19,7 +19,7 @@ from app.central.events.schemas import EventOut
 from app.central.metrics import EVENTS_INGESTED
 from app.contract import EventAck, EventBatchAck, PlateEvent, PlateEventBatch
 
-router = APIRouter(prefix="/api/v1/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"])
 
 
 def _policy(state: State) -> service.IngestPolicy:

@@ -28,12 +28,12 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.central.cameras.service import CameraIdentity
 from app.central.clock import utcnow
+from app.central.core.events import PlateEvent as PlateEventRow
+from app.central.core.events import Snapshot
+from app.central.core.identity import CameraIdentity
 from app.central.db import is_db_unavailable
 from app.central.errors import Conflict, DomainError, InvalidInput
-from app.central.events.models import PlateEvent as PlateEventRow
-from app.central.events.models import Snapshot
 from app.central.sessions.ledger import Ledger
 from app.contract import PlateEvent
 

@@ -9,7 +9,7 @@ from app.central.deps import DB, Guard, Manager, RowId
 from app.central.lists import service
 from app.central.lists.schemas import ListEntryIn, ListEntryOut, SubscriptionIn, SubscriptionOut
 
-router = APIRouter(prefix="/api/v1", tags=["lists"])
+router = APIRouter(tags=["lists"])
 
 
 @router.get("/lists", response_model=list[ListEntryOut])
@@ -29,7 +29,7 @@ def add_entry(body: ListEntryIn, db: DB, who: Manager) -> ListEntryOut:
         reason=body.reason,
         expires_at=body.expires_at,
     )
-    audit.record(
+    audit.record_change(
         db,
         actor=who.username,
         action=f"list.add_{body.kind}",
@@ -37,21 +37,19 @@ def add_entry(body: ListEntryIn, db: DB, who: Manager) -> ListEntryOut:
         target_id=entry.plate_normalized,
         reason=body.reason,
     )
-    db.commit()
     return ListEntryOut.model_validate(entry)
 
 
 @router.delete("/lists/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
 def remove_entry(entry_id: RowId, db: DB, who: Manager) -> Response:
     entry = service.remove_list_entry(db, entry_id=entry_id)
-    audit.record(
+    audit.record_change(
         db,
         actor=who.username,
         action=f"list.remove_{entry.kind}",
         target_type="plate",
         target_id=entry.plate_normalized,
     )
-    db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -72,7 +70,7 @@ def add_subscription(body: SubscriptionIn, db: DB, who: Manager) -> Subscription
         valid_from=body.valid_from,
         valid_until=body.valid_until,
     )
-    audit.record(
+    audit.record_change(
         db,
         actor=who.username,
         action="subscription.add",
@@ -80,5 +78,4 @@ def add_subscription(body: SubscriptionIn, db: DB, who: Manager) -> Subscription
         target_id=sub.plate_normalized,
         details={"lot_id": body.lot_id, "valid_until": body.valid_until.isoformat()},
     )
-    db.commit()
     return SubscriptionOut.model_validate(sub)

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.central.sessions.schemas import PlateText
+from app.central.core.plates import PlateText
 from app.contract import PlausibleTime
 
 

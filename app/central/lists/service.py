@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.central.core.lots import Lot
 from app.central.errors import InvalidInput, NotFound
 from app.central.lists.models import ListEntry, Subscription
-from app.central.lots.models import Lot
 from app.contract import normalize_plate, plate_match_key
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.central.live.hub import LiveHub
+from app.central.core.hub import LiveHub
 from app.central.live.service import CHANNEL, PENDING_KEY
 
 log = logging.getLogger(__name__)

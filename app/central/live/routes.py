@@ -13,15 +13,15 @@ import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from app.central.core.state import AppState
 from app.central.deps import operator_from_token
 from app.central.errors import DomainError
-from app.central.state import AppState
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-@router.websocket("/api/v1/live")
+@router.websocket("/live")
 async def live_feed(websocket: WebSocket) -> None:
     state: AppState = websocket.app.state.parking
     token = websocket.query_params.get("token")

@@ -3,14 +3,14 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.central.audit import service as audit
+from app.central.core.lots import Lot, ensure_lot
 from app.central.deps import DB, Admin, Guard, Manager
 from app.central.errors import Conflict
 from app.central.lots import service
-from app.central.lots.models import Lot
 from app.central.lots.schemas import LotCreate, LotOut, LotUpdate
 from app.central.sessions.service import occupancy
 
-router = APIRouter(prefix="/api/v1/lots", tags=["lots"])
+router = APIRouter(prefix="/lots", tags=["lots"])
 
 
 @router.get("", response_model=list[LotOut])
@@ -22,12 +22,12 @@ def list_lots(db: DB, _: Guard) -> list[LotOut]:
 def create_lot(body: LotCreate, db: DB, who: Admin) -> LotOut:
     if db.get(Lot, body.id) is not None:
         raise Conflict(f"lot {body.id!r} already exists", field="id")
-    lot = service.ensure_lot(db, lot_id=body.id, name=body.name or body.id, capacity=body.capacity)
+    lot = ensure_lot(db, lot_id=body.id, name=body.name or body.id, capacity=body.capacity)
     service.update_lot(
         db, lot_id=lot.id, name=None, capacity=None, exit_grace_minutes=body.exit_grace_minutes,
         lost_ticket_fee=body.lost_ticket_fee, max_stay_hours=body.max_stay_hours,
     )  # fmt: skip
-    audit.record(
+    audit.record_change(
         db,
         actor=who.username,
         action="lot.create",
@@ -35,7 +35,6 @@ def create_lot(body: LotCreate, db: DB, who: Admin) -> LotOut:
         target_id=lot.id,
         details=body.model_dump(exclude={"id"}),
     )
-    db.commit()
     return _out(lot, 0)
 
 
@@ -46,7 +45,7 @@ def update_lot(lot_id: str, body: LotUpdate, db: DB, who: Manager) -> LotOut:
         exit_grace_minutes=body.exit_grace_minutes, lost_ticket_fee=body.lost_ticket_fee,
         max_stay_hours=body.max_stay_hours,
     )  # fmt: skip
-    audit.record(
+    audit.record_change(
         db,
         actor=who.username,
         action="lot.update",
@@ -54,7 +53,6 @@ def update_lot(lot_id: str, body: LotUpdate, db: DB, who: Manager) -> LotOut:
         target_id=lot.id,
         details=body.model_dump(exclude_none=True),
     )
-    db.commit()
     return _out(lot, occupancy(db, lot_id=lot.id))
 
 

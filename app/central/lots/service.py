@@ -1,31 +1,14 @@
-from __future__ import annotations
+"""Lot administration: settings and the lot list with occupancy (the table and ``ensure_lot``
+live in ``core.lots``)."""
 
-import re
+from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.central.core.lots import Lot
 from app.central.errors import InvalidInput, NotFound
-from app.central.lots.models import Lot
 from app.central.sessions.service import occupancy
-from app.contract import ID_PATTERN
-
-DEFAULT_CAPACITY = 100
-
-
-def ensure_lot(
-    db: Session, *, lot_id: str, name: str | None = None, capacity: int = DEFAULT_CAPACITY
-) -> Lot:
-    lot = db.get(Lot, lot_id)
-    if lot is None:
-        if not re.fullmatch(ID_PATTERN, lot_id):
-            raise InvalidInput(
-                "lot id must be 1-63 lower-case letters, digits, '_' or '-'", field="lot_id"
-            )
-        lot = Lot(id=lot_id, name=name or lot_id, capacity=capacity)
-        db.add(lot)
-        db.flush()
-    return lot
 
 
 def update_lot(

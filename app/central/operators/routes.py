@@ -11,7 +11,7 @@ from app.central.errors import Unauthorized
 from app.central.operators import service
 from app.central.operators.schemas import OperatorCreate, OperatorOut, OperatorUpdate, TokenOut
 
-router = APIRouter(prefix="/api/v1", tags=["operators"])
+router = APIRouter(tags=["operators"])
 
 
 @router.post("/auth/token", response_model=TokenOut)
@@ -47,12 +47,10 @@ def create_user(body: OperatorCreate, db: DB, who: Admin) -> OperatorOut:
     operator = service.create_operator(
         db, username=body.username, password=body.password, role=body.role, actor=who.username
     )
-    db.commit()
     return OperatorOut.model_validate(operator)
 
 
 @router.patch("/users/{username}", response_model=OperatorOut)
 def update_user(username: str, body: OperatorUpdate, db: DB, who: Admin) -> OperatorOut:
     operator = service.set_active(db, username=username, active=body.active, actor=who.username)
-    db.commit()
     return OperatorOut.model_validate(operator)

@@ -48,15 +48,14 @@ def create_operator(
     if db.scalar(select(Operator).where(Operator.username == username)) is not None:
         raise Conflict(f"user {username!r} already exists", field="username")
     operator = Operator(username=username, password_hash=_hasher.hash(password), role=role)
-    db.add(operator)
-    db.flush()
-    audit.record(
+    audit.record_change(
         db,
         actor=actor,
         action="operator.create",
         target_type="operator",
         target_id=username,
         details={"role": role},
+        added=operator,
     )
     return operator
 
@@ -71,7 +70,7 @@ def set_active(db: Session, *, username: str, active: bool, actor: str) -> Opera
         if operator.role == Role.admin.name and _active_admins(db) <= 1:
             raise Conflict("the last active admin cannot be disabled", field="active")
     operator.active = active
-    audit.record(
+    audit.record_change(
         db,
         actor=actor,
         action="operator.set_active",
@@ -79,7 +78,6 @@ def set_active(db: Session, *, username: str, active: bool, actor: str) -> Opera
         target_id=username,
         details={"active": active},
     )
-    db.flush()
     return operator
 
 

@@ -15,9 +15,8 @@ from app.central.operators.service import Role
 from app.central.payments import service
 from app.central.payments.schemas import Method, PaymentIn, PaymentOut, PaymentTaken
 from app.central.sessions.schemas import SessionOut
-from app.contract import API_PREFIX
 
-router = APIRouter(prefix=API_PREFIX, tags=["payments"])
+router = APIRouter(tags=["payments"])
 
 
 @router.post(

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from app.central.audit import service as audit
 from app.central.commands import service as commands
 from app.central.commands.models import LaneCommand
+from app.central.core.lots import Lot
 from app.central.errors import Conflict, InvalidInput, NotFound
 from app.central.live.service import announce
-from app.central.lots.models import Lot
 from app.central.payments.models import Payment
 from app.central.sessions import service as sessions
 from app.central.sessions.models import ParkingSession

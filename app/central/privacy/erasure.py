@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 from app.central.audit import service as audit
 from app.central.audit.models import AuditEntry
 from app.central.commands.models import LaneCommand
+from app.central.core.events import PlateEvent, Snapshot
 from app.central.edgesync.models import OfflineGateDecision
 from app.central.errors import Conflict, InvalidInput
-from app.central.events.models import PlateEvent, Snapshot
 from app.central.lists.models import ListEntry, Subscription
 from app.central.privacy.retention import ERASED_DISPLAY, ERASED_KEY, count_rows
 from app.central.sessions.models import Anomaly, ParkingSession

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session, aliased
 
 from app.central.audit.models import AuditEntry
 from app.central.commands.models import LaneCommand
+from app.central.core.events import PlateEvent, Snapshot
 from app.central.edgesync.models import OfflineGateDecision
-from app.central.events.models import PlateEvent, Snapshot
 from app.central.payments.models import Payment
 from app.central.sessions.models import Anomaly, ParkingSession
 from app.central.settings import RETENTION_KINDS, Settings

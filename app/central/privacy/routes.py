@@ -8,7 +8,7 @@ from app.central.deps import DB, Admin, State
 from app.central.privacy import erasure
 from app.central.privacy.schemas import PlateErasureIn, PlateErasureOut
 
-router = APIRouter(prefix="/api/v1", tags=["privacy"])
+router = APIRouter(tags=["privacy"])
 
 
 @router.post("/plates/erase", response_model=PlateErasureOut)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from app.central.sessions.schemas import PlateText, Reason
+from app.central.core.plates import PlateText
+from app.central.sessions.schemas import Reason
 
 
 class PlateErasureIn(BaseModel):

@@ -9,7 +9,7 @@ from app.central.deps import DB, Guard, Manager, RowId, State
 from app.central.reports import service
 from app.central.reports.schemas import DaySummaryOut, LotDayOut, RevenueOut, SessionDetailOut
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+router = APIRouter(prefix="/reports", tags=["reports"])
 
 
 def _window(day: date | None, state: State) -> DayWindow:

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from app.central.audit.models import AuditEntry
 from app.central.clock import DayWindow, day_window
 from app.central.commands.models import LaneCommand
+from app.central.core.events import PlateEvent
+from app.central.core.lots import Lot
 from app.central.errors import InvalidInput, NotFound
-from app.central.events.models import PlateEvent
-from app.central.lots.models import Lot
 from app.central.payments.models import Payment
 from app.central.sessions.models import Anomaly, ParkingSession
 

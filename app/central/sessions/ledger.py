@@ -45,11 +45,11 @@ from sqlalchemy.orm import Session
 
 from app.central.bulk import insert_rows
 from app.central.clock import utcnow
-from app.central.events.models import PlateEvent as PlateEventRow
-from app.central.events.models import Snapshot
+from app.central.core.events import PlateEvent as PlateEventRow
+from app.central.core.events import Snapshot
+from app.central.core.lots import Lot
 from app.central.lists.models import ListEntry, Subscription
 from app.central.live.service import announce
-from app.central.lots.models import Lot
 from app.central.sessions import rules
 from app.central.sessions.matching import within_one_edit
 from app.central.sessions.models import Anomaly, ParkingSession

@@ -19,7 +19,7 @@ from app.central.sessions.schemas import (
     VoidSession,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["sessions"])
+router = APIRouter(tags=["sessions"])
 
 
 @router.get("/sessions", response_model=list[SessionOut])

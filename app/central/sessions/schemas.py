@@ -6,18 +6,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.central.core.plates import PlateText
 from app.contract import VehicleType
 
-PlateText = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True,
-        to_upper=True,
-        min_length=2,
-        max_length=16,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9 .\-/]*[A-Za-z0-9]$",  # upper-cased after
-    ),
-]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
 
 

@@ -14,10 +14,10 @@ from app.central.audit import service as audit
 from app.central.cameras.models import Camera
 from app.central.clock import utcnow
 from app.central.commands import service as commands
+from app.central.core.events import PlateEvent
+from app.central.core.lots import Lot
 from app.central.errors import Conflict, InvalidInput, NotFound
-from app.central.events.models import PlateEvent
 from app.central.live.service import announce
-from app.central.lots.models import Lot
 from app.central.sessions import rules
 from app.central.sessions.ledger import Ledger, SessionRef
 from app.central.sessions.matching import within_one_edit

@@ -7,7 +7,7 @@ from app.central.deps import DB, Guard, Manager
 from app.central.tariffs import service
 from app.central.tariffs.schemas import TariffIn, TariffOut
 
-router = APIRouter(prefix="/api/v1/tariffs", tags=["tariffs"])
+router = APIRouter(prefix="/tariffs", tags=["tariffs"])
 
 
 @router.get("", response_model=list[TariffOut])
@@ -26,7 +26,7 @@ def put_tariff(body: TariffIn, db: DB, who: Manager) -> TariffOut:
         daily_cap=body.daily_cap,
         overnight_fee=body.overnight_fee,
     )
-    audit.record(
+    audit.record_change(
         db,
         actor=who.username,
         action="tariff.put",
@@ -34,5 +34,4 @@ def put_tariff(body: TariffIn, db: DB, who: Manager) -> TariffOut:
         target_id=f"{body.lot_id}/{body.vehicle_type.value}",
         details=body.model_dump(mode="json"),
     )
-    db.commit()
     return TariffOut.model_validate(tariff)

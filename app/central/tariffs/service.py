@@ -98,7 +98,7 @@ def put_tariff(
     daily_cap: int,
     overnight_fee: int,
 ) -> Tariff:
-    from app.central.lots.models import Lot
+    from app.central.core.lots import Lot
 
     if db.get(Lot, lot_id) is None:
         raise NotFound(f"lot {lot_id!r} does not exist", field="lot_id")

@@ -11,7 +11,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from tests.support.pg import free_port
+from support.pg import free_port
 
 
 @contextmanager

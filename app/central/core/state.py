@@ -6,10 +6,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from app.central.cameras.service import CameraIdentity
-from app.central.commands.waiters import CommandWaiters
+from app.central.core.hub import LiveHub
+from app.central.core.identity import CameraIdentity
+from app.central.core.waiters import CommandWaiters
 from app.central.db import Database
-from app.central.live.hub import LiveHub
 from app.central.ratelimit import TokenBucket
 from app.central.settings import Settings
 

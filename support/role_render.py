@@ -16,7 +16,7 @@ import jinja2
 import jinja2.nativetypes
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _combine(*dicts: Mapping[str, Any]) -> dict[str, Any]:

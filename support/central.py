@@ -1,15 +1,17 @@
 """The real central process: ``parking-central serve`` as a subprocess on a port of its own,
 with its own data directory (SQLite there unless ``env_extra`` names another database).
 
-The edge and browser suites build their ``Central`` on this one; it can stop, kill and restart
-the process on the same port, and runs the CLI (migrate, create-camera, ...) with the same
-environment.
+The one launcher of the tests: the edge, browser, hostile/fuzz and load-balancer suites build
+on it. It can stop, kill and restart the process on the same port, and runs the CLI (migrate,
+create-camera, ...) with the same environment. With ``tls`` it serves HTTPS as the cluster
+runs it (the certificate in ``env_extra``) and is dialled by ``tls_name``.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.waiting import wait_until
+from support.waiting import wait_until
 
 BIN = Path(sys.executable).parent
 
@@ -30,14 +32,25 @@ class CentralProcess:
     env_extra: dict[str, str] = field(default_factory=dict)
     stop_timeout_s: float = 15
     process: subprocess.Popen[bytes] | None = None
+    name: str = "central"
+    log_file: Path | None = None  # default: central.log in ``data_dir``
+    # Up once this answers 200: ``/api/health/ready`` also waits for the database.
+    up_path: str = "/api/health/live"
+    # HTTPS with a client certificate (what nginx shows), dialled by the certificate's name.
+    tls: ssl.SSLContext | None = None
+    tls_name: str = "localhost"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://{self.tls_name}:{self.port}" if self.tls else f"http://{self.address}"
 
     @property
     def log(self) -> Path:
-        return self.data_dir / "central.log"
+        return self.log_file or self.data_dir / "central.log"
 
     @property
     def env(self) -> dict[str, str]:
@@ -68,7 +81,7 @@ class CentralProcess:
         return key
 
     def start(self) -> None:
-        assert self.process is None, "central already running"
+        assert not self.running(), f"{self.name} already running"
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -83,18 +96,28 @@ class CentralProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_until(self.is_up, timeout=30, what=f"central on port {self.port}")
+        wait_until(self.is_up, timeout=30, what=f"{self.name} on port {self.port} (log {self.log})")
 
     def is_up(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
             raise AssertionError(
-                f"central exited with {self.process.returncode}:\n" + self.log.read_text()[-3000:]
+                f"{self.name} exited with {self.process.returncode}:\n"
+                + self.log.read_text()[-3000:]
             )
+        verify = self.tls if self.tls is not None else True  # httpx takes no None
         try:
-            return httpx.get(self.url + "/api/health/live", timeout=1).status_code == 200
-        except httpx.TransportError:
+            answer = httpx.get(self.url + self.up_path, timeout=2, verify=verify)
+        except httpx.HTTPError:
             return False
+        return answer.status_code == 200
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """Power loss of the process: SIGKILL, no graceful shutdown."""
+        self.stop(kill=True)
 
     def stop(self, *, kill: bool = False) -> None:
         """SIGTERM (a graceful shutdown), or SIGKILL with ``kill``; no-op when not running."""

@@ -1,13 +1,18 @@
+"""The lot every feature names: its table and ``ensure_lot`` (find it, or make it)."""
+
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.central.clock import utcnow
 from app.central.db import Base
+from app.central.errors import InvalidInput
 from app.central.types import UTCDateTime
+from app.contract import ID_PATTERN
 
 
 class Lot(Base):
@@ -24,3 +29,21 @@ class Lot(Base):
     # A session open longer than this becomes an ``overstay`` anomaly for a guard to look at.
     max_stay_hours: Mapped[int] = mapped_column(default=72, server_default="72")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+DEFAULT_CAPACITY = 100
+
+
+def ensure_lot(
+    db: Session, *, lot_id: str, name: str | None = None, capacity: int = DEFAULT_CAPACITY
+) -> Lot:
+    lot = db.get(Lot, lot_id)
+    if lot is None:
+        if not re.fullmatch(ID_PATTERN, lot_id):
+            raise InvalidInput(
+                "lot id must be 1-63 lower-case letters, digits, '_' or '-'", field="lot_id"
+            )
+        lot = Lot(id=lot_id, name=name or lot_id, capacity=capacity)
+        db.add(lot)
+        db.flush()
+    return lot
