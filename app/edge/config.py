@@ -125,6 +125,10 @@ class ReaderConfig(_Section):
     # then the fine one only when the fast one found no plate it can trust: nearly the fine
     # one's reads at ~1.4x the fast one's time, but both in memory: ~+120 MB).
     detector: Detector = "fast"
+    # A second, zoomed look for frames where no plate was found (small plates: a motorbike's
+    # across the street): the full-frame detector over an N x N grid of overlapping tiles, each
+    # upscaled to its input. 0 = off (the default; docs/reader.md has the cost), 2..4 tiles a side.
+    zoom_tiles: Annotated[int, Field(ge=0, le=4)] = 0
 
     @model_validator(mode="before")
     @classmethod
@@ -144,6 +148,13 @@ class ReaderConfig(_Section):
             raise ValueError(f"unknown region {unknown[0]!r}: one of {', '.join(known)}")
         if len(set(value)) != len(value):
             raise ValueError("each region at most once")
+        return value
+
+    @field_validator("zoom_tiles")
+    @classmethod
+    def _zoom_grid(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("zoom_tiles: 0 (off) or 2 to 4 tiles a side (1 is the frame itself)")
         return value
 
     @model_validator(mode="after")
