@@ -380,3 +380,44 @@ def test_zoom_tiles_reach_the_reader() -> None:
     )
     reader = open_reader(config)
     assert reader.pipeline.zoom_tiles == 2  # type: ignore[attr-defined]
+
+
+# -- the real reader: a small motorbike plate, found by the zoom tiles -------------------------
+
+
+def _motorbike_scene(width: int, seed: int) -> Any:
+    """A drawn two-line motorbike plate (59-X1 / 123.45), ``width`` pixels wide, in a blurred
+    noisy 460x350 frame (the size of the gallery photos the figures come from)."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    h = 60
+    plate = np.full((h, int(h * 1.3), 3), 245, np.uint8)
+    for text, y in (("59-X1", int(h * 0.43)), ("123.45", int(h * 0.9))):
+        (tw, _), _ = cv2.getTextSize(text, font, h / 70, 3)
+        cv2.putText(plate, text, ((plate.shape[1] - tw) // 2, y), font, h / 70, (20, 20, 20), 3)
+    cv2.rectangle(plate, (0, 0), (plate.shape[1] - 1, h - 1), (0, 0, 0), 2)
+    rng = np.random.default_rng(seed)
+    frame = cv2.GaussianBlur(
+        np.clip(rng.normal(120, 25, (350, 460, 3)), 0, 255).astype(np.uint8), (7, 7), 0
+    )
+    ph = round(h * width / plate.shape[1])
+    small = cv2.resize(plate, (width, ph), interpolation=cv2.INTER_AREA)
+    x, y = int(rng.integers(60, 460 - width - 60)), int(rng.integers(120, 350 - ph - 20))
+    frame[y : y + ph, x : x + width] = small
+    return frame
+
+
+def test_zoom_tiles_find_small_plates_the_first_look_misses() -> None:
+    from app.edge.reader.litert import LiteRTPlateReader
+
+    plain = LiteRTPlateReader(regions=["vn"])
+    tiled = LiteRTPlateReader(regions=["vn"], zoom_tiles=2)
+    found_plain, found_tiled = set(), set()
+    for seed in range(12):
+        frame = _motorbike_scene(24, seed)
+        for reader, found in ((plain, found_plain), (tiled, found_tiled)):
+            results = reader.read_image(frame)
+            if results and results[0].plate == "59X112345":
+                found.add(seed)
+    # the tiles look only where nothing was found: what the first look read stays read
+    assert found_plain <= found_tiled
+    assert len(found_tiled) >= len(found_plain) + 2, (found_plain, found_tiled)

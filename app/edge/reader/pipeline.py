@@ -368,8 +368,11 @@ class PlatePipeline:
         if not matches:
             return None
         best = matches[0]
-        # a two-line plate's print is as tall as its lines: not outranked by its bottom line
         height = max(lines[k].box.height for k in members)
+        if "/" not in best.template:
+            # lines stacked that fit no two-line format (a US state name over the number)
+            height /= len(chars)
+        # (a two-line format's print is as tall as its lines: not outranked by its bottom line)
         has_digit = any(ch.isdigit() for ch in best.plate)
         # with layouts configured, a read that fits one beats one that only fits the pattern
         off_layout = self.grammar.has_layouts and not best.template
