@@ -411,7 +411,8 @@ def test_zoom_tiles_find_small_plates_the_first_look_misses() -> None:
 
     plain = LiteRTPlateReader(regions=["vn"])
     tiled = LiteRTPlateReader(regions=["vn"], zoom_tiles=2)
-    found_plain, found_tiled = set(), set()
+    found_plain: set[int] = set()
+    found_tiled: set[int] = set()
     for seed in range(12):
         frame = _motorbike_scene(24, seed)
         for reader, found in ((plain, found_plain), (tiled, found_tiled)):
