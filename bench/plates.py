@@ -56,6 +56,8 @@ from app.edge.reader.profiles import region_names
 class Sample:
     image: Path
     label: str  # as written; lines joined by " / "
+    category: str = ""  # labels.tsv's 4th column when it has one (vn-scenes-dev: car, ...)
+    lines: int = 0  # labels.tsv's n_lines (0: not given)
 
 
 def load_samples(folder: Path) -> tuple[list[Sample], str]:
@@ -70,7 +72,9 @@ def load_samples(folder: Path) -> tuple[list[Sample], str]:
             image = folder / "images" / fields[0]
             if not image.is_file():
                 image = folder / fields[0]
-            samples.append(Sample(image, fields[2].strip()))
+            category = fields[3].strip() if len(fields) > 3 else ""
+            lines = int(fields[1]) if fields[1].strip().isdigit() else 0
+            samples.append(Sample(image, fields[2].strip(), category, lines))
         return samples, "tsv"
     samples = []
     for sidecar in sorted(folder.glob("*.txt")):
@@ -124,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="read with the plate-specific models installed in DIR (plate_models.py)",
     )
+    # the zoomed second look over a grid of tiles ([reader] zoom_tiles; 0 = off)
+    parser.add_argument("--zoom-tiles", type=int, default=0, metavar="N")
     args = parser.parse_args(argv)
 
     regions = args.region.split(",")
@@ -160,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             regions=regions,
             detector=args.detector,
+            zoom_tiles=args.zoom_tiles,
         )
     vn_only = PlateGrammar(("vn",), accept_cost=0.0, max_cost=0.0)
 
@@ -172,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     exact = exact_key = within1 = display_total = display_exact = 0
     country_total = country_exact = 0
     want_country = load_countries(args.folder)
+    # exact match by the label's category and by its number of lines (one/two), when given
+    groups: dict[str, dict[str, list[int]]] = {"by_category": {}, "by_lines": {}}
     for sample in samples:
         image = cv2.imread(str(sample.image))
         if image is None:
@@ -188,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         confidence = best.confidence if best else 0.0
         want = normalize_plate(sample.label)
         exact += plate == want
+        for key, value in (("by_category", sample.category), ("by_lines", sample.lines)):
+            if value:
+                tally = groups[key].setdefault(str(value), [0, 0])
+                tally[0] += plate == want
+                tally[1] += 1
         if sample.image.name in want_country:
             country_total += 1
             country_exact += (best.country if best else "") == want_country[sample.image.name]
@@ -225,6 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.plate_models is not None:
         summary["plate_models"] = str(args.plate_models)
+    for key, tallies in groups.items():
+        if tallies:  # {"car": {"n": 300, "exact_pct": 61.0}, ...}
+            summary[key] = {
+                k: {"n": t[1], "exact_pct": round(100 * t[0] / t[1], 2)}
+                for k, t in sorted(tallies.items())
+            }
+    if args.zoom_tiles:
+        summary["zoom_tiles"] = args.zoom_tiles
     if country_total:
         summary["country_n"] = country_total
         summary["country_exact_pct"] = round(100 * country_exact / country_total, 2)

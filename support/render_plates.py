@@ -12,6 +12,7 @@ emblems are never part of it.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,15 @@ class Plate:
 
 
 def fill(fmt: PlateFormat, rng: random.Random) -> str:
-    """A random number of this format, with its separators."""
+    """A random number of this format, with its separators (one its ``valid`` takes)."""
+    for _ in range(1000):
+        text = _fill_once(fmt, rng)
+        if not fmt.valid or re.fullmatch(fmt.valid, re.sub(r"[^A-Z0-9]", "", text)):
+            return text
+    raise ValueError(f"{fmt.template}: no fill matches {fmt.valid!r}")
+
+
+def _fill_once(fmt: PlateFormat, rng: random.Random) -> str:
     out = []
     for slot in fmt.template:
         if slot == "9":

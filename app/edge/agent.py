@@ -901,6 +901,7 @@ def open_reader(config: EdgeConfig) -> PlateReader:
             same_glyphs=reader.generic_fold,
             max_plates=reader.max_plates,
             detector=reader.detector,
+            zoom_tiles=reader.zoom_tiles,
         )
     from app.edge.reader.sidecar import GroundTruthSidecarReader
 

@@ -272,6 +272,17 @@ class ReaderConfig(_Section):
             " memory: ~+120 MB)."
         ),
     ] = "fast"
+    zoom_tiles: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=4,
+            description="A second, zoomed look for frames where no plate was found (small"
+            " plates: a motorbike's across the street): the full-frame detector over an N x N grid"
+            " of overlapping tiles, each upscaled to its input. 0 = off (docs/reader.md has the"
+            " cost), 2..4 tiles a side.",
+        ),
+    ] = 0
     # -- plate-specific models (optional; docs/reader.md "Plate-specific models") --------------
     plate_models: Annotated[
         Path | None,
@@ -322,6 +333,13 @@ class ReaderConfig(_Section):
             raise ValueError(f"unknown region {unknown[0]!r}: one of {', '.join(known)}")
         if len(set(value)) != len(value):
             raise ValueError("each region at most once")
+        return value
+
+    @field_validator("zoom_tiles")
+    @classmethod
+    def _zoom_grid(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("zoom_tiles: 0 (off) or 2 to 4 tiles a side (1 is the frame itself)")
         return value
 
     @model_validator(mode="after")

@@ -148,6 +148,7 @@ class _Format:
     letters: str
     slots: tuple[_Slot, ...]
     emblem: int  # index of the slot after an emblem gap ("~"), -1 none
+    valid: re.Pattern[str] | None = None  # every plate of the format matches it
 
 
 class _Region:
@@ -165,6 +166,9 @@ class _Region:
         self.display = profile.display
         self.bands = dict(profile.bands)
         self.letter_for_digit = profile.letter_for_digit
+        self.max_guessed_letters = profile.max_guessed_letters
+        self.guess_needs_layout = profile.guess_needs_layout
+        self.max_guessed_digits = profile.max_guessed_digits
         self.patterns = [re.compile(p) for p in patterns]
         if len(same_glyphs) % 2 or not set(same_glyphs) <= set(ALNUM):
             raise ValueError(f"same_glyphs must be pairs of letters/digits, got {same_glyphs!r}")
@@ -176,7 +180,8 @@ class _Region:
         for f in formats:
             slots = tuple(_parse_template(f.template))
             emblem = next((k for k, s in enumerate(slots) if s.sep_before == "~"), -1)
-            fmt = _Format(f.template, f.country, f.letters, slots, emblem)
+            valid = re.compile(f.valid) if f.valid else None
+            fmt = _Format(f.template, f.country, f.letters, slots, emblem, valid)
             self.by_len.setdefault(len(slots), []).append(fmt)
         self.emblem_lens = {n for n, fs in self.by_len.items() if any(f.emblem > 0 for f in fs)}
 
@@ -223,6 +228,11 @@ class PlateGrammar:
     def has_layouts(self) -> bool:
         """Whether a lenient region has formats (a read that fits one ranks first)."""
         return any(r.by_len and not r.strict for r in self._regions)
+
+    @property
+    def has_two_lines(self) -> bool:
+        """Whether a region has two-line formats (a top line to look for)."""
+        return any("/" in t for r in self._regions for t in r.templates)
 
     @property
     def generic_templates(self) -> list[str]:
@@ -288,7 +298,10 @@ class PlateGrammar:
         corrections = 0
         out: list[str] = []
         probs: list[float] = []
+        guessed = guessed_digits = 0
         for (read, _, _), slot in zip(chars, fmt.slots, strict=True):
+            guessed += slot.kind in "AL" and read.char.isdigit()
+            guessed_digits += slot.kind == "9" and read.char.isalpha()
             if slot.kind == "9":
                 ch, c, p = _substitute(read, "0123456789", LOOKALIKE_DIGIT)
             elif slot.kind in "AL":
@@ -302,12 +315,22 @@ class PlateGrammar:
             cost += c
             out.append(ch)
             probs.append(p)
+        if 0 <= region.max_guessed_letters < guessed or 0 <= region.max_guessed_digits < (
+            guessed_digits
+        ):
+            return None  # letters made up from digits, or a word taken for digits
+        if guessed and region.guess_needs_layout and not _same_layout(lines, chars, fmt.slots):
+            return None  # a letter made up, and not laid out as a plate: a clock, a date, a
+            # phone number (51D-544.01 read 510-54401 keeps its dash, and is taken)
+        plate = "".join(out)
+        if fmt.valid is not None and not fmt.valid.fullmatch(plate):
+            return None  # e.g. no such province code
         layout = self._layout_cost(lines, chars, list(fmt.slots))
         cost += layout
         if layout > _MAX_LAYOUT_COST or cost > self.max_cost:
             return None
         return PlateMatch(
-            plate="".join(out),
+            plate=plate,
             display=_display(out, fmt.slots),
             confidence=_geomean(probs),
             cost=round(cost, 4),
@@ -473,6 +496,27 @@ def candidate_rank(grammar: PlateGrammar, match: PlateMatch, height: float) -> t
         1.0 if off_layout else 0.0,
         -height * match.confidence * min(len(match.plate), 7),
     )
+
+
+def _same_layout(
+    lines: Sequence[Sequence[CharRead]],
+    chars: list[tuple[CharRead, int, int]],
+    slots: Sequence[_Slot],
+) -> bool:
+    """Whether the read has the format's lines and dashes, and no separator where the format
+    has none (a dot may be missing: it is small print)."""
+    if 1 + sum(s.sep_before == "/" for s in slots) != len(lines):
+        return False
+    for k in range(1, len(chars)):
+        (_, line_a, idx_a), (_, line_b, idx_b) = chars[k - 1], chars[k]
+        want = slots[k].sep_before
+        if (line_a != line_b) != (want == "/"):
+            return False
+        if line_a == line_b:
+            between = "".join(c.char for c in lines[line_a][idx_a + 1 : idx_b]).strip()
+            if between not in {"-": ("-",), ".": (".", "")}.get(want, ("",)):
+                return False
+    return True
 
 
 def _without(lines: Sequence[Sequence[CharRead]], drop: Sequence[int]) -> list[list[CharRead]]:

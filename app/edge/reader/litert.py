@@ -79,6 +79,7 @@ class LiteRTPlateReader:
         max_lines: int = 5,
         detector: Detector = "fast",
         zoom: bool = True,
+        zoom_tiles: int = 0,
         det_thresh: float = 0.3,
         det_box_thresh: float = 0.5,
     ) -> None:
@@ -121,6 +122,8 @@ class LiteRTPlateReader:
             # the small detector, when shipped, looks at plate-shaped regions of frames where
             # the full-frame one found nothing
             zoom=detectors[0] if zoom and len(detectors) > 1 else None,
+            # still nothing: the full-frame detector over a grid of upscaled tiles (0 = off)
+            zoom_tiles=zoom_tiles,
         )
 
     def read_image(self, image: Image) -> list[PlateResult]:

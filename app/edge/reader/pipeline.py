@@ -89,6 +89,9 @@ class PlatePipeline:
         zoom: TextDetector | None = None,
         zoom_regions: int = 3,
         zoom_off_layout: bool = False,
+        zoom_tiles: int = 0,
+        tile_detector: TextDetector | None = None,
+        tile_overlap: float = 0.25,
     ) -> None:
         if not detectors:
             raise ValueError("need at least one detector")
@@ -108,6 +111,11 @@ class PlatePipeline:
         self.zoom = zoom
         self.zoom_regions = zoom_regions
         self.zoom_off_layout = zoom_off_layout
+        if zoom_tiles < 0 or zoom_tiles == 1:
+            raise ValueError("zoom_tiles: 0 (off) or a grid of 2 or more tiles a side")
+        self.zoom_tiles = zoom_tiles
+        self.tile_detector = tile_detector or self.detectors[-1]
+        self.tile_overlap = tile_overlap
 
     def read_image(self, image: Image) -> list[PlateResult]:
         if image.size == 0 or image.shape[0] < 4 or image.shape[1] < 4:
@@ -147,6 +155,11 @@ class PlatePipeline:
             zoomed = self._zoom(self.zoom, image)
             if zoomed and (not best or zoomed[0].rank[:3] < best[0].rank[:3]):
                 return zoomed
+        if self.zoom_tiles and not best:
+            # Still nothing: a plate too small for every detector at the frame's scale (a
+            # motorbike's plate across a street). The full-frame detector looks at each tile of
+            # an overlapping grid, every tile upscaled to its input.
+            return self._zoom_tiles(image)
         return best
 
     def _trusted(self, result: PlateResult, scale: float) -> bool:
@@ -174,6 +187,35 @@ class PlatePipeline:
             results += self._read_boxes(image, boxes, detector.scale_for(crop))
         results.sort(key=lambda r: r.rank)
         return results[: self.max_plates]
+
+    def tiles(self, shape: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+        """The zoom's grid: ``zoom_tiles`` tiles a side, each overlapping its neighbours by
+        ``tile_overlap`` of a tile (x0, y0, x1, y1 in frame pixels)."""
+        h, w = shape[:2]
+        n = self.zoom_tiles
+        out = []
+        for axis_len in (w, h):
+            size = axis_len / (n - (n - 1) * self.tile_overlap)
+            step = size * (1 - self.tile_overlap)
+            out.append([(round(k * step), min(axis_len, round(k * step + size))) for k in range(n)])
+        return [(x0, y0, x1, y1) for y0, y1 in out[1] for x0, x1 in out[0]]
+
+    def _zoom_tiles(self, image: Image) -> list[PlateResult]:
+        detector = self.tile_detector
+        boxes: list[TextBox] = []
+        scale = 0.0
+        for x0, y0, x1, y1 in self.tiles(image.shape):
+            tile = image[y0:y1, x0:x1]
+            offset = np.array([x0, y0], np.float32)
+            boxes += [TextBox(b.quad + offset, b.score) for b in detector.detect(tile)]
+            scale = detector.scale_for(tile)
+        # a line seen whole in two overlapping tiles is read once
+        boxes.sort(key=lambda b: b.score * b.width * b.height, reverse=True)
+        kept: list[TextBox] = []
+        for box in boxes:
+            if all(_overlap(box, other) < 0.5 for other in kept):
+                kept.append(box)
+        return self._read_boxes(image, kept, scale)
 
     def _read_with(self, detector: TextDetector, image: Image) -> list[PlateResult]:
         return self._read_boxes(image, detector.detect(image), detector.scale_for(image))
@@ -214,6 +256,8 @@ class PlatePipeline:
                 read, band = self._strip_marks(image, box, crop, read)
             if any(c.char.isalnum() for c in read.chars):
                 lines.append(_Line(box, read, band))
+        if self.grammar.has_two_lines:
+            lines += self._top_lines(image, lines)
         candidates = [
             c for group in self._groups(lines) if (c := self._candidate(lines, group)) is not None
         ]
@@ -228,6 +272,27 @@ class PlatePipeline:
             if len(results) >= self.max_plates:
                 break
         return results
+
+    def _top_lines(self, image: Image, lines: Sequence[_Line]) -> list[_Line]:
+        """The top line of two-line plates the detector missed: above a line that reads as
+        a plate's bottom line (4-5 digits) and has no line over it, read the strip of the same
+        width and height (a motorbike's 59-X1 is short print, often not detected)."""
+        found: list[_Line] = []
+        pairs = {g[1] for g in self._groups(lines) if len(g) == 2}
+        for k, line in enumerate(lines):
+            text = "".join(c.char for c in line.read.chars if c.char in ALNUM)
+            if k in pairs or not (text.isdigit() and 4 <= len(text) <= 5):
+                continue
+            quad = line.box.quad
+            up = quad[0] - quad[3]  # bottom-left -> top-left: one line height, upward
+            top = (quad + up * 1.05).astype(np.float32)
+            x0, y0 = top.min(axis=0)
+            if y0 < 0 or x0 < 0:
+                continue
+            read = self.recognizer.read(crop_quad(image, top))
+            if sum(c.char in ALNUM for c in read.chars) >= 2:
+                found.append(_Line(TextBox(top, line.box.score), read))
+        return found
 
     def _strip_marks(
         self, image: Image, box: TextBox, crop: Image, read: LineRead
@@ -302,7 +367,11 @@ class PlatePipeline:
         matches = self.grammar.match_all(chars, band)
         if not matches:
             return None
-        height = max(lines[k].box.height for k in members) / len(chars)
+        height = max(lines[k].box.height for k in members)
+        if "/" not in matches[0].template:
+            # lines stacked that fit no two-line format (a US state name over the number)
+            height /= len(chars)
+        # (a two-line format's print is as tall as its lines: not outranked by its bottom line)
         rank = candidate_rank(self.grammar, matches[0], height)
         return _Candidate(members, tuple(matches), rank)
 
@@ -331,9 +400,21 @@ class PlatePipeline:
         )
 
 
+def _overlap(a: TextBox, b: TextBox) -> float:
+    """Intersection over the smaller box's area (axis-aligned bounds)."""
+    ax0, ay0, ax1, ay1 = a.bounds()
+    bx0, by0, bx1, by1 = b.bounds()
+    iw = min(ax1, bx1) - max(ax0, bx0)
+    ih = min(ay1, by1) - max(ay0, by0)
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    small = min((ax1 - ax0) * (ay1 - ay0), (bx1 - bx0) * (by1 - by0))
+    return iw * ih / max(small, 1)
+
+
 def _vehicle_type(match: PlateMatch) -> VehicleType:
     if match.grammar != "vn":
         return VehicleType.UNKNOWN
-    if "/" in match.template and match.template.startswith("99-"):
-        return VehicleType.MOTORBIKE
+    if "/" in match.template and match.template.startswith(("99-", "99/999")):
+        return VehicleType.MOTORBIKE  # 59-X1 / 123.45, and the older 29 / 527-HD
     return VehicleType.CAR

@@ -30,6 +30,7 @@ class PlateFormat:
     template: str  # one layout, repetitions expanded (e.g. "L~LL 9999")
     country: str  # e.g. "DE"; "" for none
     letters: str  # the letters an "A" slot takes
+    valid: str = ""  # a regular expression every plate of it matches (letters and digits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,12 @@ class RegionProfile:
     formats: tuple[PlateFormat, ...] = ()
     bands: dict[str, str] = field(default_factory=dict)  # band code -> country
     letter_for_digit: dict[str, str] = field(default_factory=lambda: dict(LETTER_FOR_DIGIT))
+    # How many letter slots a digit read there may fill (a guessed series letter; -1 no
+    # limit), and whether such a guess needs the read laid out as the format (its lines and
+    # dashes: digits laid out otherwise are a clock, a date or a phone number, not a plate).
+    max_guessed_letters: int = -1
+    guess_needs_layout: bool = False
+    max_guessed_digits: int = -1  # digit slots a letter read there may fill (-1 no limit)
 
 
 def expand_template(template: str, max_chars: int | None = None) -> list[str]:
@@ -74,13 +81,18 @@ def _country_formats(country: dict[str, Any], name: str) -> list[PlateFormat]:
     if not set(never) <= set(LETTERS):
         raise ValueError(f"region {name}, {code}: never must be letters A-Z")
     letters = "".join(c for c in LETTERS if c not in never)
+    valid = str(country.get("valid", ""))
+    try:
+        re.compile(valid)
+    except re.error as exc:
+        raise ValueError(f"region {name}, {code}: valid is no regular expression: {exc}") from None
     out = []
     for entry in country.get("formats", []):
         if isinstance(entry, str):
             template, most = entry, None
         else:
             template, most = str(entry["template"]), entry.get("max")
-        out += [PlateFormat(t, code, letters) for t in expand_template(template, most)]
+        out += [PlateFormat(t, code, letters, valid) for t in expand_template(template, most)]
     return out
 
 
@@ -113,6 +125,9 @@ def load_profile(path: Path) -> RegionProfile:
         formats=tuple(formats),
         bands=bands,
         letter_for_digit=look,
+        max_guessed_letters=int(data.get("max_guessed_letters", -1)),
+        guess_needs_layout=bool(data.get("guess_needs_layout", False)),
+        max_guessed_digits=int(data.get("max_guessed_digits", -1)),
     )
 
 
