@@ -150,6 +150,7 @@ LANDS_IN = {
     "edge_source_kind": "source.kind",
     "edge_reader_kind": "reader.kind",
     "edge_reader_detector": "reader.detector",
+    "edge_reader_zoom_tiles": "reader.zoom_tiles",
     "edge_plate_regions": "reader.regions",
     "edge_gate_driver": "gate.driver",
     "edge_offline_entry": "gate.offline_entry",
