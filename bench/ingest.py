@@ -131,22 +131,28 @@ class Lane:
             self.writer.close()
 
 
+async def send_one(lane: Lane, errors: list[str]) -> bool:
+    """One event; False (the error noted, a broken connection dropped) unless central stored it."""
+    try:
+        status = await lane.post_event()
+    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as error:
+        errors.append(type(error).__name__)
+        lane.close()
+        lane.writer = None
+        return False
+    if status != 200:
+        errors.append(str(status))
+        return False
+    return True
+
+
 async def camera_loop(
     lane: Lane, stop_at: float, latencies: list[float], errors: list[str]
 ) -> None:
     while time.perf_counter() < stop_at:
         started = time.perf_counter()
-        try:
-            status = await lane.post_event()
-        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as error:
-            errors.append(type(error).__name__)
-            lane.close()
-            lane.writer = None
-            continue
-        if status != 200:
-            errors.append(str(status))
-            continue
-        latencies.append(time.perf_counter() - started)
+        if await send_one(lane, errors):
+            latencies.append(time.perf_counter() - started)
 
 
 async def camera_open_loop(
@@ -166,17 +172,8 @@ async def camera_open_loop(
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        try:
-            status = await lane.post_event()
-        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as error:
-            errors.append(type(error).__name__)
-            lane.close()
-            lane.writer = None
-            continue
-        if status != 200:
-            errors.append(str(status))
-            continue
-        latencies.append(time.perf_counter() - due)
+        if await send_one(lane, errors):
+            latencies.append(time.perf_counter() - due)
 
 
 async def run_load(

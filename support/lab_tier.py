@@ -39,6 +39,7 @@ from websockets.sync.client import connect
 from app.edge.agent import synthetic_plate
 from app.edge.outbox import Outbox
 from support import lab_pki
+from support.pg import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = REPO / "lab" / "lab"
@@ -258,13 +259,6 @@ def operator_token(tier: Tier, run: str) -> str:
     response.raise_for_status()
     token: str = response.json()["access_token"]
     return token
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -874,35 +875,24 @@ def offline_record(
 
 def open_reader(config: EdgeConfig) -> PlateReader:
     reader = config.reader
-    if reader.kind == "litert" and reader.plate_models is not None:
-        from app.edge.reader.litert import MODELS_DIR
-        from app.edge.reader.plate_models import PlateModelsReader
-
-        return PlateModelsReader(
-            plate_models=reader.plate_models,
-            models_dir=reader.models_dir or MODELS_DIR,
-            threads=reader.threads,
-            regions=reader.regions,
-            generic_patterns=reader.generic_patterns,
-            generic_templates=reader.generic_templates,
-            same_glyphs=reader.generic_fold,
-            max_plates=reader.max_plates,
-            detector=reader.detector,
-        )
     if reader.kind == "litert":
         from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader
 
-        return LiteRTPlateReader(
-            models_dir=reader.models_dir or MODELS_DIR,
-            threads=reader.threads,
-            regions=reader.regions,
-            generic_patterns=reader.generic_patterns,
-            generic_templates=reader.generic_templates,
-            same_glyphs=reader.generic_fold,
-            max_plates=reader.max_plates,
-            detector=reader.detector,
-            zoom_tiles=reader.zoom_tiles,
-        )
+        common: dict[str, Any] = {
+            "models_dir": reader.models_dir or MODELS_DIR,
+            "threads": reader.threads,
+            "regions": reader.regions,
+            "generic_patterns": reader.generic_patterns,
+            "generic_templates": reader.generic_templates,
+            "same_glyphs": reader.generic_fold,
+            "max_plates": reader.max_plates,
+            "detector": reader.detector,
+        }
+        if reader.plate_models is not None:
+            from app.edge.reader.plate_models import PlateModelsReader
+
+            return PlateModelsReader(plate_models=reader.plate_models, **common)
+        return LiteRTPlateReader(zoom_tiles=reader.zoom_tiles, **common)
     from app.edge.reader.sidecar import GroundTruthSidecarReader
 
     return GroundTruthSidecarReader(confidence=reader.confidence)

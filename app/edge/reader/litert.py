@@ -17,7 +17,7 @@ import numpy as np
 from app.edge.reader import Detector, PlateRead
 from app.edge.reader.grammar import US_GENERIC, PlateGrammar
 from app.edge.reader.ocr import FloatArray, TextDetector, TextRecognizer
-from app.edge.reader.pipeline import PlatePipeline, PlateResult
+from app.edge.reader.pipeline import PlatePipeline, PlateResult, plate_reads
 from app.edge.sources import Frame, Image
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -130,15 +130,4 @@ class LiteRTPlateReader:
         return self.pipeline.read_image(image)
 
     def read(self, frame: Frame) -> list[PlateRead]:
-        return [
-            PlateRead(
-                text=r.display,
-                confidence=r.confidence,
-                box=r.box,
-                vehicle_type=r.vehicle_type,
-                plate=r.plate,
-                candidates=r.candidates,
-                country=r.country,
-            )
-            for r in self.read_image(frame.image)
-        ]
+        return plate_reads(self.read_image(frame.image))

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from app.contract import VehicleType
-from app.edge.reader import PlateBox
+from app.edge.reader import PlateBox, PlateRead
 from app.edge.reader.band import plate_marks
 from app.edge.reader.grammar import PlateGrammar, PlateMatch, candidate_rank
 from app.edge.reader.ocr import (
@@ -48,6 +48,22 @@ class PlateResult:
     rank: tuple[float, ...]  # lower is better (see PlatePipeline)
     grammar: str  # which region profile it matched: "vn", "us", "br", "eu" or "generic"
     country: str = ""  # the code in the plate's blue EU band ("D", "NL", ...), "" none seen
+
+
+def plate_reads(results: Sequence[PlateResult]) -> list[PlateRead]:
+    """The readers' answer (``PlateReader.read``) for the pipeline's results."""
+    return [
+        PlateRead(
+            text=r.display,
+            confidence=r.confidence,
+            box=r.box,
+            vehicle_type=r.vehicle_type,
+            plate=r.plate,
+            candidates=r.candidates,
+            country=r.country,
+        )
+        for r in results
+    ]
 
 
 @dataclass(frozen=True, slots=True)

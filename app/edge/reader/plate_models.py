@@ -33,7 +33,7 @@ from app.edge.reader import Detector, PlateBox, PlateRead
 from app.edge.reader.grammar import US_GENERIC, PlateGrammar, PlateMatch, candidate_rank
 from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader, ModelError
 from app.edge.reader.ocr import ALNUM, CharRead, FloatArray, Image, TextBox, order_quad
-from app.edge.reader.pipeline import MAX_CANDIDATES, PlateResult, _vehicle_type
+from app.edge.reader.pipeline import MAX_CANDIDATES, PlateResult, _vehicle_type, plate_reads
 from app.edge.sources import Frame
 
 DETECTOR_FILES = ("hyperlpr3-y5fu_320x_sim.onnx", "hyperlpr3-y5fu_640x_sim.onnx")
@@ -244,18 +244,7 @@ class PlateModelsReader:
         self.trust_confidence = trust_confidence
 
     def read(self, frame: Frame) -> list[PlateRead]:
-        return [
-            PlateRead(
-                text=r.display,
-                confidence=r.confidence,
-                box=r.box,
-                vehicle_type=r.vehicle_type,
-                plate=r.plate,
-                candidates=r.candidates,
-                country=r.country,
-            )
-            for r in self.read_image(frame.image)
-        ]
+        return plate_reads(self.read_image(frame.image))
 
     def read_image(self, image: Image) -> list[PlateResult]:
         if image.size == 0 or image.ndim != 3 or image.shape[0] < 4 or image.shape[1] < 4:
