@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import (
@@ -47,6 +47,7 @@ from app.central.bulk import insert_rows
 from app.central.clock import utcnow
 from app.central.core.events import PlateEvent as PlateEventRow
 from app.central.core.events import Snapshot
+from app.central.core.identity import CameraIdentity
 from app.central.core.lots import Lot
 from app.central.lists.models import ListEntry, Subscription
 from app.central.live.service import announce
@@ -72,17 +73,6 @@ _EVENTS = cast(Table, PlateEventRow.__table__)
 _SNAPSHOTS = cast(Table, Snapshot.__table__)
 
 
-class Lane(Protocol):
-    """The camera an event came from, as ingest knows it (``cameras.service.CameraIdentity``)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def lot_id(self) -> str: ...
-    @property
-    def direction(self) -> str: ...
-
-
 @dataclass(frozen=True)
 class Sighting:
     """What the session logic needs to know about one plate event."""
@@ -98,7 +88,7 @@ class Sighting:
     captured_at: datetime
 
     @classmethod
-    def of(cls, lane: Lane, event: PlateEvent) -> Sighting:
+    def of(cls, lane: CameraIdentity, event: PlateEvent) -> Sighting:
         """The event as the lane saw it; the reader's other candidates once each, by their
         normalised text, without the plate itself."""
         plate_n = event.plate_normalized
@@ -305,7 +295,12 @@ def event_ack(event: PlateEvent, outcome: Outcome, *, now: datetime) -> dict[str
 
 
 def event_row(
-    lane: Lane, event: PlateEvent, ack: dict[str, Any], *, now: datetime, has_snapshot: bool
+    lane: CameraIdentity,
+    event: PlateEvent,
+    ack: dict[str, Any],
+    *,
+    now: datetime,
+    has_snapshot: bool,
 ) -> dict[str, Any]:
     """The ``plate_events`` row of an accepted event."""
     return {
@@ -327,7 +322,7 @@ def event_row(
 
 
 def plate_event_message(
-    lane: Lane, event: PlateEvent, outcome: Outcome
+    lane: CameraIdentity, event: PlateEvent, outcome: Outcome
 ) -> Callable[[], dict[str, Any]]:
     """The live ``plate_event`` message, built at announce time (the session id is known)."""
 
@@ -369,7 +364,7 @@ class Ledger:
     # -- the batch ---------------------------------------------------------------------------
 
     def ingest(
-        self, items: Sequence[tuple[Lane, PlateEvent]], *, now: datetime
+        self, items: Sequence[tuple[CameraIdentity, PlateEvent]], *, now: datetime
     ) -> list[dict[str, Any]]:
         """Decide new events in order and write all they cause: sessions, anomalies, the event
         rows and snapshots; queue the live messages. Returns each event's answer. A duplicate
