@@ -155,9 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.plate_models is not None:
         reader = PlateModelsReader(
             plate_models=args.plate_models,
-            models_dir=args.models,
+            beside=LiteRTPlateReader(
+                models_dir=args.models,
+                threads=args.threads,
+                regions=regions,
+                detector=args.detector,
+            ),
             threads=args.threads,
-            regions=regions,
             detector=args.detector,
         )
     else:

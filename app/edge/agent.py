@@ -891,7 +891,12 @@ def open_reader(config: EdgeConfig) -> PlateReader:
         if reader.plate_models is not None:
             from app.edge.reader.plate_models import PlateModelsReader
 
-            return PlateModelsReader(plate_models=reader.plate_models, **common)
+            return PlateModelsReader(
+                plate_models=reader.plate_models,
+                beside=LiteRTPlateReader(**common),
+                threads=reader.threads,
+                detector=reader.detector,
+            )
         return LiteRTPlateReader(zoom_tiles=reader.zoom_tiles, **common)
     from app.edge.reader.sidecar import GroundTruthSidecarReader
 

@@ -215,9 +215,10 @@ def us_reader() -> object:
     if not all((MIRROR / name).is_file() for name in REQUIRED_FILES):
         pytest.skip(f"the plate models' mirror {MIRROR} (../shared/models) is missing")
     pytest.importorskip("onnxruntime", reason="the plate-models extra (onnxruntime) is missing")
+    from app.edge.reader.litert import LiteRTPlateReader
     from app.edge.reader.plate_models import PlateModelsReader
 
-    return PlateModelsReader(plate_models=MIRROR, regions=["us"])
+    return PlateModelsReader(plate_models=MIRROR, beside=LiteRTPlateReader(regions=["us"]))
 
 
 @needs_mirror
@@ -246,10 +247,11 @@ def test_reader_reads_rendered_eu_plates_and_falls_back_on_blank_frames() -> Non
     pytest.importorskip("onnxruntime", reason="the plate-models extra (onnxruntime) is missing")
     import random
 
+    from app.edge.reader.litert import LiteRTPlateReader
     from app.edge.reader.plate_models import PlateModelsReader
     from support.render_plates import draw_plate, sample_plates, scene
 
-    reader = PlateModelsReader(plate_models=MIRROR, regions=["eu"])
+    reader = PlateModelsReader(plate_models=MIRROR, beside=LiteRTPlateReader(regions=["eu"]))
     rng = random.Random(5)
     plates = sample_plates("eu", 12, seed=5)
     right = 0

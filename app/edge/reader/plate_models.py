@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from app.edge.reader import Detector, PlateBox, PlateRead
-from app.edge.reader.grammar import US_GENERIC, PlateGrammar, PlateMatch, candidate_rank
-from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader, ModelError
+from app.edge.reader.grammar import PlateGrammar, PlateMatch, candidate_rank
+from app.edge.reader.litert import LiteRTPlateReader, ModelError
 from app.edge.reader.ocr import ALNUM, CharRead, FloatArray, Image, TextBox, order_quad
 from app.edge.reader.pipeline import MAX_CANDIDATES, PlateResult, _vehicle_type, plate_reads
 from app.edge.sources import Frame
@@ -201,13 +201,8 @@ class PlateModelsReader:
         self,
         *,
         plate_models: Path,
-        models_dir: Path = MODELS_DIR,
+        beside: LiteRTPlateReader | None = None,
         threads: int = 1,
-        regions: Sequence[str] = ("vn", "generic"),
-        generic_patterns: Sequence[str] = US_GENERIC,
-        generic_templates: Sequence[str] = (),
-        same_glyphs: str = "",
-        max_plates: int = 1,
         detector: Detector = "fast",
         max_quads: int = 2,
         pads: Sequence[float] = (0.04, 0.12),
@@ -219,16 +214,9 @@ class PlateModelsReader:
                 f"plate_models {plate_models}: missing {', '.join(missing)} "
                 "(parking-edge models install hyperlpr3 fast-plate-ocr-global)"
             )
-        self.fallback = LiteRTPlateReader(
-            models_dir=models_dir,
-            threads=threads,
-            regions=regions,
-            generic_patterns=generic_patterns,
-            generic_templates=generic_templates,
-            same_glyphs=same_glyphs,
-            max_plates=max_plates,
-            detector=detector,
-        )
+        # The TFLite reader beside the models: its region profiles, its recogniser (the second
+        # read of each plate), its plates per frame, and the whole frame when no plate is found.
+        self.fallback = beside or LiteRTPlateReader(threads=threads, detector=detector)
         self.grammar: PlateGrammar = self.fallback.pipeline.grammar
         self.line_reader = self.fallback.pipeline.recognizer
         # "fast": the plate detector at 320 px only; "fine" and "cascade": at 640 px too when
@@ -238,7 +226,7 @@ class PlateModelsReader:
             for name in (DETECTOR_FILES[:1] if detector == "fast" else DETECTOR_FILES)
         ]
         self.recognizer = SlotRecognizer(OnnxModel(plate_models / RECOGNISER_FILE, threads=threads))
-        self.max_plates = max_plates
+        self.max_plates = self.fallback.pipeline.max_plates
         self.max_quads = max_quads
         self.pads = tuple(pads)
         self.trust_confidence = trust_confidence
