@@ -26,8 +26,21 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Column, Connection, Dialect, Table, TypeDecorator, insert, text
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Column,
+    Connection,
+    Dialect,
+    Table,
+    TypeDecorator,
+    any_,
+    bindparam,
+    insert,
+    text,
+)
+from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 _STATEMENTS: dict[tuple[str, tuple[str, ...]], TextClause] = {}
 
@@ -136,3 +149,15 @@ def _json_value(dialect: Dialect, column: Column[Any], value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     raise _Unfaithful(column.key)
+
+
+def among(
+    column: ColumnElement[Any] | QueryableAttribute[Any], name: str, *, postgresql: bool
+) -> ColumnElement[bool]:
+    """``column IN (...)`` for a list bound as ``name``. On PostgreSQL ``column = ANY(:name)``
+    with the list bound as one array: one statement text, so one plan (the driver prepares it
+    after a few uses), whatever the list's length; an expanding IN is a new text, parsed and
+    planned again, for every length. Elsewhere an expanding IN."""
+    if postgresql:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))

@@ -52,7 +52,8 @@ def cmd_migrate_sqlite(_: Settings, args: argparse.Namespace) -> int:
         print(f"verified {table.name:<18} {table.rows:>9} rows  sha256-sum {table.checksum[:16]}")
     print(
         f"migrated {args.sqlite_file} -> {redacted(target_url(args.to))} at revision "
-        f"{report.revision}: {report.copied} rows copied, {report.skipped} already there",
+        f"{report.revision}: {report.copied} rows copied, {report.skipped} already there, "
+        f"{report.derived} derived rows rebuilt by the target and compared",
         file=sys.stderr,
     )
     return 0

@@ -58,6 +58,19 @@ def is_db_unavailable(error: BaseException) -> bool:
     return False
 
 
+def lost_a_race(error: BaseException) -> bool:
+    """True when the transaction lost to a concurrent one and replaying it may succeed: a
+    unique key taken meanwhile, or PostgreSQL's transaction rollback class (40: a
+    serialization failure, a deadlock, e.g. two batches updating the same lots' occupancy
+    counters in opposite orders)."""
+    if isinstance(error, exc.IntegrityError):
+        return True
+    if isinstance(error, exc.DBAPIError):
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        return isinstance(sqlstate, str) and sqlstate.startswith("40")
+    return False
+
+
 class Database:
     """Engine + session factory for one database URL."""
 

@@ -303,6 +303,7 @@ def create_app(
             timezone=settings.timezone,
             max_event_age=timedelta(days=settings.event_max_age_days),
         ),
+        sessions=db.sessionmaker,
         concurrency=2 if db.is_postgres else 1,
     )
     _install_error_mapping(app)

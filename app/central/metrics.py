@@ -13,13 +13,13 @@ import fastapi.routing
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.central.cameras.models import Camera
 from app.central.clock import utcnow
+from app.central.core.lots import LotOccupancy
 from app.central.db import Database
-from app.central.sessions.models import ParkingSession
 from app.contract import API_PREFIX
 
 log = logging.getLogger(__name__)
@@ -164,9 +164,7 @@ class DatabaseCollector(Collector):
         try:
             with self._db.read_session() as db:
                 open_rows = db.execute(
-                    select(ParkingSession.lot_id, func.count())
-                    .where(ParkingSession.status == "open")
-                    .group_by(ParkingSession.lot_id)
+                    select(LotOccupancy.lot_id, LotOccupancy.open_sessions)
                 ).all()
                 cameras = db.execute(
                     select(Camera.id, Camera.lot_id, Camera.last_heartbeat_at)

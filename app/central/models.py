@@ -4,7 +4,7 @@ from app.central.audit.models import AuditEntry
 from app.central.cameras.models import Camera
 from app.central.commands.models import LaneCommand
 from app.central.core.events import PlateEvent, Snapshot
-from app.central.core.lots import Lot
+from app.central.core.lots import Lot, LotOccupancy
 from app.central.edgesync.models import OfflineGateDecision
 from app.central.lists.models import ListEntry, Subscription
 from app.central.operators.models import Operator
@@ -19,6 +19,7 @@ __all__ = [
     "LaneCommand",
     "ListEntry",
     "Lot",
+    "LotOccupancy",
     "OfflineGateDecision",
     "Operator",
     "ParkingSession",

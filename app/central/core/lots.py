@@ -1,11 +1,12 @@
-"""The lot every feature names: its table and ``ensure_lot`` (find it, or make it)."""
+"""The lot every feature names: its table, its occupancy counter and ``ensure_lot`` (find it,
+or make it)."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.central.clock import utcnow
@@ -29,6 +30,26 @@ class Lot(Base):
     # A session open longer than this becomes an ``overstay`` anomaly for a guard to look at.
     max_stay_hours: Mapped[int] = mapped_column(default=72, server_default="72")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LotOccupancy(Base):
+    """A lot's open sessions, one counter row per lot. Written only by the database's own
+    triggers on ``lots`` and ``parking_sessions`` (migration 0006), in the same transaction as
+    the change it counts: read it, never write it. ``info["derived"]``: ``migrate-sqlite``
+    compares it but does not copy it (the target's triggers rebuild it from the sessions)."""
+
+    __tablename__ = "lot_occupancy"
+    __table_args__ = {"info": {"derived": True}}
+
+    lot_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("lots.id", ondelete="CASCADE"), primary_key=True
+    )
+    open_sessions: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+def open_sessions(db: Session, *, lot_id: str) -> int:
+    """How many sessions are open in the lot (0 for a lot that does not exist)."""
+    return db.scalar(select(LotOccupancy.open_sessions).where(LotOccupancy.lot_id == lot_id)) or 0
 
 
 DEFAULT_CAPACITY = 100

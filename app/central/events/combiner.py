@@ -10,8 +10,10 @@ one by one (in ``ingest_many``, the only layer that retries), and only a databas
 is shared.
 
 The batch runs in the database session of the request that started it (so dependency overrides
-keep working); every request waits for its batch shielded from cancellation, so that session is
-never closed while the batch uses it.
+keep working), or, when that request brought none (the fast path without an override), in a
+session of its own from ``sessions``: one per batch instead of one per request. Every request
+waits for its batch shielded from cancellation, so a request's session is never closed while
+the batch uses it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.central.core.identity import CameraIdentity
 from app.central.events.service import Ingested, IngestPolicy, Item, Result, ingest_many
@@ -30,7 +32,7 @@ from app.contract import PlateEvent
 
 @dataclass
 class _Waiting:
-    db: Session
+    db: Session | None
     item: Item
     future: asyncio.Future[Result]
 
@@ -39,8 +41,16 @@ class WriteCombiner:
     """Queues single events and writes them in batches of at most ``max_batch``, with at most
     ``concurrency`` batches in flight (1 on SQLite: it has one writer anyway)."""
 
-    def __init__(self, policy: IngestPolicy, *, max_batch: int = 64, concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        policy: IngestPolicy,
+        *,
+        sessions: sessionmaker[Session] | None = None,
+        max_batch: int = 64,
+        concurrency: int = 2,
+    ) -> None:
         self.policy = policy
+        self.sessions = sessions
         self.max_batch = max_batch
         self.concurrency = concurrency
         self._queue: list[_Waiting] = []
@@ -49,7 +59,10 @@ class WriteCombiner:
         self.batches = 0
         self.events = 0
 
-    async def submit(self, db: Session, camera: CameraIdentity, event: PlateEvent) -> Ingested:
+    async def submit(
+        self, db: Session | None, camera: CameraIdentity, event: PlateEvent
+    ) -> Ingested:
+        """``db``: the request's session, or None for a session of the batch's own."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(db, (camera, event), future))
         if self._in_flight < self.concurrency:
@@ -87,4 +100,11 @@ class WriteCombiner:
     def _write(self, batch: list[_Waiting]) -> list[Result]:
         """In a worker thread: one transaction for the whole batch (``ingest_many`` replays
         it one by one if needed; what it raises is every request's error, in ``_run``)."""
-        return ingest_many(batch[0].db, [w.item for w in batch], policy=self.policy)
+        items = [w.item for w in batch]
+        db = batch[0].db
+        if db is not None:
+            return ingest_many(db, items, policy=self.policy)
+        if self.sessions is None:
+            raise RuntimeError("a request without a session, and no session factory")
+        with self.sessions() as own:
+            return ingest_many(own, items, policy=self.policy)

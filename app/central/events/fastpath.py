@@ -22,7 +22,6 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -101,18 +100,12 @@ class FastIngest:
         return not inspect.signature(overrides[db_session]).parameters
 
     @asynccontextmanager
-    async def _session(self, state: AppState) -> AsyncIterator[Session]:
-        """The request's database session, as ``deps.db_session`` (or its override) gives it."""
+    async def _session(self) -> AsyncIterator[Session | None]:
+        """The request's database session as the ``deps.db_session`` override gives it, or
+        None without one: the combiner then writes the batch in a session of its own."""
         override = self.fastapi_app.dependency_overrides.get(db_session)
         if override is None:
-            db = state.db.sessionmaker()
-            try:
-                yield db
-            finally:
-                if db.in_transaction():
-                    await run_in_threadpool(db.close)
-                else:
-                    db.close()
+            yield None
             return
         made: Any = override()
         if inspect.isasyncgen(made):
@@ -151,7 +144,7 @@ class FastIngest:
             return False
         combiner: WriteCombiner = self.fastapi_app.state.ingest
         response: Response
-        async with self._session(state) as db:
+        async with self._session() as db:
             try:
                 result = await combiner.submit(db, camera, event)
             except Exception as error:

@@ -24,15 +24,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.central.bulk import among
 from app.central.clock import utcnow
 from app.central.core.events import PlateEvent as PlateEventRow
 from app.central.core.events import Snapshot
 from app.central.core.identity import CameraIdentity
-from app.central.db import is_db_unavailable
+from app.central.db import is_db_unavailable, lost_a_race
 from app.central.errors import Conflict, DomainError, InvalidInput
 from app.central.sessions.ledger import Ledger
 from app.contract import PlateEvent
@@ -169,13 +169,17 @@ def _used(event_id: UUID) -> Conflict:
     return Conflict(f"event_id {event_id} was already used by another camera", field="event_id")
 
 
-_STORED = select(PlateEventRow.event_id, PlateEventRow.camera_id, PlateEventRow.ack).where(
-    PlateEventRow.event_id.in_(bindparam("ids", expanding=True))
-)
+_STORED = {  # keyed by "is the backend PostgreSQL" (see ``bulk.among``)
+    pg: select(PlateEventRow.event_id, PlateEventRow.camera_id, PlateEventRow.ack).where(
+        among(PlateEventRow.event_id, "ids", postgresql=pg)
+    )
+    for pg in (False, True)
+}
 
 
 def _stored_acks(db: Session, ids: list[UUID]) -> dict[UUID, tuple[str, dict[str, Any]]]:
-    return {row.event_id: (row.camera_id, row.ack) for row in db.execute(_STORED, {"ids": ids})}
+    statement = _STORED[db.connection().dialect.name == "postgresql"]
+    return {row.event_id: (row.camera_id, row.ack) for row in db.execute(statement, {"ids": ids})}
 
 
 def _apply(
@@ -228,7 +232,7 @@ def ingest_many(
             db.rollback()
             if is_db_unavailable(error):
                 raise
-            raced = isinstance(error, IntegrityError)
+            raced = lost_a_race(error)
             if len(items) > 1 and (raced or not strict):
                 if not raced:
                     log.warning("batch of %d failed (%s); one by one", len(items), error)

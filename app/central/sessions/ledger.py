@@ -43,12 +43,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from app.central.bulk import insert_rows
+from app.central.bulk import among, insert_rows
 from app.central.clock import utcnow
 from app.central.core.events import PlateEvent as PlateEventRow
 from app.central.core.events import Snapshot
 from app.central.core.identity import CameraIdentity
-from app.central.core.lots import Lot
+from app.central.core.lots import Lot, LotOccupancy
 from app.central.lists.models import ListEntry, Subscription
 from app.central.live.service import announce
 from app.central.sessions import rules
@@ -156,51 +156,49 @@ class Outcome:
 # One round trip for everything the entries of a transaction need to know about their plates:
 # list entries, subscriptions and open sessions (kind, plate key, lot, t1, t2, session id,
 # plate as stored), found by the plates' match keys.
-_FACTS: CompoundSelect[Any] = union_all(
-    select(
-        ListEntry.kind,
-        ListEntry.plate_key,
-        ListEntry.lot_id,
-        ListEntry.expires_at,
-        ListEntry.expires_at,
-        literal_column("0"),
-        ListEntry.plate_normalized,
-    ).where(ListEntry.plate_key.in_(bindparam("plates", expanding=True))),
-    select(
-        literal_column("'sub'"),
-        Subscription.plate_key,
-        Subscription.lot_id,
-        Subscription.valid_from,
-        Subscription.valid_until,
-        literal_column("0"),
-        Subscription.plate_normalized,
-    ).where(Subscription.plate_key.in_(bindparam("plates", expanding=True))),
-    select(
-        literal_column("'open'"),
-        ParkingSession.plate_key,
-        ParkingSession.lot_id,
-        ParkingSession.entered_at,
-        ParkingSession.entered_at,
-        ParkingSession.id,
-        ParkingSession.plate_normalized,
-    ).where(
-        ParkingSession.plate_key.in_(bindparam("plates", expanding=True)),
-        ParkingSession.status == "open",
-    ),
-)
-
-# The lot's capacity and its open sessions, counted up to the capacity (never more rows).
-_CAPACITY = select(Lot.capacity).where(Lot.id == bindparam("lot")).scalar_subquery()
-_ROOM = select(
-    _CAPACITY,
-    select(func.count())
-    .select_from(
-        select(ParkingSession.id)
-        .where(ParkingSession.lot_id == bindparam("lot"), ParkingSession.status == "open")
-        .limit(_CAPACITY)
-        .subquery()
+def _facts(pg: bool) -> CompoundSelect[Any]:
+    return union_all(
+        select(
+            ListEntry.kind,
+            ListEntry.plate_key,
+            ListEntry.lot_id,
+            ListEntry.expires_at,
+            ListEntry.expires_at,
+            literal_column("0"),
+            ListEntry.plate_normalized,
+        ).where(among(ListEntry.plate_key, "plates", postgresql=pg)),
+        select(
+            literal_column("'sub'"),
+            Subscription.plate_key,
+            Subscription.lot_id,
+            Subscription.valid_from,
+            Subscription.valid_until,
+            literal_column("0"),
+            Subscription.plate_normalized,
+        ).where(among(Subscription.plate_key, "plates", postgresql=pg)),
+        select(
+            literal_column("'open'"),
+            ParkingSession.plate_key,
+            ParkingSession.lot_id,
+            ParkingSession.entered_at,
+            ParkingSession.entered_at,
+            ParkingSession.id,
+            ParkingSession.plate_normalized,
+        ).where(
+            among(ParkingSession.plate_key, "plates", postgresql=pg),
+            ParkingSession.status == "open",
+        ),
     )
-    .scalar_subquery(),
+
+
+# Keyed by "is the backend PostgreSQL" (see ``bulk.among``).
+_FACTS = {pg: _facts(pg) for pg in (False, True)}
+
+# The lot's capacity and its open sessions (the counter row the database keeps, migration 0006).
+_ROOM = (
+    select(Lot.capacity, func.coalesce(LotOccupancy.open_sessions, 0))
+    .outerjoin(LotOccupancy, LotOccupancy.lot_id == Lot.id)
+    .where(Lot.id == bindparam("lot"))
 )
 
 _SESSION_COLUMNS = (
@@ -216,11 +214,14 @@ _SESSION_COLUMNS = (
     ParkingSession.paid_amount,
     ParkingSession.paid_at,
 )
-_OPEN_BY_PLATES = select(*_SESSION_COLUMNS).where(
-    ParkingSession.lot_id == bindparam("lot"),
-    ParkingSession.status == "open",
-    ParkingSession.plate_key.in_(bindparam("plates", expanding=True)),
-)
+_OPEN_BY_PLATES = {
+    pg: select(*_SESSION_COLUMNS).where(
+        ParkingSession.lot_id == bindparam("lot"),
+        ParkingSession.status == "open",
+        among(ParkingSession.plate_key, "plates", postgresql=pg),
+    )
+    for pg in (False, True)
+}
 _OPEN_NEAR = select(*_SESSION_COLUMNS).where(
     ParkingSession.lot_id == bindparam("lot"),
     ParkingSession.status == "open",
@@ -350,6 +351,7 @@ class Ledger:
     def __init__(self, db: Session, *, low_confidence: float, tz: str) -> None:
         self.db = db
         self.conn: Connection = db.connection()
+        self.pg = self.conn.dialect.name == "postgresql"
         self.low_confidence = low_confidence
         self.tz = tz
         self._facts: dict[str, Standing] = {}
@@ -406,7 +408,9 @@ class Ledger:
             return
         for plate in wanted:
             self._facts[plate] = Standing()
-        for kind, key, lot, t1, t2, sid, plate in self.conn.execute(_FACTS, {"plates": wanted}):
+        for kind, key, lot, t1, t2, sid, plate in self.conn.execute(
+            _FACTS[self.pg], {"plates": wanted}
+        ):
             facts = self._facts[key]
             if kind == "sub":
                 facts.subs.append((lot, t1, t2))
@@ -434,7 +438,8 @@ class Ledger:
 
     def _has_room(self, lot_id: str) -> tuple[bool, int]:
         if lot_id not in self._room:
-            capacity, counted = self.conn.execute(_ROOM, {"lot": lot_id}).one()
+            row = self.conn.execute(_ROOM, {"lot": lot_id}).one_or_none()
+            capacity, counted = row if row is not None else (0, 0)
             self._room[lot_id] = (int(capacity or 0), int(counted or 0))
         capacity, counted = self._room[lot_id]
         pending = sum(1 for s in self._pending if s.lot_id == lot_id)
@@ -629,7 +634,9 @@ class Ledger:
         key = plate_match_key(sighting.plate_normalized)
         wanted = list(dict.fromkeys([key, *(plate_match_key(c) for c in sighting.candidates)]))
         found: dict[str, Any] = {}
-        for row in self.conn.execute(_OPEN_BY_PLATES, {"lot": sighting.lot_id, "plates": wanted}):
+        for row in self.conn.execute(
+            _OPEN_BY_PLATES[self.pg], {"lot": sighting.lot_id, "plates": wanted}
+        ):
             # two open sessions with one key (stored before keys existed): the exact text first
             if row.plate_key not in found or row.plate_normalized == sighting.plate_normalized:
                 found[row.plate_key] = row

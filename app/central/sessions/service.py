@@ -15,7 +15,7 @@ from app.central.cameras.models import Camera
 from app.central.clock import utcnow
 from app.central.commands import service as commands
 from app.central.core.events import PlateEvent
-from app.central.core.lots import Lot
+from app.central.core.lots import Lot, open_sessions
 from app.central.errors import Conflict, InvalidInput, NotFound
 from app.central.live.service import announce
 from app.central.sessions import rules
@@ -46,14 +46,8 @@ def session_view(session: ParkingSession) -> dict[str, Any]:
 
 
 def occupancy(db: Session, *, lot_id: str) -> int:
-    return (
-        db.scalar(
-            select(func.count())
-            .select_from(ParkingSession)
-            .where(ParkingSession.lot_id == lot_id, ParkingSession.status == "open")
-        )
-        or 0
-    )
+    """The lot's open sessions: the counter the database keeps with every session change."""
+    return open_sessions(db, lot_id=lot_id)
 
 
 def _ref(session: ParkingSession) -> SessionRef:
