@@ -38,9 +38,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import (  # noqa: E402
+from bench.ingest import (  # noqa: E402
     ADMIN_PASSWORD,
     make_cameras,
     postmaster_pid,
@@ -48,7 +47,6 @@ from ingest import (  # noqa: E402
     start_central,
     tree_cpu_s,
 )
-
 from support.pg import PgCluster, free_port  # noqa: E402
 
 # The size of a real acknowledgement (an entry opened), so the floor writes as many bytes.
