@@ -11,9 +11,10 @@ is shared.
 
 The batch runs in the database session of the request that started it (so dependency overrides
 keep working), or, when that request brought none (the fast path without an override), in a
-session of its own from ``sessions``: one per batch instead of one per request. Every request
-waits for its batch shielded from cancellation, so a request's session is never closed while
-the batch uses it.
+session of its own from ``sessions``: one per batch instead of one per request. A request that
+brought its session waits for its batch shielded from cancellation, so that session is never
+closed while the batch uses it; one without waits plainly (a client gone before its answer
+finds its event stored when it sends it again: a replay).
 """
 
 from __future__ import annotations
@@ -67,8 +68,11 @@ class WriteCombiner:
         self._queue.append(_Waiting(db, (camera, event), future))
         if self._in_flight < self.concurrency:
             self._launch()
-        with anyio.CancelScope(shield=True):
+        if db is None:  # nothing of the request's own is in use: a cancelled wait harms nothing
             result = await future
+        else:
+            with anyio.CancelScope(shield=True):  # the batch may be using the request's session
+                result = await future
         if isinstance(result, Exception):
             raise result
         return result
