@@ -55,6 +55,8 @@ from typing import Any
 
 import httpx
 
+from support.pg import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LOT = "gate-bench"
@@ -141,15 +143,6 @@ def start_local_central(data_dir: Path, port: int, password: str) -> subprocess.
         if time.monotonic() > deadline or proc.poll() is not None:
             raise RuntimeError(f"central did not become ready (see {data_dir / 'central.log'})")
         time.sleep(0.2)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from app.edge.uploader import (
     SendResult,
     Uploader,
 )
+from support.pg import free_port
 
 BIN = Path(sys.executable).parent
 CAMERA = "bench-in"
@@ -59,12 +59,6 @@ def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_central(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
