@@ -21,6 +21,8 @@ attention MatMul), and onnxruntime has wheels for the Pi's aarch64.
 
 from __future__ import annotations
 
+import ctypes
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,28 @@ DETECTOR_FILES = ("hyperlpr3-y5fu_320x_sim.onnx", "hyperlpr3-y5fu_640x_sim.onnx"
 RECOGNISER_FILE = "fast-plate-ocr-cct_xs_v1_global.onnx"
 REQUIRED_FILES = (*DETECTOR_FILES, RECOGNISER_FILE)
 PLATE_ALPHABET = ALNUM + "_"  # fast-plate-ocr's classes; "_" pads the 9 slots
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def lean_process_memory(mmap_threshold: int = 128 * 1024) -> None:
+    """Two process-wide settings that keep the reader's peak RSS down (docs/reader.md):
+
+    * glibc: blocks of ``mmap_threshold`` bytes and more (frames, crops, the recognisers'
+      activations: onnxruntime runs without an arena) are mapped and given back when freed.
+      glibc otherwise raises that threshold each time such a block is freed, serving later
+      ones from a heap that fragments and is not returned (-22 MB on US scenes).
+    * OpenCV: no Intel IPP (its first warp maps ~7 MB; the Pi has no IPP anyway).
+
+    Elsewhere than glibc (musl, macOS) the first does nothing."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        pass
+    else:
+        mallopt(M_MMAP_THRESHOLD, mmap_threshold)
+    cv2.ipp.setUseIPP(False)
 
 
 def missing_files(directory: Path) -> list[str]:
@@ -168,6 +192,11 @@ class SlotRecognizer:
         return chars
 
 
+def quad_height(quad: FloatArray) -> float:
+    """The taller of the quad's two sides (tl-bl, tr-br), in pixels."""
+    return float(max(np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1])))
+
+
 def grow_quad(quad: FloatArray, pad: float) -> FloatArray:
     """The quad grown by ``pad`` of its size on every side."""
     center = quad.mean(axis=0)
@@ -182,10 +211,7 @@ def warp_plate(image: Image, quad: FloatArray, pad: float) -> Image:
         8,
         round(float(max(np.linalg.norm(grown[1] - grown[0]), np.linalg.norm(grown[2] - grown[3])))),
     )
-    height = max(
-        4,
-        round(float(max(np.linalg.norm(grown[3] - grown[0]), np.linalg.norm(grown[2] - grown[1])))),
-    )
+    height = max(4, round(quad_height(grown)))
     dst = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
     matrix = cv2.getPerspectiveTransform(grown, dst)
     out: Image = cv2.warpPerspective(
@@ -208,6 +234,7 @@ class PlateModelsReader:
         pads: Sequence[float] = (0.04, 0.12),
         trust_confidence: float = 0.9,
     ) -> None:
+        lean_process_memory()
         missing = missing_files(plate_models)
         if missing:
             raise ModelError(
@@ -267,41 +294,48 @@ class PlateModelsReader:
         return results
 
     def _read_plate(self, image: Image, quad: PlateQuad) -> PlateResult | None:
-        """Every recogniser's read of the plate at every padding; the best-ranked wins."""
-        reads: list[tuple[PlateMatch, list[PlateMatch], float, str]] = []
+        """Every recogniser's read of the plate at every padding; the plate most reads agree
+        on wins (then the best-ranked one)."""
+        tries: list[tuple[list[list[CharRead]], bool]] = []  # lines, separators read
         band = ""  # the EU band's code, once seen (fast-plate-ocr reads only the number)
         for pad in self.pads:
             crop = warp_plate(image, quad.quad, pad)
-            height = float(crop.shape[0])
-            tries: list[tuple[list[list[CharRead]], float]] = []
             chars = self.recognizer.read(crop)
             if chars:
-                tries.append(([chars], height / quad.rows))
+                tries.append(([chars], False))  # slots: never a dash or a gap
             if quad.rows == 2:
                 split = crop.shape[0] * 2 // 5  # the top row is the smaller one
                 top = self.line_reader.read(crop[: split + crop.shape[0] // 10], narrow=True)
                 bottom = self.line_reader.read(crop[split:], narrow=False)
-                tries.append(([list(top.chars), list(bottom.chars)], height / 2))
+                tries.append(([list(top.chars), list(bottom.chars)], True))
             else:
                 line = self.line_reader.read(crop, narrow=crop.shape[1] < 3 * crop.shape[0])
                 if self.grammar.bands:  # EU: the blue band's code and emblems out of the line
                     box = TextBox(grow_quad(quad.quad, pad), quad.score)
                     line, found = self.fallback.pipeline._strip_marks(image, box, crop, line)
                     band = band or found
-                tries.append(([list(line.chars)], height))
-            for lines, line_height in tries:
-                if not any(c.char in ALNUM for line in lines for c in line):
-                    continue
-                matches = self.grammar.match_all(lines, band)
-                if matches:
-                    raw = " / ".join("".join(c.char for c in line) for line in lines)
-                    reads.append((matches[0], matches, line_height, raw))
+                tries.append(([list(line.chars)], True))
+        # every read at the plate's own height: a padding's larger crop is not larger print
+        line_height = quad_height(quad.quad) / quad.rows
+        reads: list[tuple[PlateMatch, list[PlateMatch], str]] = []
+        for lines, separators in tries:
+            if not any(c.char in ALNUM for line in lines for c in line):
+                continue
+            # the band seen by any read steers every read's formats (and is the country)
+            matches = self.grammar.match_all(lines, band, separators=separators)
+            if matches:
+                raw = " / ".join("".join(c.char for c in line) for line in lines)
+                reads.append((matches[0], matches, raw))
         if not reads:
             return None
-        ranked = sorted(reads, key=lambda r: candidate_rank(self.grammar, r[0], r[2]))
-        best, matches, line_height, raw = ranked[0]
+        votes = Counter(best.plate for best, _, _ in reads)
+        ranked = sorted(
+            reads,
+            key=lambda r: candidate_rank(self.grammar, r[0], line_height, votes[r[0].plate]),
+        )
+        best, matches, raw = ranked[0]
         seen: dict[str, tuple[str, float]] = {}
-        for _, others, _, _ in ranked:
+        for _, others, _ in ranked:
             for m in others:
                 seen.setdefault(m.plate, (m.display, round(m.confidence, 4)))
         x0, y0 = quad.quad.min(axis=0)
@@ -315,7 +349,7 @@ class PlateModelsReader:
             candidates=tuple(list(seen.values())[:MAX_CANDIDATES]),
             raw=raw,
             line_height=line_height,
-            rank=candidate_rank(self.grammar, best, line_height),
+            rank=candidate_rank(self.grammar, best, line_height, votes[best.plate]),
             grammar=best.grammar,
             country=best.country,
         )
