@@ -297,6 +297,36 @@ def test_the_reader_keeps_large_blocks_off_the_heap_and_ipp_off(
     cv2.ipp.setUseIPP(was)
 
 
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="Linux only")
+def test_model_pages_are_released_and_read_back(tmp_path: Path) -> None:
+    """A model file's read-only mapping loses its resident pages, and reads the same after."""
+    import mmap
+
+    from app.edge.reader.plate_models import release_model_pages
+
+    data = np.random.default_rng(1).integers(0, 255, 1 << 20, dtype=np.uint8).tobytes()
+    path = tmp_path / "weights.tflite"
+    path.write_bytes(data)
+
+    def resident_kb() -> int:
+        rss, here = 0, False
+        for line in Path("/proc/self/smaps").read_text().splitlines():
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and not line.endswith(" kB"):
+                here = line.endswith(str(path))
+            elif here and fields[0] == "Rss:":
+                rss += int(fields[1])
+        return rss
+
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        assert mapped[:] == data
+        assert resident_kb() >= 1000  # all 1 MiB resident
+        assert release_model_pages((".tflite",)) >= 1
+        assert resident_kb() == 0
+        assert mapped[:] == data  # read back from the file
+    assert release_model_pages((".no-such-model",)) == 0
+
+
 def test_missing_model_files_are_named(tmp_path: Path) -> None:
     from app.edge.reader.litert import ModelError
     from app.edge.reader.plate_models import PlateModelsReader

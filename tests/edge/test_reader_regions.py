@@ -198,6 +198,11 @@ def test_a_recognizer_that_reads_no_separators_is_not_missing_the_dash() -> None
     assert (slots.plate, slots.template) == ("MHD8338", "LLL-9999")
     line = GRAMMARS["br"].match_all([read])[0]
     assert (line.plate, line.template) == ("MHD8B38", "LLL9L99")
+    # vn (strict) still wants its dash: a slot read is no evidence of a Vietnamese plate
+    vn = PlateGrammar(("vn",))
+    for text in ("51F12345", "1BB8851"):
+        slot_reads = vn.match_all([_read(text)], separators=False)
+        assert [m.cost for m in slot_reads] == [m.cost for m in vn.match_all([_read(text)])]
 
 
 def test_vn_rejects_what_is_no_vietnamese_plate() -> None:

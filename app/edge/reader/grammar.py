@@ -257,13 +257,15 @@ class PlateGrammar:
         ``accept_cost``; failing that the cheapest reading of any region. ``band``: the code
         read in the plate's blue band (its formats are preferred; the reads carry it).
         ``separators=False``: the read comes from a recognizer that never reads separators
-        (fast-plate-ocr's slots), so a format's dash or gap is not missing from it.
+        (fast-plate-ocr's slots), so a lenient region's format does not miss its dash or gap
+        there. A strict region (``vn``) still does: its dash is part of what tells a plate
+        from other text, and a read that cannot show it gets no benefit of the doubt.
         """
         fits: list[PlateMatch] = []
         first: PlateMatch | None = None
         for region in self._regions:
             found = (
-                self._match_strict(region, lines, separators)
+                self._match_strict(region, lines)
                 if region.strict
                 else self._match_lenient(region, lines, band, separators)
             )
@@ -284,13 +286,13 @@ class PlateGrammar:
         return self.match([line for line in lines if line], band)
 
     def _match_strict(
-        self, region: _Region, lines: Sequence[Sequence[CharRead]], separators: bool = True
+        self, region: _Region, lines: Sequence[Sequence[CharRead]]
     ) -> list[PlateMatch]:
         chars = _alnum(lines)
         found = [
             m
             for fmt in region.by_len.get(len(chars), ())
-            if (m := self._fit(lines, chars, fmt, region, separators)) is not None
+            if (m := self._fit(lines, chars, fmt, region)) is not None
         ]
         return sorted(found, key=lambda m: m.cost)
 
