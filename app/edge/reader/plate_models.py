@@ -13,7 +13,8 @@ Installed apart from the project (``parking-edge models install``, catalogue in
 Both recognisers read each rectified plate: fast-plate-ocr the whole plate, the committed
 PaddleOCR line recogniser (``plate_rec*.tflite``) the plate as one line, or its two rows. The
 lane's region profiles (``grammar``) turn every read into candidate plates and the same ranking
-as the TFLite pipeline (``grammar.candidate_rank``) chooses. When the detector finds no plate,
+as the TFLite pipeline (``grammar.candidate_rank``) chooses, the plate most reads agree on
+first. When the detector finds no plate,
 the TFLite pipeline reads the frame as it would alone (close-up crops, text the detector was not
 trained for). onnxruntime, not TFLite: the recogniser does not convert (onnx2tf stops at an
 attention MatMul), and onnxruntime has wheels for the Pi's aarch64.
