@@ -8,9 +8,11 @@ missing; the install's own checks run on made-up files and a made-up catalogue.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,6 +34,7 @@ from app.edge.reader.catalogue import (
     installed,
 )
 from app.edge.reader.grammar import PlateGrammar, candidate_rank
+from app.edge.reader.ocr import ALNUM, CharRead, LineRead
 from app.edge.reader.plate_models import REQUIRED_FILES, missing_files
 from support.shared import shared_dir
 
@@ -263,6 +266,67 @@ def test_reader_reads_rendered_eu_plates_and_falls_back_on_blank_frames() -> Non
     assert reader.read_image(np.full((480, 640, 3), 128, np.uint8)) == []
 
 
+def test_the_reader_keeps_large_blocks_off_the_heap_and_ipp_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """glibc's mmap threshold is fixed (large blocks are given back when freed) and OpenCV's
+    IPP is off: the two settings that bring the peak RSS under 300 MB (docs/reader.md)."""
+    import app.edge.reader.plate_models as plate_models
+
+    calls: list[tuple[int, int]] = []
+
+    class _Libc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: _Libc())
+    was = cv2.ipp.useIPP()
+    try:
+        plate_models.lean_process_memory()
+        assert calls == [(-3, 128 * 1024)]  # M_MMAP_THRESHOLD, 128 KiB
+        assert cv2.ipp.useIPP() is False
+    finally:
+        cv2.ipp.setUseIPP(was)
+
+    def _no_libc(name: object) -> object:
+        raise OSError("no C library")
+
+    monkeypatch.setattr(ctypes, "CDLL", _no_libc)
+    plate_models.lean_process_memory()  # not glibc: nothing to set, no error
+    cv2.ipp.setUseIPP(was)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="Linux only")
+def test_model_pages_are_released_and_read_back(tmp_path: Path) -> None:
+    """A model file's read-only mapping loses its resident pages, and reads the same after."""
+    import mmap
+
+    from app.edge.reader.plate_models import release_model_pages
+
+    data = np.random.default_rng(1).integers(0, 255, 1 << 20, dtype=np.uint8).tobytes()
+    path = tmp_path / "weights.tflite"
+    path.write_bytes(data)
+
+    def resident_kb() -> int:
+        rss, here = 0, False
+        for line in Path("/proc/self/smaps").read_text().splitlines():
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and not line.endswith(" kB"):
+                here = line.endswith(str(path))
+            elif here and fields[0] == "Rss:":
+                rss += int(fields[1])
+        return rss
+
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        assert mapped[:] == data
+        assert resident_kb() >= 1000  # all 1 MiB resident
+        assert release_model_pages((".tflite",)) >= 1
+        assert resident_kb() == 0
+        assert mapped[:] == data  # read back from the file
+    assert release_model_pages((".no-such-model",)) == 0
+
+
 def test_missing_model_files_are_named(tmp_path: Path) -> None:
     from app.edge.reader.litert import ModelError
     from app.edge.reader.plate_models import PlateModelsReader
@@ -289,6 +353,85 @@ def test_ranking_prefers_the_first_region_whatever_the_print_size(
     generic = PlateGrammar(["generic"]).parse("XY12")
     assert us is not None and generic is not None and us.grammar == "us"
     assert candidate_rank(grammar, us, height) < candidate_rank(grammar, generic, other_height)
+
+
+def _chars(text: str, prob: float) -> list[CharRead]:
+    out = []
+    for ch in text:
+        alts = np.zeros(len(ALNUM), np.float32)
+        alts[ALNUM.index(ch)] = prob
+        out.append(CharRead(ch, prob, alts))
+    return out
+
+
+class _Reads:
+    """A recogniser stub: the given reads in turn, whatever the crop."""
+
+    def __init__(self, *texts: tuple[str, float]) -> None:
+        self.texts = list(texts)
+        self.crops: list[tuple[int, ...]] = []
+
+    def read(self, crop: np.ndarray, narrow: bool = False) -> LineRead:
+        self.crops.append(crop.shape)
+        text, prob = self.texts.pop(0)
+        return LineRead(tuple(_chars(text, prob)))
+
+
+def test_plate_models_reader_takes_the_plate_most_reads_agree_on() -> None:
+    """Four reads of one plate (two recognisers at two paddings): the plate three of them
+    agree on wins over a surer single read, and a padding's larger crop (the 12 % one) is not
+    larger print. (Before: the tallest crop's surest read, here the one misread.)"""
+    from app.edge.reader.plate_models import PlateModelsReader, PlateQuad
+
+    reader = object.__new__(PlateModelsReader)
+    reader.grammar = PlateGrammar(["us"])
+    reader.pads = (0.04, 0.12)
+    fpo = _Reads(("ABC1234", 0.97), ("ABC1234", 0.96))
+    paddle = _Reads(("ABC1234", 0.95), ("ABC1284", 0.999))  # the larger crop, misread
+    reader.line_reader = paddle  # type: ignore[assignment]
+    reader.recognizer = _SlotStub(fpo)  # type: ignore[assignment]
+    image = np.full((200, 400, 3), 255, np.uint8)
+    quad = np.array([[100, 80], [300, 80], [300, 130], [100, 130]], np.float32)
+    result = reader._read_plate(image, PlateQuad(quad, 0.9, 1))
+    assert result is not None
+    assert result.plate == "ABC1234"
+    assert result.line_height == pytest.approx(50, abs=1)  # the plate's, not a crop's
+    assert [c[0] for c in paddle.crops] == sorted(c[0] for c in paddle.crops)  # 2 paddings
+    assert result.rank[3] == -3.0  # three votes
+
+
+class _SlotStub:
+    """fast-plate-ocr's interface (``read(crop) -> list[CharRead]``) over ``_Reads``."""
+
+    def __init__(self, reads: _Reads) -> None:
+        self.reads = reads
+
+    def read(self, crop: np.ndarray) -> list[CharRead]:
+        return list(self.reads.read(crop).chars)
+
+
+@given(
+    votes=st.integers(2, 4),
+    height=st.floats(1, 500),
+    other_height=st.floats(1, 500),
+    confidence=st.floats(0.0, 1.0),
+)
+def test_ranking_prefers_more_votes_over_size_and_confidence(
+    votes: int, height: float, other_height: float, confidence: float
+) -> None:
+    """Within a layout and a region, a plate more reads agree on ranks first, however much
+    larger or surer another plate's single read."""
+    grammar = PlateGrammar(["us"])
+    agreed = grammar.parse("ABC1234")
+    single = grammar.parse("ABC1284")
+    assert agreed is not None and single is not None
+    sure = replace(single, confidence=1.0)
+    unsure = replace(agreed, confidence=confidence)
+    assert candidate_rank(grammar, unsure, height, votes) < candidate_rank(
+        grammar, sure, other_height, 1
+    )
+    # one read each: the TFLite pipeline's ranking, unchanged (height x confidence x length)
+    assert candidate_rank(grammar, agreed, 2 * height) < candidate_rank(grammar, agreed, height)
 
 
 def test_pipeline_and_plate_models_share_the_ranking() -> None:

@@ -165,6 +165,46 @@ def test_position_aware_correction(
     assert generic.plate == re.sub(r"[^A-Z0-9]", "", read)
 
 
+@pytest.mark.parametrize(
+    ("region", "read", "plate"),
+    [
+        ("br", "K018M07", "KOI8M07"),  # Mercosur LLL9L99: two letter slots read as digits
+        ("br", "000-8288", "OOO8288"),  # grey LLL-9999: three
+        ("br", "PEG2120", "PEG2I20"),  # no dash: Mercosur, its 5th slot a letter
+        ("br", "PEG-2120", "PEG2120"),  # the dash: the grey plate, as read
+        ("eu", "K0P-6608", "KOP6608"),  # GR AAA-9999
+        ("eu", "L0S-181", "LOS181"),  # BE LLL-999
+    ],
+)
+def test_a_sure_misread_look_alike_takes_the_format_where_it_fixes_the_slot(
+    region: str, read: str, plate: str
+) -> None:
+    """eu and br (``lookalike_cost``): a look-alike the recognizer was sure of (no second
+    choice at all) is still corrected where the format fixes the slot; us keeps such a read
+    as read (its layouts are not every plate's)."""
+    match = GRAMMARS[region].parse(read)
+    assert match is not None
+    assert match.plate == plate
+    assert get_profile(region).lookalike_cost is not None
+    us = GRAMMARS["us"].parse("A8C-1234")
+    assert us is not None and us.plate == "A8C1234" and not us.template
+
+
+def test_a_recognizer_that_reads_no_separators_is_not_missing_the_dash() -> None:
+    """fast-plate-ocr's slots never hold a dash: its ``MHD8338`` is the grey ``MHD-8338`` as
+    read, where a line read without its dash is likelier the Mercosur ``MHD8B38``."""
+    read = _read("MHD8338")
+    slots = GRAMMARS["br"].match_all([read], separators=False)[0]
+    assert (slots.plate, slots.template) == ("MHD8338", "LLL-9999")
+    line = GRAMMARS["br"].match_all([read])[0]
+    assert (line.plate, line.template) == ("MHD8B38", "LLL9L99")
+    # vn (strict) still wants its dash: a slot read is no evidence of a Vietnamese plate
+    vn = PlateGrammar(("vn",))
+    for text in ("51F12345", "1BB8851"):
+        slot_reads = vn.match_all([_read(text)], separators=False)
+        assert [m.cost for m in slot_reads] == [m.cost for m in vn.match_all([_read(text)])]
+
+
 def test_vn_rejects_what_is_no_vietnamese_plate() -> None:
     for text in ("BMW1234", "AB-123-CD", "ABC1D23", "7ABC123", "1234"):
         assert GRAMMARS["vn"].parse(text) is None, text

@@ -114,9 +114,10 @@ def _display(chars: Sequence[str], slots: Sequence[_Slot]) -> str:
 
 
 def _substitute(
-    read: CharRead, allowed: str, lookalike: dict[str, str]
+    read: CharRead, allowed: str, lookalike: dict[str, str], look_cap: float = _CORRECTION_CAP
 ) -> tuple[str, float, float]:
-    """Best character in ``allowed`` for this read: (char, cost, probability)."""
+    """Best character in ``allowed`` for this read: (char, cost, probability). A look-alike
+    costs at most ``look_cap`` (a profile's ``lookalike_cost``)."""
     if read.char in allowed:
         return read.char, 0.0, read.prob
     top = max(read.prob, 1e-6)
@@ -130,12 +131,11 @@ def _substitute(
         cost = (
             min(_CORRECTION_CAP, math.log(top / max(best_p, 1e-9))) if best_p else _CORRECTION_CAP
         )
-        if best_char != look:
-            look_p = float(read.alts[ALNUM.index(look)]) if read.alts.size else 0.0
-            look_cost = min(_CORRECTION_CAP, math.log(top / max(look_p, 1e-9)))
-            if look_cost <= cost or best_p < 0.05:
-                return look, look_cost, max(look_p, top / 2)
-        return best_char or look, cost, max(best_p, top / 2)
+        look_p = float(read.alts[ALNUM.index(look)]) if read.alts.size else 0.0
+        look_cost = min(_CORRECTION_CAP, look_cap, math.log(top / max(look_p, 1e-9)))
+        if best_char == look or look_cost <= cost or best_p < 0.05:
+            return look, look_cost, max(look_p, top / 2)
+        return best_char, cost, max(best_p, top / 2)
     if best_p >= 0.05:  # the model itself thought of it
         return best_char, math.log(top / best_p), best_p
     return "", math.inf, 0.0
@@ -169,6 +169,9 @@ class _Region:
         self.max_guessed_letters = profile.max_guessed_letters
         self.guess_needs_layout = profile.guess_needs_layout
         self.max_guessed_digits = profile.max_guessed_digits
+        self.lookalike_cost = (
+            _CORRECTION_CAP if profile.lookalike_cost is None else profile.lookalike_cost
+        )
         self.patterns = [re.compile(p) for p in patterns]
         if len(same_glyphs) % 2 or not set(same_glyphs) <= set(ALNUM):
             raise ValueError(f"same_glyphs must be pairs of letters/digits, got {same_glyphs!r}")
@@ -245,12 +248,18 @@ class PlateGrammar:
         found = self.match_all(lines, band)
         return found[0] if found else None
 
-    def match_all(self, lines: Sequence[Sequence[CharRead]], band: str = "") -> list[PlateMatch]:
+    def match_all(
+        self, lines: Sequence[Sequence[CharRead]], band: str = "", *, separators: bool = True
+    ) -> list[PlateMatch]:
         """Every reading within ``max_cost``, best first.
 
         Best: the first region (in deployment order) whose cheapest reading costs at most
         ``accept_cost``; failing that the cheapest reading of any region. ``band``: the code
         read in the plate's blue band (its formats are preferred; the reads carry it).
+        ``separators=False``: the read comes from a recognizer that never reads separators
+        (fast-plate-ocr's slots), so a lenient region's format does not miss its dash or gap
+        there. A strict region (``vn``) still does: its dash is part of what tells a plate
+        from other text, and a read that cannot show it gets no benefit of the doubt.
         """
         fits: list[PlateMatch] = []
         first: PlateMatch | None = None
@@ -258,7 +267,7 @@ class PlateGrammar:
             found = (
                 self._match_strict(region, lines)
                 if region.strict
-                else self._match_lenient(region, lines, band)
+                else self._match_lenient(region, lines, band, separators)
             )
             if band:
                 found = [replace(m, country=band) for m in found]
@@ -293,6 +302,7 @@ class PlateGrammar:
         chars: list[tuple[CharRead, int, int]],
         fmt: _Format,
         region: _Region,
+        separators: bool = True,
     ) -> PlateMatch | None:
         cost = 0.0
         corrections = 0
@@ -303,10 +313,12 @@ class PlateGrammar:
             guessed += slot.kind in "AL" and read.char.isdigit()
             guessed_digits += slot.kind == "9" and read.char.isalpha()
             if slot.kind == "9":
-                ch, c, p = _substitute(read, "0123456789", LOOKALIKE_DIGIT)
+                ch, c, p = _substitute(read, "0123456789", LOOKALIKE_DIGIT, region.lookalike_cost)
             elif slot.kind in "AL":
                 letters = fmt.letters if slot.kind == "A" else ALNUM[10:]
-                ch, c, p = _substitute(read, letters, region.letter_for_digit)
+                ch, c, p = _substitute(
+                    read, letters, region.letter_for_digit, region.lookalike_cost
+                )
             else:
                 ch, c, p = read.char, 0.0, read.prob
             if not ch:
@@ -325,7 +337,7 @@ class PlateGrammar:
         plate = "".join(out)
         if fmt.valid is not None and not fmt.valid.fullmatch(plate):
             return None  # e.g. no such province code
-        layout = self._layout_cost(lines, chars, list(fmt.slots))
+        layout = self._layout_cost(lines, chars, list(fmt.slots), separators)
         cost += layout
         if layout > _MAX_LAYOUT_COST or cost > self.max_cost:
             return None
@@ -344,6 +356,7 @@ class PlateGrammar:
         lines: Sequence[Sequence[CharRead]],
         chars: list[tuple[CharRead, int, int]],
         slots: list[_Slot],
+        separators: bool = True,
     ) -> float:
         cost = 0.0
         template_lines = 1 + sum(s.sep_before == "/" for s in slots)
@@ -367,13 +380,17 @@ class PlateGrammar:
                 # a gap (or emblem) is read as nothing (or a space), or at most a stray dash
                 if between - {" "}:
                     cost += _SEPARATOR_COST / 2
-            elif not between:
+            elif not between and separators:
                 # the dash is what sets a Vietnamese plate apart; dots are small, often missed
                 cost += _DASH_COST if want == "-" else _SEPARATOR_COST / 2
         return cost
 
     def _match_lenient(
-        self, region: _Region, lines: Sequence[Sequence[CharRead]], band: str
+        self,
+        region: _Region,
+        lines: Sequence[Sequence[CharRead]],
+        band: str,
+        separators: bool = True,
     ) -> list[PlateMatch]:
         if any(
             sum(c.char in SEPARATORS for c in line[1:-1]) > self.generic_max_separators
@@ -397,7 +414,7 @@ class PlateGrammar:
             if region.display == "format"
             else [[self._one_glyph(region, c) for c in chars]]
         )
-        fits = self._format_fits(region, glyphs, country)
+        fits = self._format_fits(region, glyphs, country, separators)
         if not fits and len(chars) > 1:
             for k in range(len(chars)):
                 drop = _drop_cost(chars[k])
@@ -405,7 +422,7 @@ class PlateGrammar:
                     continue
                 fits += [
                     replace(m, cost=round(m.cost + drop, 4), corrections=m.corrections + 1)
-                    for m in self._format_fits(region, _without(glyphs, [k]), country)
+                    for m in self._format_fits(region, _without(glyphs, [k]), country, separators)
                     if m.cost + drop <= self.template_accept_cost
                 ]
             fits.sort(key=lambda m: m.cost)
@@ -428,7 +445,11 @@ class PlateGrammar:
         return replace(read, alts=alts)
 
     def _format_fits(
-        self, region: _Region, lines: list[list[CharRead]], country: str
+        self,
+        region: _Region,
+        lines: list[list[CharRead]],
+        country: str,
+        separators: bool = True,
     ) -> list[PlateMatch]:
         n = sum(c.char in ALNUM for line in lines for c in line)
         tries: list[tuple[list[list[CharRead]], _Format, float, int]] = [
@@ -449,7 +470,7 @@ class PlateGrammar:
         for reads, f, extra_cost, dropped in tries:
             if country and f.country != country:
                 extra_cost += _OTHER_COUNTRY_COST
-            m = self._fit(reads, _alnum(reads), f, region)
+            m = self._fit(reads, _alnum(reads), f, region, separators)
             if m is not None and m.cost + extra_cost <= self.template_accept_cost:
                 found.append(
                     replace(
@@ -484,16 +505,21 @@ class PlateGrammar:
         )
 
 
-def candidate_rank(grammar: PlateGrammar, match: PlateMatch, height: float) -> tuple[float, ...]:
+def candidate_rank(
+    grammar: PlateGrammar, match: PlateMatch, height: float, votes: int = 1
+) -> tuple[float, ...]:
     """How a reader chooses among candidate plates, lower first (the TFLite pipeline and the
     plate-models reader share it): the deployment's earlier region, then a read holding a
-    digit, then (with layouts configured) a read that fits one, then the tallest (``height``:
-    pixels per text line), surest, up to 7 characters longest print."""
+    digit, then (with layouts configured) a read that fits one, then the plate more reads
+    agree on (``votes``: the plate-models reader reads each plate several times; the TFLite
+    pipeline once), then the tallest (``height``: pixels per text line), surest, up to 7
+    characters longest print."""
     off_layout = grammar.has_layouts and not match.template
     return (
         float(grammar.regions.index(match.grammar)),
         0.0 if any(ch.isdigit() for ch in match.plate) else 1.0,
         1.0 if off_layout else 0.0,
+        -float(votes),
         -height * match.confidence * min(len(match.plate), 7),
     )
 

@@ -13,7 +13,8 @@ Installed apart from the project (``parking-edge models install``, catalogue in
 Both recognisers read each rectified plate: fast-plate-ocr the whole plate, the committed
 PaddleOCR line recogniser (``plate_rec*.tflite``) the plate as one line, or its two rows. The
 lane's region profiles (``grammar``) turn every read into candidate plates and the same ranking
-as the TFLite pipeline (``grammar.candidate_rank``) chooses. When the detector finds no plate,
+as the TFLite pipeline (``grammar.candidate_rank``) chooses, the plate most reads agree on
+first. When the detector finds no plate,
 the TFLite pipeline reads the frame as it would alone (close-up crops, text the detector was not
 trained for). onnxruntime, not TFLite: the recogniser does not convert (onnx2tf stops at an
 attention MatMul), and onnxruntime has wheels for the Pi's aarch64.
@@ -21,6 +22,8 @@ attention MatMul), and onnxruntime has wheels for the Pi's aarch64.
 
 from __future__ import annotations
 
+import ctypes
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +45,59 @@ REQUIRED_FILES = (*DETECTOR_FILES, RECOGNISER_FILE)
 PLATE_ALPHABET = ALNUM + "_"  # fast-plate-ocr's classes; "_" pads the 9 slots
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def lean_process_memory(mmap_threshold: int = 128 * 1024) -> None:
+    """Two process-wide settings that keep the reader's peak RSS down (docs/reader.md):
+
+    * glibc: blocks of ``mmap_threshold`` bytes and more (frames, crops, the TFLite
+      detectors' inputs) are mapped and given back when freed.
+      glibc otherwise raises that threshold each time such a block is freed, serving later
+      ones from a heap that fragments and is not returned (-22 MB on US scenes).
+    * OpenCV: no Intel IPP (its first warp maps ~7 MB; the Pi has no IPP anyway).
+
+    Elsewhere than glibc (musl, macOS) the first does nothing."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        pass
+    else:
+        mallopt(M_MMAP_THRESHOLD, mmap_threshold)
+    cv2.ipp.setUseIPP(False)
+
+
+MADV_DONTNEED = 4  # Linux
+
+
+def release_model_pages(suffixes: tuple[str, ...] = (".tflite", ".onnx")) -> int:
+    """Drop the resident pages of the model files the runtimes mapped (Linux; read-only
+    mappings only): once loaded, the weights live unpacked in the runtimes' own buffers, and
+    the file's pages (~17 MB for the four TFLite models) are not read again; a page that is
+    read comes back from the page cache. Returns how many mappings were released."""
+    try:
+        maps = Path("/proc/self/maps").read_text(encoding="utf-8")
+        madvise = ctypes.CDLL(None).madvise
+    except (OSError, AttributeError):
+        return 0  # not Linux
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    released = 0
+    for line in maps.splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) < 6 or "w" in fields[1] or not fields[5].endswith(suffixes):
+            continue
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        released += madvise(start, end - start, MADV_DONTNEED) == 0
+    return released
+
+
 def missing_files(directory: Path) -> list[str]:
     """The files the reader needs that ``directory`` lacks (all of them when it is no folder)."""
     return [name for name in REQUIRED_FILES if not (directory / name).is_file()]
 
 
 class OnnxModel:
-    """One onnxruntime session (CPU, ``threads`` intra-op threads, no memory arena)."""
+    """One onnxruntime session (CPU, ``threads`` intra-op threads)."""
 
     def __init__(self, path: Path, *, threads: int = 1) -> None:
         if not path.is_file():
@@ -65,8 +114,10 @@ class OnnxModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        # no arena, no memory pattern: activations are freed after each call (the Pi's memory)
-        options.enable_cpu_mem_arena = False
+        # An arena (its largest call's activations, reused), no memory pattern: without the
+        # arena every call maps and unmaps its activations (lean_process_memory's threshold),
+        # +10 ms per frame for ~2 MB less.
+        options.enable_cpu_mem_arena = True
         options.enable_mem_pattern = False
         self.path = path
         self._session: Any = ort.InferenceSession(
@@ -168,6 +219,11 @@ class SlotRecognizer:
         return chars
 
 
+def quad_height(quad: FloatArray) -> float:
+    """The taller of the quad's two sides (tl-bl, tr-br), in pixels."""
+    return float(max(np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1])))
+
+
 def grow_quad(quad: FloatArray, pad: float) -> FloatArray:
     """The quad grown by ``pad`` of its size on every side."""
     center = quad.mean(axis=0)
@@ -182,10 +238,7 @@ def warp_plate(image: Image, quad: FloatArray, pad: float) -> Image:
         8,
         round(float(max(np.linalg.norm(grown[1] - grown[0]), np.linalg.norm(grown[2] - grown[3])))),
     )
-    height = max(
-        4,
-        round(float(max(np.linalg.norm(grown[3] - grown[0]), np.linalg.norm(grown[2] - grown[1])))),
-    )
+    height = max(4, round(quad_height(grown)))
     dst = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
     matrix = cv2.getPerspectiveTransform(grown, dst)
     out: Image = cv2.warpPerspective(
@@ -208,6 +261,7 @@ class PlateModelsReader:
         pads: Sequence[float] = (0.04, 0.12),
         trust_confidence: float = 0.9,
     ) -> None:
+        lean_process_memory()
         missing = missing_files(plate_models)
         if missing:
             raise ModelError(
@@ -230,6 +284,7 @@ class PlateModelsReader:
         self.max_quads = max_quads
         self.pads = tuple(pads)
         self.trust_confidence = trust_confidence
+        release_model_pages()  # both runtimes' models are loaded: their files' pages go
 
     def read(self, frame: Frame) -> list[PlateRead]:
         return plate_reads(self.read_image(frame.image))
@@ -267,41 +322,48 @@ class PlateModelsReader:
         return results
 
     def _read_plate(self, image: Image, quad: PlateQuad) -> PlateResult | None:
-        """Every recogniser's read of the plate at every padding; the best-ranked wins."""
-        reads: list[tuple[PlateMatch, list[PlateMatch], float, str]] = []
+        """Every recogniser's read of the plate at every padding; the plate most reads agree
+        on wins (then the best-ranked one)."""
+        tries: list[tuple[list[list[CharRead]], bool]] = []  # lines, separators read
         band = ""  # the EU band's code, once seen (fast-plate-ocr reads only the number)
         for pad in self.pads:
             crop = warp_plate(image, quad.quad, pad)
-            height = float(crop.shape[0])
-            tries: list[tuple[list[list[CharRead]], float]] = []
             chars = self.recognizer.read(crop)
             if chars:
-                tries.append(([chars], height / quad.rows))
+                tries.append(([chars], False))  # slots: never a dash or a gap
             if quad.rows == 2:
                 split = crop.shape[0] * 2 // 5  # the top row is the smaller one
                 top = self.line_reader.read(crop[: split + crop.shape[0] // 10], narrow=True)
                 bottom = self.line_reader.read(crop[split:], narrow=False)
-                tries.append(([list(top.chars), list(bottom.chars)], height / 2))
+                tries.append(([list(top.chars), list(bottom.chars)], True))
             else:
                 line = self.line_reader.read(crop, narrow=crop.shape[1] < 3 * crop.shape[0])
                 if self.grammar.bands:  # EU: the blue band's code and emblems out of the line
                     box = TextBox(grow_quad(quad.quad, pad), quad.score)
                     line, found = self.fallback.pipeline._strip_marks(image, box, crop, line)
                     band = band or found
-                tries.append(([list(line.chars)], height))
-            for lines, line_height in tries:
-                if not any(c.char in ALNUM for line in lines for c in line):
-                    continue
-                matches = self.grammar.match_all(lines, band)
-                if matches:
-                    raw = " / ".join("".join(c.char for c in line) for line in lines)
-                    reads.append((matches[0], matches, line_height, raw))
+                tries.append(([list(line.chars)], True))
+        # every read at the plate's own height: a padding's larger crop is not larger print
+        line_height = quad_height(quad.quad) / quad.rows
+        reads: list[tuple[PlateMatch, list[PlateMatch], str]] = []
+        for lines, separators in tries:
+            if not any(c.char in ALNUM for line in lines for c in line):
+                continue
+            # the band seen by any read steers every read's formats (and is the country)
+            matches = self.grammar.match_all(lines, band, separators=separators)
+            if matches:
+                raw = " / ".join("".join(c.char for c in line) for line in lines)
+                reads.append((matches[0], matches, raw))
         if not reads:
             return None
-        ranked = sorted(reads, key=lambda r: candidate_rank(self.grammar, r[0], r[2]))
-        best, matches, line_height, raw = ranked[0]
+        votes = Counter(best.plate for best, _, _ in reads)
+        ranked = sorted(
+            reads,
+            key=lambda r: candidate_rank(self.grammar, r[0], line_height, votes[r[0].plate]),
+        )
+        best, matches, raw = ranked[0]
         seen: dict[str, tuple[str, float]] = {}
-        for _, others, _, _ in ranked:
+        for _, others, _ in ranked:
             for m in others:
                 seen.setdefault(m.plate, (m.display, round(m.confidence, 4)))
         x0, y0 = quad.quad.min(axis=0)
@@ -315,7 +377,7 @@ class PlateModelsReader:
             candidates=tuple(list(seen.values())[:MAX_CANDIDATES]),
             raw=raw,
             line_height=line_height,
-            rank=candidate_rank(self.grammar, best, line_height),
+            rank=candidate_rank(self.grammar, best, line_height, votes[best.plate]),
             grammar=best.grammar,
             country=best.country,
         )

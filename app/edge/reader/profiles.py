@@ -50,6 +50,11 @@ class RegionProfile:
     max_guessed_letters: int = -1
     guess_needs_layout: bool = False
     max_guessed_digits: int = -1  # digit slots a letter read there may fill (-1 no limit)
+    # The most a look-alike correction (O/0, I/1, B/8, ...) costs in a slot the format fixes
+    # as a letter or a digit (None: how much less likely the recognizer found it, capped as
+    # in ``grammar``). Where every format fixes its positions (eu, br) a look-alike there is
+    # the likely reading, however sure the recognizer was of the other glyph.
+    lookalike_cost: float | None = None
 
 
 def expand_template(template: str, max_chars: int | None = None) -> list[str]:
@@ -128,6 +133,9 @@ def load_profile(path: Path) -> RegionProfile:
         max_guessed_letters=int(data.get("max_guessed_letters", -1)),
         guess_needs_layout=bool(data.get("guess_needs_layout", False)),
         max_guessed_digits=int(data.get("max_guessed_digits", -1)),
+        lookalike_cost=(
+            float(data["lookalike_cost"]) if data.get("lookalike_cost") is not None else None
+        ),
     )
 
 
