@@ -132,6 +132,8 @@ def test_a_canary_central_does_not_hear_stops_the_edge_rollout(tier: Tier, tmp_p
     assert heard_since(tier, camera_ids()[CANARY]) < 30, "the rolled-back canary is not heard"
 
 
+# edge.yml over both lanes, then the rollback under load (and, run alone, the upgrade before it)
+@pytest.mark.timeout(900)
 def test_rollback_returns_centrals_and_lanes_to_their_previous_release_under_load(
     tier: Tier, tmp_path: Path
 ) -> None:
