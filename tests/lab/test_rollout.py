@@ -83,6 +83,13 @@ def camera_ids() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def edge_wheel() -> Path:
+    """One new edge release for the module: the second test finds it installed already on the
+    lane the first one rolled back (kept as the newer release), which saves that lane a pip run."""
+    return build_release_wheel("edge")
+
+
+@pytest.fixture(scope="module")
 def tier(lab: Lab) -> Tier:
     tier = Tier.from_inventory()
     if not tier.vip_ready():
@@ -90,10 +97,11 @@ def tier(lab: Lab) -> Tier:
     return tier
 
 
-def test_a_canary_central_does_not_hear_stops_the_edge_rollout(tier: Tier, tmp_path: Path) -> None:
+def test_a_canary_central_does_not_hear_stops_the_edge_rollout(
+    tier: Tier, edge_wheel: Path, tmp_path: Path
+) -> None:
     before = {host: edge_release(host) for host in EDGES}
-    wheel = build_release_wheel("edge")
-    new = release_id(wheel)
+    new = release_id(edge_wheel)
     # edge2 is the canary (group edge_canary) and its agent talks to a closed port.
     extra_inventory = tmp_path / "canary.yml"
     extra_inventory.write_text(
@@ -111,7 +119,7 @@ def test_a_canary_central_does_not_hear_stops_the_edge_rollout(tier: Tier, tmp_p
         "-i",
         str(extra_inventory),
         "-e",
-        f"edge_wheel={wheel}",
+        f"edge_wheel={edge_wheel}",
         "-e",
         json.dumps({"edge_health_timeout_s": HEALTH_TIMEOUT_S}),
         log="rollout-canary",
@@ -135,7 +143,7 @@ def test_a_canary_central_does_not_hear_stops_the_edge_rollout(tier: Tier, tmp_p
 # edge.yml over both lanes, then the rollback under load (and, run alone, the upgrade before it)
 @pytest.mark.timeout(900)
 def test_rollback_returns_centrals_and_lanes_to_their_previous_release_under_load(
-    tier: Tier, tmp_path: Path
+    tier: Tier, edge_wheel: Path, tmp_path: Path
 ) -> None:
     run = secrets.token_hex(3)
     drive = Drive(tier, make_cameras(tier, run), operator_token(tier, run), tmp_path, set())
@@ -148,10 +156,10 @@ def test_rollback_returns_centrals_and_lanes_to_their_previous_release_under_loa
 
     # The lanes get a second release through edge.yml (canary, then the rest, each checked).
     lanes_before = {host: edge_release(host) for host in EDGES}
-    wheel = build_release_wheel("edge")
-    rolled = playbook("edge.yml", "-e", f"edge_wheel={wheel}", log="rollout-edges")
+    rolled = playbook("edge.yml", "-e", f"edge_wheel={edge_wheel}", log="rollout-edges")
     assert rolled.returncode == 0, rolled.stdout[-3000:]
-    assert {host: edge_release(host) for host in EDGES} == dict.fromkeys(EDGES, release_id(wheel))
+    new = release_id(edge_wheel)
+    assert {host: edge_release(host) for host in EDGES} == dict.fromkeys(EDGES, new)
 
     result = drive.run("rollback")
     after = {c: tier.release(c).rsplit("/", 1)[-1] for c in tier.centrals}
