@@ -182,8 +182,9 @@ class Tier:
         return lab("exec", host, "parking-central-admin", *args, stdin=stdin, timeout=120)
 
 
-def converge(playbook: str, *extra: str) -> float:
-    """ansible-playbook on the tier's hosts; its output goes to .lab/failover-central.log."""
+def converge(playbook: str, *extra: str, limit: tuple[str, ...] = TIER_HOSTS) -> float:
+    """ansible-playbook on the tier's hosts (or ``limit``'s patterns); its output goes to
+    .lab/failover-central.log."""
     started = time.monotonic()
     log_path = REPO / ".lab" / "failover-central.log"
     with log_path.open("w") as out:
@@ -194,7 +195,7 @@ def converge(playbook: str, *extra: str) -> float:
                 "inventory/lab",
                 playbook,
                 "--limit",
-                ":".join(TIER_HOSTS),
+                ":".join(limit),
                 *extra,
             ],
             cwd=REPO,
@@ -656,10 +657,10 @@ def fault_lb_crash(tier: Tier, result: Result) -> float:
     return at
 
 
-def fault_upgrade(tier: Tier, result: Result) -> float:
-    # A fresh build of this checkout with another timestamp: a new release (other checksum),
-    # so every step of the rolling upgrade restarts a central.
-    out = Path(tempfile.mkdtemp(prefix="parking-upgrade-"))
+def build_release_wheel(package: str) -> Path:
+    """A fresh build of this checkout's ``packaging/<package>`` with another timestamp: a new
+    release (other checksum) of the same code, so every step of a rollout restarts."""
+    out = Path(tempfile.mkdtemp(prefix=f"parking-{package}-release-"))
     subprocess.run(
         [
             str(VENV_BIN / "python"),
@@ -669,16 +670,35 @@ def fault_upgrade(tier: Tier, result: Result) -> float:
             "--no-isolation",
             "--outdir",
             str(out),
-            str(REPO / "packaging" / "central"),
+            str(REPO / "packaging" / package),
         ],
         env={**os.environ, "SOURCE_DATE_EPOCH": str(int(time.time()))},
         check=True,
         capture_output=True,
     )
-    wheel = next(out.glob("parking_central-*.whl"))
+    return next(out.glob(f"parking_{package}-*.whl"))
+
+
+def release_id(wheel: Path) -> str:
+    """The release a wheel installs as (roles/central, roles/edge: its sha256, 16 digits)."""
+    return hashlib.sha256(wheel.read_bytes()).hexdigest()[:16]
+
+
+def fault_upgrade(tier: Tier, result: Result) -> float:
+    wheel = build_release_wheel("central")
     log(f"playbooks/upgrade.yml with {wheel.name} (new release)")
     at = time.monotonic()
     result.recovery_s = converge("playbooks/upgrade.yml", "-e", f"central_wheel={wheel}")
+    time.sleep(3)
+    return at
+
+
+def fault_rollback(tier: Tier, result: Result) -> float:
+    # playbooks/rollback.yml over the tier and the lanes: every host must have a release to
+    # return to (an upgrade before it; tests/lab/test_rollout.py), so not one of SCENARIOS.
+    log("playbooks/rollback.yml (centrals and lanes back to their previous release)")
+    at = time.monotonic()
+    result.recovery_s = converge("playbooks/rollback.yml", limit=(*TIER_HOSTS, "edge"))
     time.sleep(3)
     return at
 
@@ -688,6 +708,7 @@ FAULTS: dict[str, Callable[[Tier, Result], float]] = {
     "kill9": fault_kill9,
     "lb-crash": fault_lb_crash,
     "upgrade": fault_upgrade,
+    "rollback": fault_rollback,
 }
 
 

@@ -1,4 +1,5 @@
-"""``parking-central``: serve, migrate, migrate-sqlite, create-user, create-camera, demo.
+"""``parking-central``: serve, migrate, migrate-sqlite, create-user, create-camera,
+rotate-camera-key, camera-status, demo.
 
 Every subcommand reads the same settings from the environment (``PARKING_*``), so they all
 see the same database.
@@ -169,6 +170,32 @@ def cmd_rotate_camera_key(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     print(api_key)  # the new key, shown once; the old one stops working (within 5 s)
+    return 0
+
+
+def cmd_camera_status(settings: Settings, args: argparse.Namespace) -> int:
+    """One JSON line: the camera's last heartbeat as central holds it (rollouts wait on it)."""
+    import json
+
+    from app.central.cameras.service import camera_status
+    from app.central.clock import utcnow
+    from app.central.errors import DomainError
+
+    db = _database(settings)
+    try:
+        with db.read_session() as session:
+            status = camera_status(
+                session,
+                camera_id=args.id,
+                now=utcnow(),
+                offline_after_s=settings.camera_offline_after_s,
+            )
+    except DomainError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    print(json.dumps(status, sort_keys=True))
     return 0
 
 
@@ -360,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("id")
     rotate.set_defaults(func=cmd_rotate_camera_key)
+
+    status = sub.add_parser(
+        "camera-status", help="a camera's last heartbeat and health, as one JSON line"
+    )
+    status.add_argument("id")
+    status.set_defaults(func=cmd_camera_status)
 
     demo = sub.add_parser("demo", help="migrate, seed, and run central + a simulated edge")
     demo.add_argument("--host", default="127.0.0.1")

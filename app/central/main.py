@@ -40,7 +40,7 @@ from app.central.metrics import (
     DatabaseCollector,
     RequestMetrics,
 )
-from app.central.migrate import head_revision
+from app.central.migrate import head_revision, known_revisions
 from app.central.ratelimit import TokenBucket
 from app.central.settings import Settings, get_settings
 
@@ -258,6 +258,7 @@ def create_app(
             rate_per_s=settings.login_attempts_per_min / 60.0, burst=settings.login_attempts_per_min
         ),
         ready_revision=head_revision(),
+        known_revisions=known_revisions(),
     )
     hub.watch(state.command_waiters.on_message)
     collector = DatabaseCollector(db, offline_after_s=settings.camera_offline_after_s)

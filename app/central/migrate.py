@@ -25,6 +25,14 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def known_revisions() -> frozenset[str]:
+    """Every revision this release's migrations know: a database at any other one was
+    migrated by a newer release (whose migrations are backward compatible: expand only)."""
+    return frozenset(
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    )
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)

@@ -124,6 +124,24 @@ def is_online(camera: Camera, *, now: datetime, offline_after_s: int) -> bool:
     )
 
 
+def camera_status(
+    db: Session, *, camera_id: str, now: datetime, offline_after_s: int
+) -> dict[str, Any]:
+    """One camera's registry entry as a rollout checks it: its last heartbeat (when central
+    took it, and the edge's own report in it: ``sent_at`` on the edge's clock, the agent's
+    version, its outbox), without the reconciliation's scan of the events."""
+    camera = get_camera(db, camera_id=camera_id)
+    last = as_utc(camera.last_heartbeat_at) if camera.last_heartbeat_at else None
+    return {
+        "id": camera.id,
+        "enabled": camera.enabled,
+        "online": is_online(camera, now=now, offline_after_s=offline_after_s),
+        "last_heartbeat_at": last.isoformat() if last else None,
+        "seconds_since_heartbeat": (now - last).total_seconds() if last else None,
+        "health": camera.last_health or {},
+    }
+
+
 def events_received(db: Session) -> dict[str, tuple[int, int]]:
     """Per camera: events received in all, and those received by its last heartbeat (the
     figure comparable with the heartbeat's ``captured_total``)."""

@@ -56,4 +56,7 @@ class AppState:
     camera_keys: KeyCache = field(default_factory=lambda: KeyCache(ttl_s=5.0))
     command_waiters: CommandWaiters = field(default_factory=CommandWaiters)
     ready_revision: str | None = None
+    # Every revision this release knows; a database at another one is ahead (a newer release
+    # migrated it: rolling upgrade in progress, or a rollback), which this release can serve.
+    known_revisions: frozenset[str] = frozenset()
     notes: dict[str, str] = field(default_factory=dict)

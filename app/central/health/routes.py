@@ -51,7 +51,8 @@ def live() -> dict[str, str]:
 
 @router.get("/ready")
 def ready(state: State) -> JSONResponse:
-    """Ready for traffic: the database answers and its schema is at this release's head."""
+    """Ready for traffic: the database answers and its schema is at this release's head, or
+    ahead of it (a newer release's backward-compatible migrations), never behind."""
     try:
         with state.db.read_session() as db:
             current = db.scalar(text("SELECT version_num FROM alembic_version"))
@@ -64,7 +65,10 @@ def ready(state: State) -> JSONResponse:
             status_code=503,
             headers={"Retry-After": str(state.settings.retry_after_s)},
         )
-    if current != state.ready_revision:
+    if current != state.ready_revision and (current is None or current in state.known_revisions):
+        # Behind: this release's migrations have not run. A revision this release does not
+        # know is ahead: a newer release migrated (backward compatible, docs/runbooks/rollback.md),
+        # as during a rolling upgrade's first half or after a rollback; this release serves it.
         return JSONResponse(
             {
                 "status": "not_ready",
@@ -74,7 +78,10 @@ def ready(state: State) -> JSONResponse:
             },
             status_code=503,
         )
-    return JSONResponse({"status": "ready", "revision": current})
+    body = {"status": "ready", "revision": current}
+    if current != state.ready_revision:
+        body["schema"] = f"ahead of this release's {state.ready_revision}"
+    return JSONResponse(body)
 
 
 __all__ = ["cameras", "router"]
