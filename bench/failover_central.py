@@ -8,7 +8,9 @@ answers over TLS. Then, per scenario, on this machine (10.77.0.1, which reaches 
 
 - ``parking-edge simulate`` (the real outbox and uploader) drives an entry and an exit camera
   against ``https://VIP`` with the lab CA, its /metrics scraped for the uploader's failed sends;
-- a probe posts one unique event at a time (one attempt each) and times every request;
+- a probe posts one unique event at a time (one attempt each; a request whose kept-alive
+  connection the server closed unanswered is sent once more, as ``probe_retried``) and times
+  every request;
 - a watcher opens a fresh TLS connection to the VIP every 0.1 s (when the VIP answers again);
 - a live-feed client (WebSocket, operator token) that reconnects by itself when its connection
   dies, and must see plate events again after the fault.
@@ -104,6 +106,7 @@ def summary(results: list[Result]) -> dict[str, Any]:
         "vip_move_s": round(max(moves), 2) if moves else None,
         "max_latency_s": round(max((r.max_latency_s for r in results), default=0.0), 2),
         "probe_failed": sum(r.probe_failed for r in results),
+        "probe_retried": sum(r.probe_retried for r in results),
         "events_made": sum(r.events_made for r in results),
         "live_reconnected": all(
             r.live_reconnect_s is not None

@@ -387,7 +387,8 @@ def edge_latency_bound(figures: dict[str, float]) -> float:
 
 
 class Probe(threading.Thread):
-    """One unique event at a time, one attempt each, every request timed."""
+    """One unique event at a time, one attempt each (but for a kept-alive connection the server
+    closed without answering: see ``run``), every request timed."""
 
     def __init__(self, tier: Tier, camera: tuple[str, str], rate: float) -> None:
         super().__init__(daemon=True)
@@ -398,6 +399,7 @@ class Probe(threading.Thread):
         # is the at-least-once contract (the edge's uploader would resend it), not a duplicate.
         self.sent: set[uuid.UUID] = set()
         self.failures: list[str] = []
+        self.retried = 0  # requests sent again after a kept-alive connection closed unanswered
         self.latencies: list[float] = []
 
     def run(self) -> None:
@@ -420,7 +422,15 @@ class Probe(threading.Thread):
                 started = time.monotonic()
                 self.sent.add(event_id)
                 try:
-                    response = client.post("/api/v1/events", json=body)
+                    try:
+                        response = client.post("/api/v1/events", json=body)
+                    except httpx.RemoteProtocolError:
+                        # The server closed a kept-alive connection as the request went out,
+                        # without answering (nginx closes idle connections when it reloads):
+                        # HTTP/1.1's own race, not a failure of the tier. Sent once more on a
+                        # fresh connection, as the edge's uploader does; counted apart.
+                        self.retried += 1
+                        response = client.post("/api/v1/events", json=body)
                     ok = response.status_code == 200
                     why = f"{response.status_code} {response.text[:120]}"
                 except httpx.HTTPError as exc:
@@ -570,6 +580,7 @@ class Result:
     max_latency_s: float = 0.0
     edge_latency_le_s: float = 0.0
     probe_failed: int = 0
+    probe_retried: int = 0  # sent again: a kept-alive connection closed without an answer
     live_reconnect_s: float | None = None
     recovery_s: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -762,6 +773,7 @@ def run_scenario(
     result.max_latency_s = max(probe.latencies, default=0.0)
     result.edge_latency_le_s = edge_latency_bound(figures)
     result.probe_failed = len(probe.failures)
+    result.probe_retried = probe.retried
     result.live_reconnect_s = live.reconnected_after(at)
     if result.live_reconnect_s is None:
         result.notes.append(live.story(at))

@@ -79,8 +79,9 @@ def assert_tier_healthy(tier: Tier) -> None:
 def assert_nothing_lost(result: Result, *, probe_may_fail: bool = False) -> None:
     """Nothing lost or stored twice, ever, and the edge uploader never sees a failed send (its
     client sends a call again on a fresh connection while the VIP moves). The probe's requests
-    (one attempt each, no retry) may fail only where a host dies mid-request: its TCP
-    connections die with it (docs/central-tier.md)."""
+    (one attempt each; only a kept-alive connection closed unanswered is tried once more) may
+    fail only where a host dies mid-request: its TCP connections die with it
+    (docs/central-tier.md)."""
     assert result.events_made > 0, result
     assert result.events_lost == 0, f"events made but not stored: {result}"
     assert result.events_duplicated == 0, f"events stored twice or from nowhere: {result}"
