@@ -205,9 +205,8 @@ async def run_load(
     return latencies, errors, elapsed
 
 
-def pgbench_ceiling(cluster: PgCluster | None, dsn_url: str, clients: int, seconds: int) -> float:
-    """Single-row INSERT commits per second at the given concurrency, by pgbench."""
-    bindir = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))[-1]).parent
+def pg_env(dsn_url: str) -> dict[str, str]:
+    """The environment that points libpq's tools (psql, pgbench) at the URL's database."""
     from sqlalchemy.engine import make_url
 
     url = make_url(dsn_url)
@@ -220,6 +219,13 @@ def pgbench_ceiling(cluster: PgCluster | None, dsn_url: str, clients: int, secon
     }
     if url.password:
         env["PGPASSWORD"] = url.password
+    return env
+
+
+def pgbench_ceiling(cluster: PgCluster | None, dsn_url: str, clients: int, seconds: int) -> float:
+    """Single-row INSERT commits per second at the given concurrency, by pgbench."""
+    bindir = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))[-1]).parent
+    env = pg_env(dsn_url)
     psql = [str(bindir / "psql"), "-q", "-c"]
     subprocess.run(
         [

@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bench.ingest import (  # noqa: E402
     ADMIN_PASSWORD,
     make_cameras,
+    pg_env,
     postmaster_pid,
     run_load,
     start_central,
@@ -151,10 +152,8 @@ def db_floor(seconds: float, batch: int) -> tuple[float, int]:
         central = None
         script = data_dir / "floor.sql"
         script.write_text(DB_SCRIPT.format(camera=camera, batch=batch, ack=ACK.decode()))
-        bindir = cluster.bindir
-        env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(cluster.port),
-               "PGUSER": "postgres", "PGDATABASE": "parking"}  # fmt: skip
-        pgbench = [str(bindir / "pgbench"), "-n", "-c", "1", "-f", str(script)]
+        env = pg_env(pg_url)
+        pgbench = [str(cluster.bindir / "pgbench"), "-n", "-c", "1", "-f", str(script)]
         subprocess.run([*pgbench, "-T", "2"], env=env, check=True, capture_output=True)  # warm
         db_pid = postmaster_pid(cluster)
         assert db_pid is not None

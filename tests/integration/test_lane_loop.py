@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.central.commands import service as commands
 from app.central.core.events import PlateEvent
-from app.central.core.lots import Lot
+from app.central.core.lots import Lot, occupancy
 from app.central.db import Database
 from app.central.main import create_app
 from app.central.payments.service import take_payment
@@ -356,7 +356,7 @@ def test_lost_ticket_close_charges_the_lots_fee_and_void_frees_the_room(
         headers=manager,
     )
     assert voided.status_code == 200 and voided.json()["status"] == "void"
-    assert sessions.occupancy(db, lot_id="lot-a") == 0
+    assert occupancy(db, lot_id="lot-a") == 0
     detail = client.get(f"/api/v1/reports/sessions/{phantom['session_id']}", headers=guard)
     assert [h["action"] for h in detail.json()["history"]] == ["session.void"]
 

@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.central.core.lots import Lot, LotOccupancy, ensure_lot, open_sessions
+from app.central.core.lots import Lot, LotOccupancy, ensure_lot, occupancy
 from app.central.sessions.models import ParkingSession
-from app.central.sessions.service import occupancy
 
 LOTS = ("occ-a", "occ-b", "occ-c")
 STATUSES = ("open", "closed", "void")
@@ -133,7 +132,7 @@ def test_a_new_lot_has_its_counter_at_zero_and_the_readers_use_it(db: Session) -
     ensure_lot(db, lot_id="occ-new", capacity=3)
     db.commit()
     assert db.get(LotOccupancy, "occ-new") is not None
-    assert open_sessions(db, lot_id="occ-new") == 0
+    assert occupancy(db, lot_id="occ-new") == 0
     now = datetime.now(UTC)
     db.execute(
         insert(ParkingSession),
@@ -152,7 +151,7 @@ def test_a_new_lot_has_its_counter_at_zero_and_the_readers_use_it(db: Session) -
         ],
     )
     assert occupancy(db, lot_id="occ-new") == 2
-    assert open_sessions(db, lot_id="no-such-lot") == 0
+    assert occupancy(db, lot_id="no-such-lot") == 0
 
 
 def test_a_deleted_lot_takes_its_counter_with_it(db: Session) -> None:

@@ -124,22 +124,29 @@ def is_online(camera: Camera, *, now: datetime, offline_after_s: int) -> bool:
     )
 
 
+def _status(camera: Camera, *, now: datetime, offline_after_s: int) -> dict[str, Any]:
+    """A camera's state as its last heartbeat left it (the registry list and ``camera-status``)."""
+    last = camera.last_heartbeat_at
+    return {
+        "id": camera.id,
+        "enabled": camera.enabled,
+        "online": is_online(camera, now=now, offline_after_s=offline_after_s),
+        "last_heartbeat_at": last,
+        "seconds_since_heartbeat": (now - last).total_seconds() if last else None,
+        "health": camera.last_health or {},
+    }
+
+
 def camera_status(
     db: Session, *, camera_id: str, now: datetime, offline_after_s: int
 ) -> dict[str, Any]:
     """One camera's registry entry as a rollout checks it: its last heartbeat (when central
     took it, and the edge's own report in it: ``sent_at`` on the edge's clock, the agent's
     version, its outbox), without the reconciliation's scan of the events."""
-    camera = get_camera(db, camera_id=camera_id)
-    last = as_utc(camera.last_heartbeat_at) if camera.last_heartbeat_at else None
-    return {
-        "id": camera.id,
-        "enabled": camera.enabled,
-        "online": is_online(camera, now=now, offline_after_s=offline_after_s),
-        "last_heartbeat_at": last.isoformat() if last else None,
-        "seconds_since_heartbeat": (now - last).total_seconds() if last else None,
-        "health": camera.last_health or {},
-    }
+    status = _status(get_camera(db, camera_id=camera_id), now=now, offline_after_s=offline_after_s)
+    last = status["last_heartbeat_at"]
+    status["last_heartbeat_at"] = as_utc(last).isoformat() if last else None
+    return status
 
 
 def events_received(db: Session) -> dict[str, tuple[int, int]]:
@@ -159,24 +166,15 @@ def camera_views(db: Session, *, now: datetime, offline_after_s: int) -> list[di
     received = events_received(db)
     views = []
     for camera in db.scalars(select(Camera).order_by(Camera.id)):
-        health = camera.last_health or {}
-        captured = health.get("captured_total")
+        status = _status(camera, now=now, offline_after_s=offline_after_s)
+        captured = status["health"].get("captured_total")
         total, by_heartbeat = received.get(camera.id, (0, 0))
         views.append(
             {
-                "id": camera.id,
+                **status,
                 "lot_id": camera.lot_id,
                 "direction": camera.direction,
                 "name": camera.name,
-                "enabled": camera.enabled,
-                "online": is_online(camera, now=now, offline_after_s=offline_after_s),
-                "last_heartbeat_at": camera.last_heartbeat_at,
-                "seconds_since_heartbeat": (
-                    (now - camera.last_heartbeat_at).total_seconds()
-                    if camera.last_heartbeat_at
-                    else None
-                ),
-                "health": health,
                 "captured_total": captured,
                 "received_total": total,
                 # Captured at the edge but not at central as of the last heartbeat: events

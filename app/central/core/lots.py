@@ -47,7 +47,7 @@ class LotOccupancy(Base):
     open_sessions: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
-def open_sessions(db: Session, *, lot_id: str) -> int:
+def occupancy(db: Session, *, lot_id: str) -> int:
     """How many sessions are open in the lot (0 for a lot that does not exist)."""
     return db.scalar(select(LotOccupancy.open_sessions).where(LotOccupancy.lot_id == lot_id)) or 0
 

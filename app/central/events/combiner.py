@@ -46,7 +46,7 @@ class WriteCombiner:
         self,
         policy: IngestPolicy,
         *,
-        sessions: sessionmaker[Session] | None = None,
+        sessions: sessionmaker[Session],
         max_batch: int = 64,
         concurrency: int = 2,
     ) -> None:
@@ -108,7 +108,5 @@ class WriteCombiner:
         db = batch[0].db
         if db is not None:
             return ingest_many(db, items, policy=self.policy)
-        if self.sessions is None:
-            raise RuntimeError("a request without a session, and no session factory")
         with self.sessions() as own:
             return ingest_many(own, items, policy=self.policy)

@@ -33,10 +33,8 @@ def install(factory: sessionmaker[Session], hub: LiveHub, *, postgres: bool) -> 
             # limit, straight to the driver (no ORM execution). One statement per chunk: one
             # array of them all would save round trips, but a JSON text inside an array literal
             # has every quote escaped, which cost more than the round trips (measured).
-            connection = None
             for payload in _payloads(session.info.pop(PENDING_KEY, [])):
-                connection = connection or session.connection()
-                connection.exec_driver_sql(_NOTIFY, (CHANNEL, payload))
+                session.connection().exec_driver_sql(_NOTIFY, (CHANNEL, payload))
 
     else:
 

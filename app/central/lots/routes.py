@@ -3,12 +3,11 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.central.audit import service as audit
-from app.central.core.lots import Lot, ensure_lot
+from app.central.core.lots import Lot, ensure_lot, occupancy
 from app.central.deps import DB, Admin, Guard, Manager
 from app.central.errors import Conflict
 from app.central.lots import service
 from app.central.lots.schemas import LotCreate, LotOut, LotUpdate
-from app.central.sessions.service import occupancy
 
 router = APIRouter(prefix="/lots", tags=["lots"])
 

@@ -3,12 +3,11 @@ live in ``core.lots``)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.central.core.lots import Lot
+from app.central.core.lots import Lot, LotOccupancy
 from app.central.errors import InvalidInput, NotFound
-from app.central.sessions.service import occupancy
 
 
 def update_lot(
@@ -44,4 +43,10 @@ def update_lot(
 
 
 def list_lots_with_occupancy(db: Session) -> list[tuple[Lot, int]]:
-    return [(lot, occupancy(db, lot_id=lot.id)) for lot in db.scalars(select(Lot).order_by(Lot.id))]
+    """Every lot with its open sessions (the counter row the database keeps), in one query."""
+    rows = db.execute(
+        select(Lot, func.coalesce(LotOccupancy.open_sessions, 0))
+        .outerjoin(LotOccupancy, LotOccupancy.lot_id == Lot.id)
+        .order_by(Lot.id)
+    )
+    return [(lot, int(used)) for lot, used in rows]

@@ -15,7 +15,7 @@ from app.central.cameras.models import Camera
 from app.central.clock import utcnow
 from app.central.commands import service as commands
 from app.central.core.events import PlateEvent
-from app.central.core.lots import Lot, open_sessions
+from app.central.core.lots import Lot
 from app.central.errors import Conflict, InvalidInput, NotFound
 from app.central.live.service import announce
 from app.central.sessions import rules
@@ -43,11 +43,6 @@ def session_view(session: ParkingSession) -> dict[str, Any]:
         "exit_held_at": session.exit_held_at.isoformat() if session.exit_held_at else None,
         "exit_held_camera_id": session.exit_held_camera_id,
     }
-
-
-def occupancy(db: Session, *, lot_id: str) -> int:
-    """The lot's open sessions: the counter the database keeps with every session change."""
-    return open_sessions(db, lot_id=lot_id)
 
 
 def _ref(session: ParkingSession) -> SessionRef:
