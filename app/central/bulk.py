@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -41,8 +41,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement, TextClause
-
-_STATEMENTS: dict[tuple[str, tuple[str, ...]], TextClause] = {}
 
 
 class _Unfaithful(Exception):
@@ -66,18 +64,49 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if conn.dialect.name != "postgresql":
         conn.execute(insert(table), list(rows) if len(rows) > 1 else rows[0])
         return
-    given = list(rows[0].keys())
-    defaulted = [
-        c for c in table.columns if c.key not in rows[0] and _python_default(c) is not None
-    ]
-    columns = [table.columns[k] for k in given] + defaulted
+    plan = _plan(conn.dialect, table, tuple(rows[0].keys()))
     try:
-        document = [_json_row(conn.dialect, columns, row, len(given)) for row in rows]
+        document = [plan.json_row(row) for row in rows]
         payload = json.dumps(document, allow_nan=False, separators=(",", ":"))
     except (_Unfaithful, ValueError):
         conn.execute(insert(table), list(rows))
         return
-    conn.execute(_statement(conn.dialect, table, columns), {"rows": payload})
+    conn.execute(plan.statement, {"rows": payload})
+
+
+Convert = Callable[[Any], Any]
+
+
+class _Plan:
+    """How rows with these keys become the JSON document: one converter per column, worked
+    out once per table and key set (the statement text is per key set anyway)."""
+
+    def __init__(self, dialect: Dialect, table: Table, given: tuple[str, ...]) -> None:
+        defaulted = [c for c in table.columns if c.key not in given and _python_default(c)]
+        columns = [table.columns[k] for k in given] + defaulted
+        self.statement = _statement(dialect, table, columns)
+        self.given = [(c.key, c.name, _converter(dialect, c)) for c in columns[: len(given)]]
+        self.defaulted = [(c, c.name, _converter(dialect, c)) for c in defaulted]
+
+    def json_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        out = {name: convert(row[key]) for key, name, convert in self.given}
+        for column, name, convert in self.defaulted:
+            default = column.default
+            assert default is not None
+            arg = getattr(default, "arg", None)
+            out[name] = convert(arg(_DefaultContext(row)) if default.is_callable and arg else arg)
+        return out
+
+
+_PLANS: dict[tuple[str, str, tuple[str, ...]], _Plan] = {}
+
+
+def _plan(dialect: Dialect, table: Table, given: tuple[str, ...]) -> _Plan:
+    key = (dialect.name, table.fullname, given)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = _Plan(dialect, table, given)
+    return plan
 
 
 def _python_default(column: Column[Any]) -> Any:
@@ -88,58 +117,75 @@ def _python_default(column: Column[Any]) -> Any:
 
 
 def _statement(dialect: Dialect, table: Table, columns: list[Column[Any]]) -> TextClause:
-    key = (table.fullname, tuple(c.key for c in columns))
-    statement = _STATEMENTS.get(key)
-    if statement is None:
-        quote = dialect.identifier_preparer
-        name = quote.format_table(table)
-        names = ", ".join(quote.format_column(c) for c in columns)
-        statement = text(
-            f"INSERT INTO {name} ({names}) SELECT {names} "  # noqa: S608 - names from the schema
-            f"FROM json_populate_recordset(NULL::{name}, CAST(:rows AS json))"
-        )
-        _STATEMENTS[key] = statement
-    return statement
+    quote = dialect.identifier_preparer
+    name = quote.format_table(table)
+    names = ", ".join(quote.format_column(c) for c in columns)
+    return text(
+        f"INSERT INTO {name} ({names}) SELECT {names} "  # noqa: S608 - names from the schema
+        f"FROM json_populate_recordset(NULL::{name}, CAST(:rows AS json))"
+    )
 
 
-def _json_row(
-    dialect: Dialect, columns: list[Column[Any]], row: Mapping[str, Any], given: int
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for i, column in enumerate(columns):
-        if i < given:
-            value = row[column.key]
-            if value is None and _is_json(column) and not _none_as_null(column):
-                raise _Unfaithful(column.key)
-        else:
-            default = column.default
-            assert default is not None
-            arg = getattr(default, "arg", None)
-            value = arg(_DefaultContext(row)) if default.is_callable and arg else arg
-        out[column.name] = _json_value(dialect, column, value)
-    return out
-
-
-def _is_json(column: Column[Any]) -> bool:
+def _converter(dialect: Dialect, column: Column[Any]) -> Convert:
+    """The function that turns a value of ``column`` into its JSON form: bound by the
+    column's own type first (``TypeDecorator.process_bind_param``); a JSON column's value
+    stays nested JSON (an explicit None would be JSON ``null`` to the ORM: not faithful
+    unless the type stores None as SQL NULL); None is SQL NULL elsewhere."""
     kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
-    return isinstance(kind, JSON)
+    bind = column.type.process_bind_param if isinstance(column.type, TypeDecorator) else None
+    if isinstance(kind, JSON):
+        none_ok = bool(getattr(column.type, "none_as_null", False))
+
+        def as_json(value: Any) -> Any:
+            if bind is not None:
+                value = bind(value, dialect)
+            if value is None and not none_ok:
+                raise _Unfaithful(column.key)
+            return value
+
+        return as_json
+
+    def as_text(value: Any) -> Any:
+        if bind is not None:
+            value = bind(value, dialect)
+        if value is None:
+            return None
+        simple = _SIMPLE.get(type(value))
+        if simple is not None:
+            return simple(value)
+        return _json_value(column, value)
+
+    return as_text
 
 
-def _none_as_null(column: Column[Any]) -> bool:
-    return bool(getattr(column.type, "none_as_null", False))
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise _Unfaithful("a non-finite float")
+    return value
 
 
-def _json_value(dialect: Dialect, column: Column[Any], value: Any) -> Any:
-    if isinstance(column.type, TypeDecorator):
-        value = column.type.process_bind_param(value, dialect)
-    if value is None or _is_json(column):
-        return value  # nested JSON for a JSON column, JSON null for SQL NULL
+def _same(value: Any) -> Any:
+    return value
+
+
+# Exact types, found with one dict look-up; subclasses go through ``_json_value``.
+_SIMPLE: dict[type, Convert] = {
+    str: _same,
+    int: _same,
+    bool: _same,
+    float: _finite,
+    datetime: datetime.isoformat,
+    date: date.isoformat,
+    time: time.isoformat,
+    UUID: str,
+}
+
+
+def _json_value(column: Column[Any], value: Any) -> Any:
     if isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _Unfaithful(column.key)
-        return value
+        return _finite(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, UUID):

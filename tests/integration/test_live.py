@@ -130,3 +130,39 @@ def test_shutdown_closes_live_clients_with_going_away(
             ws.recv(timeout=5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     database.dispose()
+
+
+def test_a_transactions_notifications_arrive_whole_and_in_order(fresh_pg_url: str) -> None:
+    """Messages over several 8000-byte NOTIFY payloads (sent in one statement) arrive, every
+    one, in the order they were announced, only after the commit; a rollback sends none."""
+    import psycopg
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    from app.central.core.hub import LiveHub
+    from app.central.live import bridge
+    from app.central.live.service import CHANNEL, announce
+
+    engine = create_engine(fresh_pg_url)
+    factory = sessionmaker(engine)
+    bridge.install(factory, LiveHub(), postgres=True)
+    conninfo = bridge.libpq_conninfo(fresh_pg_url)
+    with psycopg.connect(conninfo, autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        with factory() as session:
+            announce(session, kind="doomed", data={"n": -1})
+            session.rollback()
+        with factory() as session_:
+            for n in range(40):
+                announce(session_, kind="plate_event", data={"n": n, "pad": "x" * 600})
+            session_.commit()
+        received: list[dict[str, Any]] = []
+        notes = 0
+        for note in listener.notifies(timeout=5, stop_after=10):
+            notes += 1
+            received.extend(json.loads(note.payload))
+            if len(received) >= 40:
+                break
+    engine.dispose()
+    assert notes >= 3, "the messages should need several payloads"
+    assert [m["data"]["n"] for m in received] == list(range(40))

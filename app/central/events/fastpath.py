@@ -144,7 +144,8 @@ class FastIngest:
             return False
         combiner: WriteCombiner = self.fastapi_app.state.ingest
         response: Response
-        async with self._session() as db:
+        overridden = bool(self.fastapi_app.dependency_overrides)
+        async with self._session() if overridden else _NO_SESSION as db:
             try:
                 result = await combiner.submit(db, camera, event)
             except Exception as error:
@@ -161,6 +162,20 @@ class FastIngest:
         scope["route"] = self._route_of_path()
         await response(scope, _no_body, send)
         return True
+
+
+class _NoSession:
+    """The session of a request without dependency overrides: none (the combiner's batch
+    opens its own). One reusable object, cheaper than a generator-based context manager."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> bool:
+        return False
+
+
+_NO_SESSION = _NoSession()
 
 
 def _replay(bodies: list[bytes], first: Message | None, receive: Receive) -> Receive:
