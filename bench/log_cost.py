@@ -3,8 +3,9 @@
 ``ingest_line_us``: one ingest line (events/routes.py ``log_ingested``) at INFO through the
 production JSON formatter and request-id filter to a stream (/dev/null: the write's syscall is
 counted, not the journal's own work); ``ingest_line_disabled_us``: the same call with INFO off;
-``request_id_middleware_us``: what ``RequestId`` adds to one HTTP request (a fresh id, the
-header on the answer). Median of ``--rounds`` rounds of ``--n`` calls each.
+``request_id_middleware_us``: what ``frame.HttpFrame`` adds to one HTTP request (a fresh id,
+the answer's headers, the request metrics, the body limit). Median of ``--rounds`` rounds of
+``--n`` calls each.
 
 The last line printed is one JSON object with those three figures.
 """
@@ -30,7 +31,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app.central.events.routes import ingest_log, log_ingested
 from app.central.events.service import Ingested
-from app.central.logs import REQUEST_ID, RequestId, RequestIdFilter
+from app.central.frame import HttpFrame
+from app.central.logs import REQUEST_ID, RequestIdFilter
 from app.contract import PlateEvent
 from app.contract.logs import JsonFormatter
 
@@ -98,7 +100,7 @@ def main() -> None:
             ingest_log.setLevel(logging.WARNING)
             disabled.append(_per_call_us(line, args.n))
             bare = asyncio.run(_requests_us(_app, args.n))
-            wrapped = asyncio.run(_requests_us(RequestId(_app), args.n))
+            wrapped = asyncio.run(_requests_us(HttpFrame(_app, max_bytes=1_000_000), args.n))
             middleware.append(wrapped - bare)
     print(
         json.dumps(

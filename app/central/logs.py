@@ -1,6 +1,6 @@
 """Structured JSON logs through the standard logging module, with the request id.
 
-Every HTTP request gets an id (``RequestId``): the client's ``X-Request-ID`` when it is sane
+Every HTTP request gets an id (``frame.HttpFrame``): the client's ``X-Request-ID`` when it is sane
 (1 to 128 of ``A-Z a-z 0-9 . _ : -``: a UUID, nginx's ``$request_id``, a trace id), a fresh one
 otherwise. It is answered in the response's ``X-Request-ID`` and, through a context variable and
 ``RequestIdFilter``, written as ``request_id`` into every log line of the request, also from the
@@ -17,18 +17,17 @@ import re
 from contextvars import ContextVar
 from pathlib import Path
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from app.contract.logs import TEXT_FORMAT, JsonFormatter
 
 __all__ = [
     "REQUEST_ID",
+    "REQUEST_ID_HEADER",
     "JsonFormatter",
     "RedactSecrets",
-    "RequestId",
     "RequestIdFilter",
     "accepted_request_id",
     "configure_logging",
+    "new_request_id",
 ]
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -48,39 +47,6 @@ def accepted_request_id(value: bytes | None) -> str | None:
 
 def new_request_id() -> str:
     return os.urandom(16).hex()  # 32 hex digits, the shape of nginx's $request_id
-
-
-class RequestId:
-    """Pure ASGI middleware: sets ``REQUEST_ID`` for the request and answers it in
-    ``X-Request-ID`` (HTTP responses and WebSocket accepts).
-
-    The variable is reset when the app returns, not when it raises: the server logs an
-    unhandled error in the same task afterwards, and that line carries the id too (each
-    request runs in a task of its own, so nothing leaks into the next one)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        incoming = None
-        for name, value in scope["headers"]:
-            if name == REQUEST_ID_HEADER:
-                incoming = value
-                break
-        request_id = accepted_request_id(incoming) or new_request_id()
-        header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] in ("http.response.start", "websocket.accept"):
-                message = {**message, "headers": [*message.get("headers", ()), header]}
-            await send(message)
-
-        token = REQUEST_ID.set(request_id)
-        await self.app(scope, receive, send_with_id)
-        REQUEST_ID.reset(token)
 
 
 class RequestIdFilter(logging.Filter):

@@ -20,7 +20,6 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.central import __version__, api
 from app.central.core.hub import LiveHub
@@ -31,113 +30,17 @@ from app.central.errors import DomainError, InvalidInput, RateLimited, Unauthori
 from app.central.events.combiner import WriteCombiner
 from app.central.events.fastpath import FastIngest
 from app.central.events.service import IngestPolicy
+from app.central.frame import HttpFrame
 from app.central.health.routes import router as health_router
 from app.central.live import bridge
-from app.central.logs import RequestId, configure_logging
-from app.central.metrics import (
-    DB_UNAVAILABLE,
-    REGISTRY,
-    DatabaseCollector,
-    RequestMetrics,
-)
+from app.central.logs import configure_logging
+from app.central.metrics import DB_UNAVAILABLE, REGISTRY, DatabaseCollector
 from app.central.migrate import head_revision, known_revisions
 from app.central.ratelimit import TokenBucket
 from app.central.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "dashboard"
-
-
-# Sent by central itself, also where no nginx stands in front (small installs, the demo).
-SECURITY_HEADERS = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy", b"frame-ancestors 'none'"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-)
-
-
-class SecurityHeaders:
-    """Adds ``SECURITY_HEADERS`` to every HTTP answer that does not set them itself."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
-class BodyLimit:
-    """Refuse request bodies over the limit (413) before they reach a route, also when the
-    client streams without Content-Length."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
-            return
-        seen = 0
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        response = JSONResponse(
-            {
-                "detail": [
-                    {
-                        "loc": ["body"],
-                        "msg": f"request body exceeds {self.max_bytes} bytes",
-                        "type": "body_too_large",
-                    }
-                ]
-            },
-            status_code=413,
-        )
-        await response(
-            {"type": "http", "method": "POST", "path": "/", "headers": []},
-            _no_receive,
-            send,
-        )
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
 
 
 def _unavailable(state: AppState) -> JSONResponse:
@@ -311,12 +214,10 @@ def create_app(
     # Innermost: the plain success path of POST /api/v1/events without FastAPI's per-request
     # machinery; everything else (and every error) goes on to the route (events/fastpath.py).
     app.add_middleware(FastIngest, fastapi_app=app, error_response=error_response)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestMetrics)  # a 413 is counted too
-    app.add_middleware(SecurityHeaders)  # every answer, errors included
-    # Outermost: every log line below carries the request id (fast path, 413 included), and
-    # every answer names it.
-    app.add_middleware(RequestId)
+    # Outermost of ours: request id (in every log line below, the fast path's and a 413's
+    # included, and in every answer), security headers, request metrics and the body limit,
+    # as one layer (frame.py).
+    app.add_middleware(HttpFrame, max_bytes=settings.max_body_bytes)
 
     app.include_router(health_router)  # outside the versioned API: /api/health
     app.include_router(api.router)  # every feature under API_PREFIX (api.py)

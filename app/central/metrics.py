@@ -4,7 +4,6 @@ from the database at scrape time so every instance reports the same truth."""
 from __future__ import annotations
 
 import logging
-import time
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import select
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.central.cameras.models import Camera
 from app.central.clock import utcnow
@@ -104,34 +103,14 @@ def _full_templates(app: Any, route: Any) -> dict[int, str]:
 HELD_OPEN_ROUTES = frozenset({f"{API_PREFIX}/lanes/{{camera_id}}/commands"})
 
 
-class RequestMetrics:
-    """Pure ASGI middleware (no per-request task or stream like ``BaseHTTPMiddleware``):
-    counts requests by route, method and status and observes their latency."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_and_record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            route = route_template(scope)
-            method = scope.get("method", "")
-            REQUESTS.labels(route, method, str(status)).inc()
-            if route not in HELD_OPEN_ROUTES:
-                LATENCY.labels(route, method).observe(time.perf_counter() - start)
+def observe_request(scope: Scope, status: int, seconds: float) -> None:
+    """Count one answered HTTP request by route template, method and status, and observe its
+    latency unless its route is held open by design (``frame.HttpFrame`` calls it)."""
+    route = route_template(scope)
+    method = scope.get("method", "")
+    REQUESTS.labels(route, method, str(status)).inc()
+    if route not in HELD_OPEN_ROUTES:
+        LATENCY.labels(route, method).observe(seconds)
 
 
 class DatabaseCollector(Collector):

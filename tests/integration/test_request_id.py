@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from starlette.types import Message, Receive, Scope, Send
 
+from app.central.frame import HttpFrame
 from app.central.logs import (
     MAX_REQUEST_ID_CHARS,
     REQUEST_ID,
-    RequestId,
     RequestIdFilter,
     accepted_request_id,
 )
@@ -49,7 +49,7 @@ def test_only_a_sane_id_is_accepted(value: bytes) -> None:
 
 
 def _answer(header: bytes | None) -> tuple[dict[bytes, bytes], list[dict[str, Any]]]:
-    """Runs one request through ``RequestId`` around an app that logs one line; returns the
+    """Runs one request through ``HttpFrame`` around an app that logs one line; returns the
     response headers and the log lines of the request."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,7 +72,7 @@ def _answer(header: bytes | None) -> tuple[dict[bytes, bytes], list[dict[str, An
         headers.append((b"x-request-id", header))
     scope = {"type": "http", "method": "GET", "path": "/", "headers": headers}
     with json_lines(service="parking-central", filters=[RequestIdFilter()]) as lines:
-        asyncio.run(RequestId(app)(scope, receive, send))
+        asyncio.run(HttpFrame(app, max_bytes=1000)(scope, receive, send))
         log.warning("after the request")
     answered = dict(sent[0]["headers"])
     assert answered[b"x-a"] == b"1", "the app's own headers stay"
