@@ -39,29 +39,31 @@ class LiveHub:
     def unregister(self, websocket: WebSocket) -> None:
         self._clients.pop(websocket, None)
 
-    def deliver(self, message: dict[str, Any]) -> None:
-        """Thread-safe: called from request threads and the PostgreSQL listener thread."""
+    def deliver(self, messages: list[dict[str, Any]]) -> None:
+        """Thread-safe: called from request threads and the PostgreSQL listener thread, with
+        the messages of one transaction (one wake-up of the event loop for all of them)."""
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if not messages or loop is None or loop.is_closed():
             return
-        loop.call_soon_threadsafe(self._fan_out, message)
+        loop.call_soon_threadsafe(self._fan_out, messages)
 
-    def _fan_out(self, message: dict[str, Any]) -> None:
-        for watcher in self._watchers:
-            try:
-                watcher(message)
-            except Exception:
-                log.exception("live watcher failed")
-        for websocket, queue in list(self._clients.items()):
-            try:
-                queue.put_nowait(message)
-            except asyncio.QueueFull:
-                log.warning("live client too slow, disconnecting")
-                self._clients.pop(websocket, None)
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(None)  # the sender loop closes the socket
-        self.delivered += 1
+    def _fan_out(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            for watcher in self._watchers:
+                try:
+                    watcher(message)
+                except Exception:
+                    log.exception("live watcher failed")
+            for websocket, queue in list(self._clients.items()):
+                try:
+                    queue.put_nowait(message)
+                except asyncio.QueueFull:
+                    log.warning("live client too slow, disconnecting")
+                    self._clients.pop(websocket, None)
+                    while not queue.empty():
+                        queue.get_nowait()
+                    queue.put_nowait(None)  # the sender loop closes the socket
+            self.delivered += 1
 
     async def close_all(self, code: int = 1001) -> None:
         """Graceful shutdown: tell every client we are going away (1001)."""

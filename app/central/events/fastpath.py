@@ -17,12 +17,13 @@ the session is the one the override yields. Errors after the event was handed to
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -41,7 +42,8 @@ from app.contract import API_PREFIX, PlateEvent
 PATH = f"{API_PREFIX}/events"
 _ACCEPTED = EVENTS_INGESTED.labels(result="accepted")
 _DUPLICATE = EVENTS_INGESTED.labels(result="duplicate")
-_REPLAY_HEADERS = {"X-Idempotent-Replay": "true"}
+_JSON = (b"content-type", b"application/json")
+_REPLAYED = (b"x-idempotent-replay", b"true")
 
 ErrorResponse = Callable[[AppState, Exception], Response | None]
 
@@ -143,7 +145,6 @@ class FastIngest:
         except RateLimited:
             return False
         combiner: WriteCombiner = self.fastapi_app.state.ingest
-        response: Response
         overridden = bool(self.fastapi_app.dependency_overrides)
         async with self._session() if overridden else _NO_SESSION as db:
             try:
@@ -153,14 +154,21 @@ class FastIngest:
                 mapped = self.error_response(state, error)
                 if mapped is None:
                     raise
-                response = mapped
-            else:
-                (_DUPLICATE if result.replay else _ACCEPTED).inc()
-                replayed = _REPLAY_HEADERS if result.replay else None
-                log_ingested((event,), (result,), "fast")
-                response = JSONResponse(result.ack, headers=replayed)
+                scope["route"] = self._route_of_path()
+                await mapped(scope, _no_body, send)
+                return True
+        (_DUPLICATE if result.replay else _ACCEPTED).inc()
+        log_ingested((event,), (result,), "fast")
         scope["route"] = self._route_of_path()
-        await response(scope, _no_body, send)
+        # The answer as JSONResponse renders it, sent straight (no Response object per event).
+        answer = json.dumps(
+            result.ack, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
+        headers = [(b"content-length", b"%d" % len(answer)), _JSON]
+        if result.replay:
+            headers.append(_REPLAYED)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
         return True
 
 

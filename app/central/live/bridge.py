@@ -43,8 +43,7 @@ def install(factory: sessionmaker[Session], hub: LiveHub, *, postgres: bool) -> 
 
         @event.listens_for(factory, "after_commit")
         def _deliver(session: Session) -> None:
-            for message in session.info.pop(PENDING_KEY, []):
-                hub.deliver(message)
+            hub.deliver(session.info.pop(PENDING_KEY, []))
 
 
 NOTIFY_LIMIT = 7900
@@ -136,8 +135,7 @@ class PgListener:
                     delay = 0.5
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            for message in json.loads(note.payload):
-                                self._hub.deliver(message)
+                            self._hub.deliver(json.loads(note.payload))
             except (psycopg.Error, OSError) as error:
                 self.connected.clear()
                 log.warning("live listener lost the database: %s", error)
