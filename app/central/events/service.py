@@ -214,11 +214,13 @@ def ingest_many(
     The only layer that retries. A transaction that loses a race to another one (a concurrent
     duplicate, or a concurrent entry of the same plate) is rolled back and replayed: one event
     looks its id up first and tries again (up to ``RACE_RETRIES`` times); several events are
-    replayed one by one, so one event's trouble stays its own (and, not ``strict``, so does
-    any other error that is not the database's).
+    tried once more together, their stored answers looked up first, then one by one, so one
+    event's trouble stays its own (and, not ``strict``, so does any other error that is not
+    the database's). The first try reads no stored answers: new events are the rule, and a
+    retried one collides on the primary key (one look-up per batch less).
     """
     now = now or utcnow()
-    look_first = len(items) > 1
+    look_first = False
     for attempt in range(1 + RACE_RETRIES):
         try:
             results = _apply(db, items, policy=policy, now=now, look_first=look_first)
@@ -233,6 +235,9 @@ def ingest_many(
             if is_db_unavailable(error):
                 raise
             raced = lost_a_race(error)
+            if len(items) > 1 and raced and not look_first:
+                look_first = True  # once more together, the stored answers read first
+                continue
             if len(items) > 1 and (raced or not strict):
                 if not raced:
                     log.warning("batch of %d failed (%s); one by one", len(items), error)
