@@ -146,8 +146,13 @@ def test_lines_of_central_and_edge_are_found_by_host_unit_and_id(hosts: Hosts) -
     )
 
 
-def test_the_services_own_units_are_shipped(hosts: Hosts) -> None:
-    """Where the tiers are converged, the receiver holds lines of the real units."""
+def test_the_services_own_units_and_the_heartbeat_are_shipped(hosts: Hosts) -> None:
+    """Every host's heartbeat (parking-log-heartbeat.timer, once at its start, then every 5
+    minutes) is on the receiver; where the tiers are converged, lines of the real units too."""
+    for host in (hosts.central, hosts.edge, hosts.receiver):
+        assert _remote(hosts, f"_HOSTNAME={host}", "SYSLOG_IDENTIFIER=parking-log-heartbeat"), (
+            f"no heartbeat of {host} on {hosts.receiver}"
+        )
     for host, unit in (
         (hosts.central, "parking-central.service"),
         (hosts.edge, "parking-edge.service"),
