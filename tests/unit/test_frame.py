@@ -54,7 +54,7 @@ def _run(
 
 
 def _count(status: str) -> float:
-    return REQUESTS.labels("unmatched", "POST", status)._value.get()
+    return float(REQUESTS.labels("unmatched", "POST", status)._value.get())
 
 
 @settings(max_examples=60, deadline=None)
