@@ -18,6 +18,7 @@ PENDING_KEY = "live_pending"
 CHANNEL = "parking_live"
 
 
-def announce(db: Session, *, kind: str, data: dict[str, Any]) -> None:
-    message = {"type": kind, "at": utcnow().isoformat(), "data": data}
+def announce(db: Session, *, kind: str, data: dict[str, Any], at: str | None = None) -> None:
+    """``at``: the message's time as ISO text, when the caller stamps many at once."""
+    message = {"type": kind, "at": at or utcnow().isoformat(), "data": data}
     db.info.setdefault(PENDING_KEY, []).append(message)

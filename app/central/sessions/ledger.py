@@ -538,8 +538,9 @@ class Ledger:
 
     def announce(self) -> None:
         """Queue the live messages (sent on commit) in the order the events were decided."""
+        at = utcnow().isoformat()  # one instant for the transaction's messages
         for kind, data in self.messages:
-            announce(self.db, kind=kind, data=data())
+            announce(self.db, kind=kind, data=data(), at=at)
         self.messages = []
 
     # -- decisions -------------------------------------------------------------------------
