@@ -14,9 +14,10 @@ hosts' disks are removed and they boot again blank (new machines), and playbooks
 -e recover_repo=N rebuilds etcd and Patroni from that repository while the writer keeps trying.
 
 One JSON line on stdout:
-- rto_s: destruction -> the writer's first acknowledged commit on the recovered cluster
-  (provision_s: the blank hosts booting; recover_playbook_s: recover.yml's own run);
-- acked_rows_lost: acknowledged ids missing from the recovered primary;
+- rto_s: destruction (every crashed host dead) -> the writer's first acknowledged commit on the
+  recovered cluster (provision_s: the blank hosts booting; recover_playbook_s: recover.yml's
+  own run, which goes on after the primary answers: stanza check, central);
+- acked_rows_lost: ids acknowledged before the destruction and missing from the recovered primary;
 - rpo_s: destruction time minus the acknowledgement time of the oldest lost row (how much of
   the past was lost; 0 if none); newest_lost_age_s: the same for the newest lost row;
 - pitr_ok: playbooks/restore.yml -e restore_target_time=T -e restore_repo=N on scratch1 (from the
@@ -179,14 +180,16 @@ def pitr_target(writer: DrWriter) -> tuple[float, str]:
     return moment, stamp
 
 
-def destroy(db: list[str], lost_repo_host: str | None) -> float:
-    """Power loss of every db host (and repo1's site) at one moment, then their disks go."""
+def destroy(db: list[str], lost_repo_host: str | None) -> tuple[float, float]:
+    """Power loss of every db host (and repo1's site) at one moment, then their disks go.
+    Returns when the crash began and when every host was dead (the destruction moment)."""
     victims = db + ([lost_repo_host] if lost_repo_host else [])
-    moment = time.time()
+    began = time.time()
     with ThreadPoolExecutor(max_workers=len(victims)) as pool:
         list(pool.map(lambda name: lab("crash", name), victims))
+    dead = time.time()
     lab("down", *db)  # disks removed: the db hosts come back blank, as new machines
-    return moment
+    return began, dead
 
 
 def main() -> int:
@@ -211,9 +214,8 @@ def main() -> int:
     time.sleep(args.write_s / 3)
     target_at, target = pitr_target(writer)
     time.sleep(args.write_s * 2 / 3)
-    acked_before = len(writer.acked)
 
-    destroyed_at = destroy(sorted(hosts), lost_repo)
+    crash_began, destroyed_at = destroy(sorted(hosts), lost_repo)
     started = time.monotonic()
     lab("up", *sorted(hosts))
     provision_s = time.monotonic() - started
@@ -239,6 +241,7 @@ def main() -> int:
         "repo": args.repo,
         "lost_repo_host": lost_repo,
         "rto_s": round(rto_s, 1),
+        "crash_s": round(destroyed_at - crash_began, 2),
         "provision_s": round(provision_s, 1),
         "recover_playbook_s": round(recover_s, 1),
         "acked_rows_before": len(before),
@@ -249,7 +252,6 @@ def main() -> int:
             destroyed_at - max((at for ident, at in before if ident in present), default=0), 1
         ),
         "acked_total": len(writer.acked),
-        "acked_before_destruction_counted": acked_before,
         "writer_errors": writer.errors,
         "pitr_target": target,
     }
