@@ -45,6 +45,19 @@ lab_image_dir() {
 # The architecture of a built image directory (images from before the arm64 lab: amd64).
 lab_image_arch() { cat "$1/arch" 2>/dev/null || echo amd64; }
 
+# /proc/cpuinfo for an emulated arm64 host, bound over the machine's own (x86) one: QEMU 7.2
+# passes /proc/cpuinfo through, and TFLite's CPU detection (cpuinfo, for XNNPACK) crashes on
+# x86 text in an aarch64 process. A Raspberry Pi 4's Cortex-A72, one entry per CPU of the
+# machine (cpuinfo checks them against /sys/devices/system/cpu/possible).
+lab_arm64_cpuinfo() {
+  local cpu
+  for ((cpu = 0; cpu < $(nproc --all); cpu++)); do
+    printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n' "$cpu"
+    printf 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n'
+    printf 'CPU revision\t: 3\n\n'
+  done
+}
+
 # QEMU's name of a Debian architecture.
 lab_qemu_arch() {
   case $1 in
