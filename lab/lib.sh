@@ -45,7 +45,8 @@ lab_image_dir() {
 # The architecture of a built image directory (images from before the arm64 lab: amd64).
 lab_image_arch() { cat "$1/arch" 2>/dev/null || echo amd64; }
 
-# /proc/cpuinfo for an emulated arm64 host, bound over the machine's own (x86) one: QEMU 7.2
+# /proc/cpuinfo for an emulated arm64 host, bound over the machine's own (x86) one at boot
+# (lab/lab provision_arm64): QEMU 7.2
 # passes /proc/cpuinfo through, and TFLite's CPU detection (cpuinfo, for XNNPACK) crashes on
 # x86 text in an aarch64 process. A Raspberry Pi 4's Cortex-A72, one entry per CPU of the
 # machine (cpuinfo checks them against /sys/devices/system/cpu/possible).
@@ -185,7 +186,9 @@ leader_pid() {
   local pid child
   pid=$(nspawn_pid "$1") || return 1
   for child in $(pgrep -P "$pid"); do
-    if [[ $(readlink "/proc/$child/exe" 2>/dev/null) == */systemd ]]; then
+    # An emulated host's exe is QEMU (binfmt_misc); its comm is still systemd.
+    if [[ $(readlink "/proc/$child/exe" 2>/dev/null) == */systemd ||
+      $(cat "/proc/$child/comm" 2>/dev/null) == systemd ]]; then
       echo "$child"
       return 0
     fi

@@ -6,7 +6,7 @@
 #   make lab-molecule                           the Molecule scenarios in tests/molecule/
 #   make test-lab                               all of it, as `make test` runs it
 #   make test-lab-arm64                         the emulated arm64 edge host (opt-in, not in
-#                                               `make test`: ~N min, docs/lab.md)
+#                                               `make test`: ~16-24 min, docs/lab.md)
 # Crash, power and cable helpers: lab/lab crash|poweroff|poweron|cut|restore NAME.
 LAB_HOSTS ?=
 _lab_space := $(subst ,, )
