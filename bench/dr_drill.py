@@ -31,10 +31,8 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.lab_db import (
     REPO,
+    Writer,
     conninfo,
     db_hosts,
     healthy,
@@ -54,69 +53,13 @@ from support.lab_db import (
 
 PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 LOGS = REPO / ".lab"
-INSERT = "INSERT INTO dr_probe (id) VALUES (%s)"
 SELECT_IDS = "SELECT id FROM dr_probe ORDER BY id"
 
 
-@dataclass
-class DrWriter:
-    """Inserts ids 1, 2, 3... one transaction each; keeps (id, wall-clock ack time) per commit."""
-
-    dsn: str
-    acked: list[tuple[int, float]] = field(default_factory=list)
-    errors: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _paused: threading.Event = field(default_factory=threading.Event)
-    _idle: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS dr_probe (id bigint PRIMARY KEY)")
-            conn.execute("TRUNCATE dr_probe")
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        next_id = 1
-        conn: psycopg.Connection[Any] | None = None
-        while not self._stop.is_set():
-            if self._paused.is_set():
-                self._idle.set()
-                time.sleep(0.01)
-                continue
-            self._idle.clear()
-            try:
-                if conn is None:
-                    conn = psycopg.connect(self.dsn, autocommit=True)
-                conn.execute(INSERT, (next_id,))
-                self.acked.append((next_id, time.time()))  # the commit came back: acked
-            except psycopg.Error:
-                self.errors += 1
-                if conn is not None:
-                    conn.close()
-                conn = None
-                time.sleep(0.2)
-            next_id += 1
-        if conn is not None:
-            conn.close()
-
-    def pause(self) -> None:
-        """Stop between two transactions and wait until no commit is in flight."""
-        self._paused.set()
-        if not self._idle.wait(timeout=30):
-            raise TimeoutError("writer did not pause")
-
-    def resume(self) -> None:
-        self._paused.clear()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def acked_after(self, moment: float) -> list[tuple[int, float]]:
-        return [(ident, at) for ident, at in self.acked if at > moment]
+def dr_writer(dsn: str) -> Writer:
+    """The lab's acknowledged-id writer on its own table, stamped with wall-clock times (the
+    point-in-time target is a wall-clock instant)."""
+    return Writer(dsn, table="dr_probe", clock=time.time, retry_pause_s=0.2)
 
 
 def playbook(name: str, log: str, *extra: str) -> float:
@@ -169,7 +112,7 @@ def ids_on(dsn: str, query: str) -> set[int]:
         return {int(row[0]) for row in conn.execute(query)}
 
 
-def pitr_target(writer: DrWriter) -> tuple[float, str]:
+def pitr_target(writer: Writer) -> tuple[float, str]:
     """Pause the writer; the middle of the pause is the target time (UTC, microseconds)."""
     writer.pause()
     time.sleep(1.0)
@@ -208,7 +151,7 @@ def main() -> int:
     lost_repo = next((name for index, name in sorted(repos.items()) if index != args.repo), None)
     wait_for(lambda: healthy(hosts), "cluster healthy before the drill", timeout=180)
 
-    writer = DrWriter(conninfo(hosts))
+    writer = dr_writer(conninfo(hosts))
     writer.start()
     wait_for(lambda: len(writer.acked) > 50, "writer running")
     time.sleep(args.write_s / 3)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from support import lab_pki
 
@@ -181,55 +182,87 @@ def healthy(hosts: dict[str, str]) -> bool:
 
 @dataclass
 class Writer:
-    """Inserts ids 1, 2, 3... one transaction each; keeps those whose commit was acknowledged."""
+    """Inserts ids 1, 2, 3... into ``table``, one transaction each; keeps (id, ``clock()`` at the
+    acknowledgement) for every commit that came back. ``pause`` stops it between transactions."""
 
     dsn: str
+    table: str = "failover_probe"
+    clock: Callable[[], float] = time.monotonic
+    retry_pause_s: float = 0.05
     acked: list[tuple[int, float]] = field(default_factory=list)
     errors: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
+    _paused: threading.Event = field(default_factory=threading.Event)
+    _idle: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS failover_probe (id bigint PRIMARY KEY)")
-            conn.execute("TRUNCATE failover_probe")
+            table = sql.Identifier(self.table)
+            conn.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} (id bigint PRIMARY KEY)").format(table)
+            )
+            conn.execute(sql.SQL("TRUNCATE {}").format(table))
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        insert = sql.SQL("INSERT INTO {} (id) VALUES (%s)").format(sql.Identifier(self.table))
         next_id = 1
         conn: psycopg.Connection[Any] | None = None
         while not self._stop.is_set():
+            if self._paused.is_set():
+                self._idle.set()
+                time.sleep(0.01)
+                continue
+            self._idle.clear()
             try:
                 if conn is None:
                     conn = psycopg.connect(self.dsn, autocommit=True)
-                conn.execute("INSERT INTO failover_probe (id) VALUES (%s)", (next_id,))
-                self.acked.append((next_id, time.monotonic()))  # the commit came back: acked
+                conn.execute(insert, (next_id,))
+                self.acked.append((next_id, self.clock()))  # the commit came back: acked
             except psycopg.Error:
                 self.errors += 1
                 if conn is not None:
                     conn.close()
                 conn = None
-                time.sleep(0.05)
+                time.sleep(self.retry_pause_s)
             next_id += 1
         if conn is not None:
             conn.close()
+
+    def pause(self) -> None:
+        """Stop between two transactions and wait until no commit is in flight."""
+        self._paused.set()
+        if not self._idle.wait(timeout=30):
+            raise TimeoutError("writer did not pause")
+
+    def resume(self) -> None:
+        self._paused.clear()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
 
+    def acked_after(self, moment: float) -> list[tuple[int, float]]:
+        return [(ident, at) for ident, at in self.acked if at > moment]
+
     def acked_since(self, moment: float) -> int:
-        return sum(1 for _, at in self.acked if at > moment)
+        return len(self.acked_after(moment))
 
     def longest_gap_after(self, moment: float) -> float:
         """Longest stretch without an acknowledged commit, from `moment` on."""
-        times = [moment] + [at for _, at in self.acked if at > moment]
+        times = [moment] + [at for _, at in self.acked_after(moment)]
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
 def lost_rows(dsn: str, writer: Writer) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        present = {row[0] for row in conn.execute("SELECT id FROM failover_probe")}
+        present = {
+            row[0]
+            for row in conn.execute(
+                sql.SQL("SELECT id FROM {}").format(sql.Identifier(writer.table))
+            )
+        }
     return sum(1 for ident, _ in writer.acked if ident not in present)
