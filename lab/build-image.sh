@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
 # Build the lab's base image once: debootstrap + the slow packages baked in with a chroot
-# apt-get. The image is keyed by a hash of lab/image-packages.txt and this script and kept
-# under $LAB_CACHE; an image that exists already is reused. Prints the rootfs path.
+# apt-get. The image is keyed by a hash of its package list and this script and kept under
+# $LAB_CACHE; an image that exists already is reused. Prints the rootfs path.
+#   lab/build-image.sh [amd64|arm64]
+# amd64 (default): lab/image-packages.txt, every role. arm64: lab/image-packages-arm64.txt,
+# edge hosts only, built and later booted through QEMU user-mode emulation (binfmt_misc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lab/lib.sh
 source lab/lib.sh
 
-image=$(lab_image_dir)
+arch=${1:-$(lab_native_arch)}
+packages=$(lab_image_packages "$arch")
+# exit 3: this machine cannot run the architecture (the reason on stderr)
+if [[ $arch != "$(lab_native_arch)" ]] && ! why=$(lab_foreign_ready "$arch"); then
+  log "$why"
+  exit 3
+fi
+image=$(lab_image_dir "$arch")
 mkdir -p "$LAB_CACHE/images"
 # One build at a time; a second caller waits and then reuses the first one's image.
-exec 9>"$LAB_CACHE/images/.lock"
+# (one lock per architecture: an arm64 build takes minutes and must not hold up amd64)
+lock=.lock
+[[ $arch == "$(lab_native_arch)" ]] || lock=.lock-$arch
+exec 9>"$LAB_CACHE/images/$lock"
 flock 9
 if [[ -f $image/complete ]]; then
   echo "$image/rootfs"
@@ -18,15 +31,17 @@ if [[ -f $image/complete ]]; then
 fi
 
 mirror=$(lab_mirror)
-base=$(awk '$1 == "@base" {print $2}' lab/image-packages.txt | paste -sd, -)
-mapfile -t baked < <(awk '!/^#/ && NF && $1 != "@base" {print $1}' lab/image-packages.txt)
+base=$(awk '$1 == "@base" {print $2}' "$packages" | paste -sd, -)
+mapfile -t baked < <(awk '!/^#/ && NF && $1 != "@base" {print $1}' "$packages")
 
 started=$(date +%s)
 tmp=$image.tmp
 rm -rf "$tmp"
 mkdir -p "$tmp"
 log "building image $(basename "$image") from $mirror (log: $tmp/build.log)"
-debootstrap --variant=minbase --include="$base" bookworm "$tmp/rootfs" "$mirror" \
+# A foreign architecture: debootstrap runs its second stage through binfmt_misc (fix-binary
+# QEMU, checked above) in the new root, like every chroot or nspawn command after it.
+debootstrap --arch="$arch" --variant=minbase --include="$base" bookworm "$tmp/rootfs" "$mirror" \
   >"$tmp/build.log" 2>&1 || { tail -n 30 "$tmp/build.log" >&2; exit 1; }
 booted=$(date +%s)
 
@@ -69,7 +84,8 @@ systemctl --root="$rootfs" mask console-getty.service getty@.service apt-daily.t
   apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service \
   fstrim.timer systemd-networkd-wait-online.service >>"$tmp/build.log" 2>&1
 
-sha256sum lab/image-packages.txt lab/build-image.sh >"$tmp/inputs.sha256"
+sha256sum "$packages" lab/build-image.sh >"$tmp/inputs.sha256"
+echo "$arch" >"$tmp/arch"
 printf 'debootstrap_s=%s bake_s=%s total_s=%s size_mb=%s\n' "$((booted - started))" \
   "$(($(date +%s) - booted))" "$(($(date +%s) - started))" \
   "$(du -sm "$rootfs" | cut -f1)" >"$tmp/timing"
@@ -77,9 +93,10 @@ touch "$tmp/complete"
 rm -rf "$image"
 mv "$tmp" "$image"
 log "image built: $(cat "$image/timing")"
-# Older images go, unless a host still runs on one.
+# Older images of this architecture go, unless a host still runs on one.
 for other in "$LAB_CACHE"/images/*/; do
   other=${other%/}
-  [[ $other == "$image" ]] || grep -qsF "$other/" /proc/mounts || rm -rf "$other"
+  [[ $other != "$image" && $(lab_image_arch "$other") == "$arch" ]] || continue
+  grep -qsF "$other/" /proc/mounts || rm -rf "$other"
 done
 echo "$image/rootfs"

@@ -9,11 +9,12 @@ source lab/lib.sh
 
 idempotent=0
 playbook=playbooks/site.yml
+limit=all
 args=()
 while (($#)); do
   case $1 in
     --idempotent) idempotent=1 ;;
-    --limit) args+=(--limit "$2"); shift ;;
+    --limit) args+=(--limit "$2"); limit=$2; shift ;;
     --playbook) playbook=$2; shift ;;
     --) shift; args+=("$@"); break ;;
     *) args+=("$1") ;;
@@ -25,7 +26,9 @@ mkdir -p "$LAB_STATE"
 out=$LAB_STATE/converge.log
 started=$(date +%s.%N)
 set +e
-"$VENV/bin/ansible-playbook" -i "$LAB_INVENTORY" "$playbook" "${args[@]}" 2>&1 | tee "$out"
+# The opt-in hosts' inventory (arm64 edge) joins only when the limit names them.
+mapfile -t inventories < <(lab_inventory_args "$limit")
+"$VENV/bin/ansible-playbook" "${inventories[@]}" "$playbook" "${args[@]}" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
 seconds=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')

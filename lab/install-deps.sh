@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Install what the lab needs on a fresh Debian 12 machine: host packages (apt) and the
 # Ansible toolchain (pip, into the project's venv). Safe to rerun; does nothing when present.
+#   lab/install-deps.sh [--arm64]   --arm64: also QEMU user-mode emulation for the arm64 hosts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 APT_PACKAGES=(debootstrap systemd-container nftables iproute2 openssh-client util-linux shellcheck
   procps passwd ca-certificates)
+# The opt-in arm64 edge hosts (docs/lab.md): Debian's static QEMU, registered in binfmt_misc.
+[[ ${1:-} != --arm64 ]] || APT_PACKAGES+=(qemu-user-static binfmt-support)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

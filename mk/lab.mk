@@ -5,6 +5,8 @@
 #   make lab-lint                               ansible-lint (production profile) + yamllint
 #   make lab-molecule                           the Molecule scenarios in tests/molecule/
 #   make test-lab                               all of it, as `make test` runs it
+#   make test-lab-arm64                         the emulated arm64 edge host (opt-in, not in
+#                                               `make test`: ~16-24 min, docs/lab.md)
 # Crash, power and cable helpers: lab/lab crash|poweroff|poweron|cut|restore NAME.
 LAB_HOSTS ?=
 _lab_space := $(subst ,, )
@@ -16,7 +18,7 @@ LAB_YAML := $(LAB_ANSIBLE) .ansible-lint .yamllint
 
 TEST_TARGETS += test-lab
 
-.PHONY: lab-deps lab-image lab-up lab-converge lab-down lab-lint lab-molecule test-lab
+.PHONY: lab-deps lab-image lab-up lab-converge lab-down lab-lint lab-molecule test-lab test-lab-arm64
 
 lab-deps: venv
 	lab/install-deps.sh
@@ -43,3 +45,7 @@ lab-molecule: lab-deps
 
 test-lab: lab-deps lab-lint
 	lab/test.sh
+
+test-lab-arm64: lab-deps lab-lint
+	lab/install-deps.sh --arm64
+	lab/test-arm64.sh
