@@ -27,6 +27,7 @@ import uvicorn.supervisors.multiprocess as uvicorn_multiprocess
 from fastapi import FastAPI
 
 from app.central.core.state import AppState
+from app.central.onewrite import OneWriteHttpProtocol
 
 APP_FACTORY = "app.central.main:create_app"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -122,6 +123,8 @@ def serve(
         # restarted forever.
         timeout_worker_healthcheck=60,
         server_header=False,
+        # a response's header and body in one write (app/central/onewrite.py)
+        http=OneWriteHttpProtocol,
         ssl_certfile=tls.cert_file if tls else None,
         ssl_keyfile=tls.key_file if tls else None,
         ssl_ca_certs=tls.client_ca_file if tls else None,
