@@ -14,6 +14,9 @@ LAB_ADMIN_USER=${LAB_ADMIN_USER:-ops}
 LAB_BOOT_TIMEOUT=${LAB_BOOT_TIMEOUT:-60}
 # Boot timeout of a host of a foreign architecture (systemd under QEMU user-mode emulation).
 LAB_BOOT_TIMEOUT_EMULATED=${LAB_BOOT_TIMEOUT_EMULATED:-300}
+# Where binfmt_misc is mounted (tests/unit/test_lab_arch.py points it elsewhere to act out a
+# machine without it).
+LAB_BINFMT_DIR=${LAB_BINFMT_DIR:-/proc/sys/fs/binfmt_misc}
 VENV=${VENV:-$LAB_ROOT/.venv}
 # Ansible, Molecule and pytest come from the project venv (molecule calls ansible-* by name).
 export PATH="$VENV/bin:$PATH"
@@ -73,7 +76,7 @@ lab_qemu_arch() {
 # and other setuid programs get their owner's rights; QEMU's own file is not setuid) flags.
 # Mounts binfmt_misc and (re)registers the entry when it can. Prints why not and fails else.
 lab_foreign_ready() {
-  local arch=$1 qemu dir=/proc/sys/fs/binfmt_misc entry flags interp magic mask
+  local arch=$1 qemu dir=$LAB_BINFMT_DIR entry flags interp magic mask
   qemu=$(lab_qemu_arch "$arch")
   entry=$dir/qemu-$qemu
   if [[ ! -f $dir/status ]] && ! mount -t binfmt_misc binfmt_misc "$dir" 2>/dev/null; then
