@@ -35,13 +35,19 @@ class OneWriteTransport:
         self._loop = loop
         self._parts: list[bytes] = []
         self._held = 0
+        # What uvicorn calls on every request, bound once (not looked up through __getattr__).
+        self.is_closing = transport.is_closing
+        self.get_extra_info = transport.get_extra_info
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
         if not self._parts:
             self._loop.call_soon(self.flush)
-        self._parts.append(bytes(data))
+        # uvicorn writes bytes; anything else may change after the call, so it is copied
+        self._parts.append(data if type(data) is bytes else bytes(data))
         self._held += len(data)
         if self._held > FLUSH_BYTES:
             self.flush()
