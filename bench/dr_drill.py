@@ -1,27 +1,38 @@
-"""Disaster-recovery drill in the lab: every database host and repo1's site lost, back from repo2.
+"""Disaster-recovery drill in the lab: every database host and repo1's site lost, back from repo2,
+measured from an edge camera's side (events through the VIP, acknowledged by central).
 
-    .venv/bin/python bench/dr_drill.py [--repo 2] [--write-s 90] [--no-bring-up] [--no-pitr]
+    .venv/bin/python bench/dr_drill.py [--repo 2] [--write-s 90] [--rate 20] [--no-bring-up]
+                                       [--no-pitr]
 
-Boots db1-db3, backup1, backup2 and scratch1 (lab/lab up etcd db backup db_restore) and
-converges playbooks/database.yml unless the cluster already answers. A writer on the machine
-inserts one row per transaction through the multi-host URL central uses (every db host,
-target_session_attrs=read-write, central's role and TLS) and records every acknowledged id with
-the wall-clock time its commit came back. Part way, the writer pauses for two seconds and the
-middle of that pause is the point-in-time target (no commit is in flight then, so "acknowledged
-before it" is exact). After --write-s seconds the other repository's host (backup1 for --repo 2)
-and every db host are crashed at the same moment (kill -9 of their nspawn: power loss), the db
-hosts' disks are removed and they boot again blank (new machines), and playbooks/recover.yml
--e recover_repo=N rebuilds etcd and Patroni from that repository while the writer keeps trying.
+Boots what it needs and converges what does not answer yet: db1-3, backup1-2 and scratch1
+(lab/lab up etcd db backup db_restore, playbooks/database.yml unless Patroni has a leader),
+then central1-2 and lb1-2 (``support.lab_tier.bring_up``: central.yml + lb.yml unless the VIP
+and both centrals are ready). A camera is registered on central (parking-central-admin) and a
+writer (``support.lab_tier.Probe``, one unique event at a time, one attempt each) posts its
+events to ``https://VIP/api/v1/events`` with the camera's API key, as an edge does: nginx passes
+them to the active central, which commits before it answers, so a 200 is an acknowledged event;
+its event id is kept with the wall-clock time the answer came back. Part way, the writer pauses
+for two seconds and the middle of that pause is the point-in-time target (no request is in
+flight then, so "acknowledged before it" is exact). After --write-s seconds the other
+repository's host (backup1 for --repo 2) and every db host are crashed at the same moment
+(kill -9 of their nspawn: power loss), the db hosts' disks are removed and they boot again blank
+(new machines), and ``playbooks/recover.yml -e recover_repo=N`` (no --limit: its last play waits
+for every central's /api/health/ready) rebuilds etcd and Patroni from that repository while the
+writer keeps posting. The centrals are not touched: their connection pool (pre-ping, the URL
+listing every db host) finds the new primary by itself; ``central_restarts`` says whether a
+central process was restarted all the same (its MainPID changed).
 
 One JSON line on stdout:
-- rto_s: destruction (every crashed host dead) -> the writer's first acknowledged commit on the
-  recovered cluster (provision_s: the blank hosts booting; recover_playbook_s: recover.yml's
-  own run, which goes on after the primary answers: stanza check, central);
-- acked_rows_lost: ids acknowledged before the destruction and missing from the recovered primary;
-- rpo_s: destruction time minus the acknowledgement time of the oldest lost row (how much of
-  the past was lost; 0 if none); newest_lost_age_s: the same for the newest lost row;
+- rto_s: destruction (every crashed host dead) -> the first event central acknowledged through
+  the VIP afterwards (provision_s: the blank hosts booting; recover_playbook_s: recover.yml's
+  own run, which goes on after the primary answers: stanza check, full backup, centrals ready);
+- acked_rows_lost: event ids acknowledged before the destruction and missing from the recovered
+  primary's plate_events;
+- rpo_s: destruction time minus the acknowledgement time of the oldest lost event (how much of
+  the past was lost; 0 if none); newest_lost_age_s: the same for the newest lost event;
 - pitr_ok: playbooks/restore.yml -e restore_target_time=T -e restore_repo=N on scratch1 (from the
-  recovered repository, repo1 still down) has exactly the ids acknowledged before T.
+  recovered repository, repo1 still down) holds, of the events the writer sent, exactly those
+  acknowledged before T.
 """
 
 from __future__ import annotations
@@ -29,37 +40,23 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import secrets
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support.lab_db import (
-    REPO,
-    Writer,
-    conninfo,
-    db_hosts,
-    healthy,
-    lab,
-    leader,
-    single_host,
-    wait_for,
-)
+from support import lab_tier
+from support.lab_db import REPO, db_hosts, healthy, lab, leader, wait_for
+from support.lab_tier import Probe, Tier, make_camera
 
 PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 LOGS = REPO / ".lab"
-SELECT_IDS = "SELECT id FROM dr_probe ORDER BY id"
-
-
-def dr_writer(dsn: str) -> Writer:
-    """The lab's acknowledged-id writer on its own table, stamped with wall-clock times (the
-    point-in-time target is a wall-clock instant)."""
-    return Writer(dsn, table="dr_probe", clock=time.time, retry_pause_s=0.2)
+EVENTS_OF_CAMERA = "SELECT event_id FROM plate_events WHERE camera_id = %s"
 
 
 def playbook(name: str, log: str, *extra: str) -> float:
@@ -78,15 +75,17 @@ def playbook(name: str, log: str, *extra: str) -> float:
     return time.monotonic() - started
 
 
-def bring_up(hosts: dict[str, str]) -> None:
-    if leader(hosts) is not None:
-        return
-    lab("up", "etcd", "db", "backup", "db_restore")
-    subprocess.run(
-        [str(REPO / "lab" / "converge.sh"), "--playbook", "playbooks/database.yml"],
-        cwd=REPO,
-        check=True,
-    )
+def bring_up(hosts: dict[str, str], tier: Tier) -> None:
+    """The database tier with both repositories and the scratch host, then the central tier."""
+    if leader(hosts) is None:
+        lab_tier.log("booting and converging the database tier (playbooks/database.yml)")
+        lab("up", "etcd", "db", "backup", "db_restore")
+        subprocess.run(
+            [str(REPO / "lab" / "converge.sh"), "--playbook", "playbooks/database.yml"],
+            cwd=REPO,
+            check=True,
+        )
+    lab_tier.bring_up(tier)
 
 
 def repo_hosts() -> dict[int, str]:
@@ -107,12 +106,21 @@ def repo_hosts() -> dict[int, str]:
     }
 
 
-def ids_on(dsn: str, query: str) -> set[int]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        return {int(row[0]) for row in conn.execute(query)}
+def central_pids(tier: Tier) -> dict[str, str]:
+    """Each central's parking-central MainPID (changes when the process is restarted)."""
+    return {
+        name: lab_tier.sh(name, "systemctl show -p MainPID --value parking-central").strip()
+        for name in sorted(tier.centrals)
+    }
 
 
-def pitr_target(writer: Writer) -> tuple[float, str]:
+def stored_events(tier: Tier, camera_id: str) -> set[uuid.UUID]:
+    """The camera's event ids on the primary (central's URL: every db host, read-write)."""
+    with tier.database() as db:
+        return {uuid.UUID(str(row[0])) for row in db.execute(EVENTS_OF_CAMERA, (camera_id,))}
+
+
+def pitr_target(writer: Probe) -> tuple[float, str]:
     """Pause the writer; the middle of the pause is the target time (UTC, microseconds)."""
     writer.pause()
     time.sleep(1.0)
@@ -135,51 +143,85 @@ def destroy(db: list[str], lost_repo_host: str | None) -> tuple[float, float]:
     return began, dead
 
 
+def pitr_check(
+    writer: Probe, camera_id: str, repo: int, repo_host: str, target_at: float, target: str
+) -> dict[str, Any]:
+    """restore.yml to the target on scratch1; its events of the camera against the acked."""
+    pitr_s = playbook(
+        "restore.yml",
+        "dr_drill-pitr.log",
+        "-e",
+        f"restore_target_time='{target}'",
+        "-e",
+        f"restore_repo={repo}",
+        "--limit",
+        f"localhost:db:db_restore:{repo_host}",
+    )
+    scratch = lab("hosts", "db_restore").split()[0]
+    query = EVENTS_OF_CAMERA.replace("%s", f"'{camera_id}'")  # an id this script made: [a-z0-9-]
+    copied = lab(
+        "exec", scratch, "runuser", "-u", "postgres", "--", "psql", "-Atc", query, "parking"
+    )
+    restored = {uuid.UUID(line) for line in copied.split()}
+    expected = {event_id for event_id, at in writer.acked_at.items() if at < target_at}
+    return {
+        "pitr_ok": restored == expected,
+        "pitr_rows": len(restored),
+        "pitr_expected_rows": len(expected),
+        "pitr_missing": len(expected - restored),
+        "pitr_extra": len(restored - expected),
+        "pitr_restore_s": round(pitr_s, 1),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=int, default=2, help="repository to recover from")
     parser.add_argument("--write-s", type=float, default=90, help="seconds of writes before")
+    parser.add_argument("--rate", type=float, default=20, help="writer's events per second (max)")
     parser.add_argument("--no-bring-up", action="store_true")
     parser.add_argument("--no-pitr", action="store_true")
     args = parser.parse_args()
+    drill_started = time.monotonic()
     hosts = db_hosts()
+    tier = Tier.from_inventory()
     if not args.no_bring_up:
-        bring_up(hosts)
+        bring_up(hosts, tier)
     repos = repo_hosts()
     if args.repo not in repos:
         parser.error(f"no repository {args.repo}; the lab has {sorted(repos)}")
     lost_repo = next((name for index, name in sorted(repos.items()) if index != args.repo), None)
     wait_for(lambda: healthy(hosts), "cluster healthy before the drill", timeout=180)
+    wait_for(tier.vip_ready, "the VIP answers before the drill", timeout=60)
 
-    writer = dr_writer(conninfo(hosts))
+    run = secrets.token_hex(3)
+    camera = make_camera(tier, f"dr-{run}", f"dr-drill-{run}", "entry")
+    writer = Probe(tier, camera, args.rate)
     writer.start()
-    wait_for(lambda: len(writer.acked) > 50, "writer running")
+    wait_for(lambda: len(writer.acked_at) > 20, "writer's events acknowledged", 60)
     time.sleep(args.write_s / 3)
     target_at, target = pitr_target(writer)
     time.sleep(args.write_s * 2 / 3)
+    pids_before = central_pids(tier)
 
+    lab_tier.log(f"destroying {sorted(hosts)} and {lost_repo}")
     crash_began, destroyed_at = destroy(sorted(hosts), lost_repo)
     started = time.monotonic()
     lab("up", *sorted(hosts))
     provision_s = time.monotonic() - started
-    recover_s = playbook(
-        "recover.yml",
-        "dr_drill-recover.log",
-        "-e",
-        f"recover_repo={args.repo}",
-        "--limit",
-        "localhost:db:etcd",
-    )
-    wait_for(lambda: bool(writer.acked_after(destroyed_at)), "writes accepted again", 300)
+    lab_tier.log(f"playbooks/recover.yml -e recover_repo={args.repo}")
+    recover_s = playbook("recover.yml", "dr_drill-recover.log", "-e", f"recover_repo={args.repo}")
+    wait_for(lambda: bool(writer.acked_after(destroyed_at)), "central acknowledges again", 300)
     rto_s = writer.acked_after(destroyed_at)[0][1] - destroyed_at
-    wait_for(lambda: len(writer.acked_after(destroyed_at)) >= 50, "writes going on", 120)
-    writer.stop()
+    wait_for(lambda: len(writer.acked_after(destroyed_at)) >= 20, "events going on", 120)
+    writer.stop_event.set()
+    writer.join(timeout=30)
+    pids_after = central_pids(tier)
 
-    primary = leader(hosts)
-    assert primary is not None, "no primary after the recovery"
-    present = ids_on(single_host(hosts, primary), SELECT_IDS)
-    before = [(ident, at) for ident, at in writer.acked if at <= destroyed_at]
-    lost = [(ident, at) for ident, at in before if ident not in present]
+    present = stored_events(tier, camera[0])
+    before = [(event_id, at) for event_id, at in writer.acked_at.items() if at <= destroyed_at]
+    lost = [(event_id, at) for event_id, at in before if event_id not in present]
+    after = writer.acked_after(destroyed_at)
     result: dict[str, Any] = {
         "repo": args.repo,
         "lost_repo_host": lost_repo,
@@ -192,49 +234,21 @@ def main() -> int:
         "rpo_s": round(destroyed_at - min(at for _, at in lost), 1) if lost else 0.0,
         "newest_lost_age_s": round(destroyed_at - max(at for _, at in lost), 1) if lost else 0.0,
         "newest_kept_age_s": round(
-            destroyed_at - max((at for ident, at in before if ident in present), default=0), 1
+            destroyed_at - max((at for e, at in before if e in present), default=0), 1
         ),
-        "acked_total": len(writer.acked),
-        "writer_errors": writer.errors,
+        "acked_after_lost": sum(1 for event_id, _ in after if event_id not in present),
+        "acked_total": len(writer.acked_at),
+        "sent_total": len(writer.sent),
+        "writer_failed": len(writer.failures),
+        "writer_retried": writer.retried,
+        "writer_failures_sample": sorted(set(writer.failures))[:3],
+        "central_restarts": sum(pids_before[n] != pids_after[n] for n in pids_before),
         "pitr_target": target,
     }
     if not args.no_pitr:
         wait_for(lambda: healthy(hosts), "recovered cluster healthy for the PITR check", 300)
-        pitr_s = playbook(
-            "restore.yml",
-            "dr_drill-pitr.log",
-            "-e",
-            f"restore_target_time='{target}'",
-            "-e",
-            f"restore_repo={args.repo}",
-            "--limit",
-            f"localhost:db:db_restore:{repos[args.repo]}",
-        )
-        scratch = lab("hosts", "db_restore").split()[0]
-        copied = lab(
-            "exec",
-            scratch,
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            "psql",
-            "-Atc",
-            SELECT_IDS,
-            "parking",
-        )
-        restored = {int(line) for line in copied.split()}
-        expected = {ident for ident, at in writer.acked if at < target_at}
-        result.update(
-            {
-                "pitr_ok": restored == expected,
-                "pitr_rows": len(restored),
-                "pitr_expected_rows": len(expected),
-                "pitr_missing": len(expected - restored),
-                "pitr_extra": len(restored - expected),
-                "pitr_restore_s": round(pitr_s, 1),
-            }
-        )
+        result.update(pitr_check(writer, camera[0], args.repo, repos[args.repo], target_at, target))
+    result["drill_s"] = round(time.monotonic() - drill_started, 1)
     print(json.dumps(result))
     return 0
 

@@ -236,13 +236,15 @@ class Cameras:
         return [self.entry[0], self.exit[0], self.probe[0]]
 
 
+def make_camera(tier: Tier, camera_id: str, lot: str, direction: str) -> tuple[str, str]:
+    """A camera registered on central (parking-central-admin): its id and API key."""
+    key = tier.admin("create-camera", camera_id, "--lot", lot, "--direction", direction).strip()
+    return camera_id, key
+
+
 def make_cameras(tier: Tier, run: str) -> Cameras:
     def camera(suffix: str, direction: str) -> tuple[str, str]:
-        camera_id = f"fc-{run}-{suffix}"
-        key = tier.admin(
-            "create-camera", camera_id, "--lot", f"bench-{run}", "--direction", direction
-        ).strip()
-        return camera_id, key
+        return make_camera(tier, f"fc-{run}-{suffix}", f"bench-{run}", direction)
 
     return Cameras(camera("in", "entry"), camera("out", "exit"), camera("probe", "entry"))
 
@@ -388,13 +390,18 @@ def edge_latency_bound(figures: dict[str, float]) -> float:
 
 class Probe(threading.Thread):
     """One unique event at a time, one attempt each (but for a kept-alive connection the server
-    closed without answering: see ``run``), every request timed."""
+    closed without answering: see ``run``), every request timed. ``acked_at`` keeps, in order,
+    the wall-clock time each acknowledged event's answer came back (central commits before it
+    answers); ``pause`` stops it between two requests."""
 
     def __init__(self, tier: Tier, camera: tuple[str, str], rate: float) -> None:
         super().__init__(daemon=True)
         self.tier, self.camera, self.interval = tier, camera, 1.0 / rate
         self.stop_event = threading.Event()
         self.acked: set[uuid.UUID] = set()
+        self.acked_at: dict[uuid.UUID, float] = {}
+        self._paused = threading.Event()
+        self._idle = threading.Event()
         # Every id sent, answered or not: a POST whose answer was lost may still be stored, which
         # is the at-least-once contract (the edge's uploader would resend it), not a duplicate.
         self.sent: set[uuid.UUID] = set()
@@ -411,6 +418,10 @@ class Probe(threading.Thread):
         ) as client:
             rng = random.Random()
             while not self.stop_event.wait(self.interval):
+                if self._paused.is_set():
+                    self._idle.set()
+                    continue
+                self._idle.clear()
                 event_id = uuid.uuid4()
                 body = {
                     "event_id": str(event_id),
@@ -435,11 +446,28 @@ class Probe(threading.Thread):
                     why = f"{response.status_code} {response.text[:120]}"
                 except httpx.HTTPError as exc:
                     ok, why = False, f"{type(exc).__name__}: {exc}"
+                answered = time.time()
                 self.latencies.append(time.monotonic() - started)
                 if ok:
                     self.acked.add(event_id)
+                    self.acked_at[event_id] = answered
                 else:
                     self.failures.append(why)
+
+    def pause(self) -> None:
+        """Stop between two requests; return once none is in flight."""
+        self._idle.clear()
+        self._paused.set()
+        if not self._idle.wait(timeout=30):
+            raise TimeoutError("probe did not pause")
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def acked_after(self, moment: float) -> list[tuple[uuid.UUID, float]]:
+        """Events acknowledged after the wall-clock ``moment``, oldest first."""
+        answered = self.acked_at.copy()  # one C call: the probe's thread may be adding
+        return [(event_id, at) for event_id, at in answered.items() if at > moment]
 
 
 class VipWatcher(threading.Thread):
