@@ -87,9 +87,17 @@ def parse_envelope(body: bytes, *, project: str = "", auth: str = "") -> Envelop
 
 
 class SentryReceiver:
-    """A threaded HTTP server on 127.0.0.1 (a free port) that keeps every envelope it gets."""
+    """A threaded HTTP server on ``host`` (127.0.0.1) and ``port`` (0: a free one) that keeps
+    every envelope it gets."""
 
-    def __init__(self, project: str = "1", public_key: str = "publickey") -> None:
+    def __init__(
+        self,
+        project: str = "1",
+        public_key: str = "publickey",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.envelopes: list[Envelope] = []
         self.errors: list[str] = []  # bodies it could not parse (the test should fail on them)
         self._lock = threading.Lock()
@@ -127,12 +135,11 @@ class SentryReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
-        port = self._server.server_address[1]
-        self.dsn = f"http://{public_key}@127.0.0.1:{port}/{project}"
+        self.dsn = f"http://{public_key}@{host}:{self._server.server_address[1]}/{project}"
 
     @property
     def events(self) -> list[dict[str, Any]]:

@@ -199,6 +199,33 @@ def cmd_camera_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+class SentryTestError(RuntimeError):
+    """The error `sentry-test` reports, so that it is found by its type in Sentry."""
+
+
+def cmd_sentry_test(settings: Settings, _: argparse.Namespace) -> int:
+    """Send one test error to Sentry as the server would (its DSN, release, environment) and
+    print its event id: on-call checks that errors reach them after a deploy."""
+    import json
+    import socket
+
+    import sentry_sdk
+
+    from app.central.main import init_sentry
+
+    if not init_sentry(settings):
+        print("error: no Sentry DSN is configured (PARKING_SENTRY_DSN)", file=sys.stderr)
+        return 2
+    try:
+        raise SentryTestError(f"parking-central sentry-test on {socket.gethostname()}")
+    except SentryTestError as error:
+        event_id = sentry_sdk.capture_exception(error)
+    sentry_sdk.flush(timeout=10)
+    answer = {"event_id": event_id, "release": settings.release}
+    print(json.dumps({**answer, "environment": settings.environment}, sort_keys=True))
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Migrate the embedded database, seed the demo lot, print credentials, run everything."""
     from app.central.demo import seed
@@ -393,6 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("id")
     status.set_defaults(func=cmd_camera_status)
+
+    sentry = sub.add_parser(
+        "sentry-test", help="send one test error to Sentry as the server would; prints its id"
+    )
+    sentry.set_defaults(func=cmd_sentry_test)
 
     demo = sub.add_parser("demo", help="migrate, seed, and run central + a simulated edge")
     demo.add_argument("--host", default="127.0.0.1")

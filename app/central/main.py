@@ -129,9 +129,10 @@ def _install_error_mapping(app: FastAPI) -> None:
         return database_error_response(request.app.state.parking, error)
 
 
-def _init_sentry(settings: Settings) -> None:
+def init_sentry(settings: Settings) -> bool:
+    """Start the Sentry SDK when a DSN is set (True then); the server and `sentry-test` both."""
     if not settings.sentry_dsn:
-        return
+        return False
     import sentry_sdk
 
     sentry_sdk.init(
@@ -143,6 +144,7 @@ def _init_sentry(settings: Settings) -> None:
         max_request_body_size="never",
         send_default_pii=False,
     )
+    return True
 
 
 def create_app(
@@ -152,7 +154,7 @@ def create_app(
     configure_logging(
         level=settings.log_level, json_lines=settings.log_json, file=settings.log_file
     )
-    _init_sentry(settings)
+    init_sentry(settings)
     db = database or Database(settings)
     hub = LiveHub()
     bridge.install(db.sessionmaker, hub, postgres=db.is_postgres)

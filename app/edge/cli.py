@@ -281,6 +281,28 @@ def cmd_check_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+class SentryTestError(RuntimeError):
+    """The error `sentry-test` reports, so that it is found by its type in Sentry."""
+
+
+def cmd_sentry_test(args: argparse.Namespace) -> int:
+    """Send one test error to Sentry as the agent would (DSN, release, environment, the lane and
+    lot tags) and print its event id."""
+    import sentry_sdk
+
+    config = load_config(args.config)
+    if not init_error_reporting(config.sentry, camera_id=config.camera.id, lot=config.camera.lot):
+        print("error: no Sentry DSN is configured ([sentry] dsn)", file=sys.stderr)
+        return 2
+    try:
+        raise SentryTestError(f"parking-edge sentry-test on lane {config.camera.id}")
+    except SentryTestError as error:
+        event_id = sentry_sdk.capture_exception(error)
+    sentry_sdk.flush(timeout=10)
+    print(json.dumps({"event_id": event_id, "lane": config.camera.id}, sort_keys=True))
+    return 0
+
+
 def cmd_pulse_relay(args: argparse.Namespace) -> int:
     """Pulse the configured barrier relay once (asks first unless --yes)."""
     import time
@@ -514,6 +536,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     camera.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for it")
     camera.set_defaults(func=cmd_check_camera)
+
+    sentry = sub.add_parser(
+        "sentry-test", help="send one test error to Sentry as the agent would; prints its id"
+    )
+    sentry.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    sentry.set_defaults(func=cmd_sentry_test)
 
     pulse = sub.add_parser("pulse-relay", help="pulse the configured barrier relay once")
     pulse.add_argument("--config", type=Path, default=DEFAULT_CONFIG)

@@ -3,16 +3,19 @@ reaches a local receiver that speaks Sentry's protocol (support/sentry_receiver.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sentry_sdk
 
+from app.edge import cli
 from app.edge.config import ConfigError, SentryConfig, parse_config
 from app.edge.errors import DSN_ENV, default_release, init_error_reporting
 from support.sentry_receiver import SentryReceiver, reset_sentry
-from tests.edge.helpers import edge_config
+from tests.edge.helpers import edge_config, edge_toml
 
 RELEASE = "parking-edge@0.1.0+fedcba9876543210"
 
@@ -106,3 +109,35 @@ def test_the_config_names_the_lot_and_the_sampling() -> None:
     raw["sentry"] = {"traces_sample_rate": 2}
     with pytest.raises(ConfigError, match=r"sentry\.traces_sample_rate"):
         parse_config(raw)
+
+
+def test_sentry_test_command_sends_one_tagged_error_and_prints_its_id(
+    sentry: SentryReceiver, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`parking-edge sentry-test` (do errors reach on-call after a deploy?) reports as the agent."""
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        edge_toml(
+            edge_config(
+                camera={"lot": "north"},
+                sentry={"dsn": sentry.dsn, "environment": "lab", "release": RELEASE},
+            )
+        )
+    )
+    assert cli.main(["sentry-test", "--config", str(config)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    event = sentry.wait_for_event()
+    assert event["event_id"] == printed["event_id"]
+    assert event["release"] == RELEASE and event["environment"] == "lab"
+    assert event["tags"]["lane"] == "edge-in" and event["tags"]["lot"] == "north"
+    assert event["exception"]["values"][-1]["type"] == "SentryTestError"
+
+
+def test_sentry_test_command_without_a_dsn_fails(
+    sentry: SentryReceiver, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text(edge_toml(edge_config()))
+    assert cli.main(["sentry-test", "--config", str(config)]) == 2
+    assert "no Sentry DSN" in capsys.readouterr().err
+    assert sentry.envelopes == []

@@ -4,6 +4,7 @@ receiver that speaks Sentry's protocol (support/sentry_receiver.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +92,36 @@ def test_traces_sample_rate_is_a_share(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_default_release_names_an_installed_distribution() -> None:
     assert default_release("sentry-sdk") == f"sentry-sdk@{sentry_sdk.VERSION}"
+
+
+def test_sentry_test_command_sends_one_error_with_release_and_prints_its_id(
+    sentry: SentryReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`parking-central sentry-test` (after a deploy: do errors reach on-call?) reports as the
+    server does: its DSN, release and environment from the same settings."""
+    from app.central import cli
+    from app.central.settings import get_settings
+
+    monkeypatch.setenv("PARKING_SENTRY_DSN", sentry.dsn)
+    monkeypatch.setenv("PARKING_RELEASE", RELEASE)
+    monkeypatch.setenv("PARKING_ENVIRONMENT", "lab")
+    monkeypatch.setenv("PARKING_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["sentry-test"]) == 0
+        printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        event = sentry.wait_for_event()
+        assert event["event_id"] == printed["event_id"]
+        assert event["release"] == RELEASE == printed["release"]
+        assert event["environment"] == "lab"
+        assert event["exception"]["values"][-1]["type"] == "SentryTestError"
+
+        monkeypatch.delenv("PARKING_SENTRY_DSN")
+        get_settings.cache_clear()
+        assert cli.main(["sentry-test"]) == 2
+        assert "no Sentry DSN" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()
