@@ -25,6 +25,11 @@ comma-separated list for several in order of preference). Without ``--region`` i
 (``parking-edge models install``; ``app/edge/reader/plate_models.py``) instead of the TFLite
 reader alone; the JSON line then holds ``plate_models``.
 
+``by_half`` in the JSON line: exact match on each half of the set, split by a hash of the file
+name (``image_half``), so that a change tuned on half 0 is checked on half 1 (``--half N`` reads
+one half only). ``--narrow`` reads small print with the narrow 48x160 recognizer, as the TFLite
+reader did before 2026-12-06.
+
 ``--render eu|br|... --count N`` draws N synthetic plates of that profile's countries into a
 temporary folder first (``support/render_plates.py``) and measures on them.
 """
@@ -32,6 +37,7 @@ temporary folder first (``support/render_plates.py``) and measures on them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import sys
@@ -93,6 +99,12 @@ def load_countries(folder: Path) -> dict[str, str]:
     return {r[0]: r[1] for r in rows if len(r) == 2}
 
 
+def image_half(name: str) -> int:
+    """0 or 1: a stable split of a data set in two halves by a hash of the file name (tune on
+    one, check on the other)."""
+    return int(hashlib.sha256(name.encode("utf-8")).hexdigest(), 16) % 2
+
+
 def label_display(label: str) -> str:
     """The reader's display form of a label: line split written as one space."""
     return " ".join(part.strip() for part in label.split("/"))
@@ -119,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", choices=get_args(Detector), default="fast")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int)
+    parser.add_argument(
+        "--half",
+        type=int,
+        choices=(0, 1),
+        help="only the images of this half (image_half: a hash of the file name)",
+    )
     parser.add_argument("--models", type=Path, default=MODELS_DIR)
     parser.add_argument("--errors", action="store_true", help="list every miss on stderr")
     # -- plate-specific models (optional) --
@@ -127,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="DIR",
         help="read with the plate-specific models installed in DIR (plate_models.py)",
+    )
+    parser.add_argument(
+        "--narrow",
+        action="store_true",
+        help="TFLite reader: read small print with the narrow 48x160 recognizer, as before "
+        "2026-12-06 (the plate-models reader always does)",
     )
     # the zoomed second look over a grid of tiles ([reader] zoom_tiles; 0 = off)
     parser.add_argument("--zoom-tiles", type=int, default=0, metavar="N")
@@ -149,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     samples, fmt = load_samples(args.folder)
     if args.limit:
         samples = samples[: args.limit]
+    if args.half is not None:
+        samples = [s for s in samples if image_half(s.image.name) == args.half]
     if not samples:
         parser.error(f"no labelled images in {args.folder}")
     reader: LiteRTPlateReader | PlateModelsReader
@@ -160,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 threads=args.threads,
                 regions=regions,
                 detector=args.detector,
+                narrow=True,  # the plate-models reader reads its plates' rows with it
             ),
             threads=args.threads,
             detector=args.detector,
@@ -171,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             regions=regions,
             detector=args.detector,
             zoom_tiles=args.zoom_tiles,
+            narrow=args.narrow,
         )
     vn_only = PlateGrammar(("vn",), accept_cost=0.0, max_cost=0.0)
 
@@ -185,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     country_total = country_exact = 0
     want_country = load_countries(args.folder)
     # exact match by the label's category and by its number of lines (one/two), when given
-    groups: dict[str, dict[str, list[int]]] = {"by_category": {}, "by_lines": {}}
+    groups: dict[str, dict[str, list[int]]] = {"by_category": {}, "by_lines": {}, "by_half": {}}
     for sample in samples:
         image = cv2.imread(str(sample.image))
         if image is None:
@@ -202,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         confidence = best.confidence if best else 0.0
         want = normalize_plate(sample.label)
         exact += plate == want
-        for key, value in (("by_category", sample.category), ("by_lines", sample.lines)):
+        for key, value in (
+            ("by_category", sample.category),
+            ("by_lines", sample.lines),
+            ("by_half", str(image_half(sample.image.name))),
+        ):
             if value:
                 tally = groups[key].setdefault(str(value), [0, 0])
                 tally[0] += plate == want

@@ -893,7 +893,8 @@ def open_reader(config: EdgeConfig) -> PlateReader:
 
             return PlateModelsReader(
                 plate_models=reader.plate_models,
-                beside=LiteRTPlateReader(**common),
+                # its rows are read by the narrow recognizer (the TFLite reader alone: not)
+                beside=LiteRTPlateReader(narrow=True, **common),
                 threads=reader.threads,
                 detector=reader.detector,
             )

@@ -221,7 +221,10 @@ def us_reader() -> object:
     from app.edge.reader.litert import LiteRTPlateReader
     from app.edge.reader.plate_models import PlateModelsReader
 
-    return PlateModelsReader(plate_models=MIRROR, beside=LiteRTPlateReader(regions=["us"]))
+    # as the agent builds it (open_reader): the rows are read by the narrow recognizer
+    return PlateModelsReader(
+        plate_models=MIRROR, beside=LiteRTPlateReader(regions=["us"], narrow=True)
+    )
 
 
 @needs_mirror
@@ -459,6 +462,18 @@ def test_config_takes_an_installed_models_folder(tmp_path: Path) -> None:
     config = parse_config(_config({"kind": "litert", "plate_models": str(tmp_path)}))
     assert config.reader.plate_models == tmp_path
     assert parse_config(_config({"kind": "litert"})).reader.plate_models is None  # the default
+
+
+@needs_mirror
+def test_the_agents_plate_models_reader_reads_rows_with_the_narrow_recognizer() -> None:
+    pytest.importorskip("onnxruntime", reason="the plate-models extra (onnxruntime) is missing")
+    from app.edge.agent import open_reader
+    from app.edge.reader.plate_models import PlateModelsReader
+
+    reader = open_reader(parse_config(_config({"kind": "litert", "plate_models": str(MIRROR)})))
+    assert isinstance(reader, PlateModelsReader)
+    # as measured with it (docs/reader.md); the TFLite reader alone no longer loads it
+    assert reader.fallback.pipeline.recognizer.narrow is not None
 
 
 @pytest.mark.parametrize(

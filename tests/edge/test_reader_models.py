@@ -212,3 +212,45 @@ def test_the_cascade_asks_the_fine_detector_only_when_the_fast_one_is_unsure(
     results = cascade.read_image(_image("car12.jpg"))
     assert [r.plate for r in results] == [_us_label("car12.jpg")]
     assert calls == []
+
+
+# US scenes whose plate is small print (< 32 px high in the detector's input): the narrow
+# 48x160 copy of the recognizer misread each (YG9X2C, IG4L2M, LFCW533, LEE0387); the full-width
+# one reads them right.
+SMALL_PRINT = [
+    "0b86cecf-67d1-4fc0-87c9-b36b0ee228bb.jpg",
+    "wts-lg-000049.jpg",
+    "wts-lg-000095.jpg",
+    "wts-lg-000146.jpg",
+]
+# US scenes with more lines of larger text than the plate (a van's lettering, signs): read at
+# most 5 lines, the reader returned METRO, CLEANING and PENSKE.
+BUSY_SCENES = ["21d8c31d-3deb-494b-9c63-c0223306fd82.jpg", "wts-lg-000163.jpg", "car2.jpg"]
+
+
+@pytest.fixture(scope="module")
+def us_lane_reader() -> LiteRTPlateReader:
+    return LiteRTPlateReader(regions=["us"])
+
+
+def test_small_print_is_read_by_the_full_width_recognizer(
+    us_lane_reader: LiteRTPlateReader,
+) -> None:
+    assert us_lane_reader.pipeline.recognizer.narrow is None  # not even loaded (~20 MB)
+    narrow = LiteRTPlateReader(regions=["us"], narrow=True)
+    assert narrow.pipeline.recognizer.narrow is not None
+    for name in SMALL_PRINT:
+        image = _image(name)
+        assert [r.plate for r in us_lane_reader.read_image(image)] == [_us_label(name)], name
+        assert [r.plate for r in narrow.read_image(image)] != [_us_label(name)], name
+
+
+def test_the_plate_is_read_among_more_lines_of_larger_text(
+    us_lane_reader: LiteRTPlateReader,
+) -> None:
+    assert us_lane_reader.pipeline.max_lines == 8
+    five = LiteRTPlateReader(regions=["us"], max_lines=5)
+    for name in BUSY_SCENES:
+        image = _image(name)
+        assert [r.plate for r in us_lane_reader.read_image(image)] == [_us_label(name)], name
+        assert [r.plate for r in five.read_image(image)] != [_us_label(name)], name

@@ -82,6 +82,8 @@ def test_the_litert_reader_is_built_from_the_config(tmp_path: Path) -> None:
     assert reader.pipeline.grammar.generic_templates == ["LL9L9L"]
     shapes = [d.model.input_shape for d in reader.pipeline.detectors]
     assert shapes == [(1, 160, 320, 3), (1, 384, 640, 3)]
+    # small print read by the full-width recognizer: the narrow copy is not loaded
+    assert reader.pipeline.recognizer.narrow is None
     fine = open_reader(
         config.model_copy(update={"reader": config.reader.model_copy(update={"detector": "fine"})})
     )

@@ -76,12 +76,13 @@ class LiteRTPlateReader:
         generic_templates: Sequence[str] = (),
         same_glyphs: str = "",
         max_plates: int = 1,
-        max_lines: int = 5,
+        max_lines: int = 8,  # signs and lettering may outnumber the plate's line (was 5)
         detector: Detector = "fast",
         zoom: bool = True,
         zoom_tiles: int = 0,
         det_thresh: float = 0.3,
         det_box_thresh: float = 0.5,
+        narrow: bool = False,
     ) -> None:
         # The small detector (if shipped) looks first; the full-frame one when it saw no plate
         # large enough to trust. "fine": a 544x960 full-frame detector for small plates in large
@@ -101,11 +102,17 @@ class LiteRTPlateReader:
             for name in names
             if name != "plate_det_small.tflite" or (models_dir / name).is_file()
         ]
-        narrow = models_dir / "plate_rec_narrow.tflite"
+        # Small print is read by the full-width recognizer (48x320, as PaddleOCR itself pads
+        # every line to at least 320 px): the PP-OCRv6 recognizer reads short lines of small
+        # print better so than in the narrow 48x160 copy (US scenes +6 of 222, docs/reader.md).
+        # ``narrow=True`` loads the narrow copy too and reads small print with it: about half
+        # the recognition time per such line, ~20 MB more memory (the plate-models reader
+        # reads its plates' rows with it).
+        narrow_file = models_dir / "plate_rec_narrow.tflite"
         recognizer = TextRecognizer(
             LiteRTModel(models_dir / "plate_rec.tflite", threads=threads),
             load_classes(models_dir),
-            LiteRTModel(narrow, threads=threads) if narrow.is_file() else None,
+            LiteRTModel(narrow_file, threads=threads) if narrow and narrow_file.is_file() else None,
         )
         grammar = PlateGrammar(
             regions,

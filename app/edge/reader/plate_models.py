@@ -270,7 +270,7 @@ class PlateModelsReader:
             )
         # The TFLite reader beside the models: its region profiles, its recogniser (the second
         # read of each plate), its plates per frame, and the whole frame when no plate is found.
-        self.fallback = beside or LiteRTPlateReader(threads=threads, detector=detector)
+        self.fallback = beside or LiteRTPlateReader(threads=threads, detector=detector, narrow=True)
         self.grammar: PlateGrammar = self.fallback.pipeline.grammar
         self.line_reader = self.fallback.pipeline.recognizer
         # "fast": the plate detector at 320 px only; "fine" and "cascade": at 640 px too when
