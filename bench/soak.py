@@ -31,10 +31,11 @@ session open twice for one plate in one lot (checked every sample and at the end
 component back within its timeout; after the last fault healed, ``converged_s``: every host up,
 edge outboxes drained, one Patroni leader with every replica streaming, both centrals ready, one
 VIP holder whose nginx and keepalived are healthy and the VIP answering, and no alert firing in
-Alertmanager that was not firing before the soak. RSS and open file descriptors of central (both
-hosts) and the edge agent (both hosts), each main process with its children, are sampled every
-``--sample-s``; growth per hour is the least-squares slope within each process lifetime (a
-restart starts a new segment), the worst host reported.
+Alertmanager that was not firing before the soak (alerts about cameras it does not drive
+aside). RSS and open file descriptors of central (both hosts) and the edge agent (both hosts),
+each main process with its children, are sampled every ``--sample-s``; growth per hour is
+the least-squares slope within each process lifetime (a restart starts a new segment), the worst
+host reported.
 
 The last line is one JSON object (``support/lab_soak.soak_run``'s result; docs/soak.md lists
 its keys).

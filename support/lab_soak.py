@@ -117,12 +117,15 @@ ExecStart=/bin/sh -c 'mountpoint -q STATE || mount DEVICE STATE'
 RequiredBy=parking-edge.service
 EOF
 systemctl daemon-reload
-systemctl enable --now UNIT.service
+systemctl enable UNIT.service
+systemctl restart UNIT.service
+mountpoint -q STATE
 systemctl start parking-edge
 """
 
 DISK_DETACH = r"""
 systemctl stop parking-edge
+systemctl stop UNIT.service 2>/dev/null
 systemctl disable UNIT.service 2>/dev/null
 rm -f /etc/systemd/system/UNIT.service
 systemctl daemon-reload
@@ -224,6 +227,11 @@ class Lab:
     def db_ok(self) -> bool:
         return lab_db.healthy(self.dbs)
 
+    def member_ok(self, host: str) -> bool:
+        """The member's own Patroni answers that its PostgreSQL runs (the cluster view alone may
+        still list a crashed member until its key expires)."""
+        return lab_db.rest(self.dbs[host], "/health") == 200
+
     def edge_ok(self, host: str) -> bool:
         return unit_active(host, EDGE_UNIT)
 
@@ -235,19 +243,25 @@ class Lab:
         if tier == "lb":
             return self.lb_ok(host) and self.vip_ok()
         if tier == "db":
-            return self.db_ok()
+            return self.member_ok(host) and self.db_ok()
         return self.edge_ok(host)
 
-    def firing_alerts(self) -> set[str]:
-        """Alerts Alertmanager holds active (not silenced, not inhibited), as name{instance}."""
+    def firing_alerts(self, cameras: set[str] | None = None) -> set[str]:
+        """Alerts Alertmanager holds active (not silenced, not inhibited), as name{labels};
+        with ``cameras``, an alert about another camera (an earlier bench's simulated camera,
+        silent since it ended) is none of the soak's business and left out."""
         url = f"http://{self.mon_address}:{ALERTMANAGER_PORT}/api/v2/alerts"
         params = {"active": "true", "silenced": "false", "inhibited": "false"}
         alerts = httpx.get(url, params=params, timeout=5).json()
         return {
-            f"{a['labels'].get('alertname')}{{{a['labels'].get('instance', '')}}}"
+            a["labels"].get("alertname", "")
+            + "{"
+            + ",".join(f"{k}={v}" for k, v in sorted(a["labels"].items()) if k != "alertname")
+            + "}"
             for a in alerts
             if a.get("status", {}).get("state") == "active"
             and a["labels"].get("alertname") not in IGNORED_ALERTS
+            and (cameras is None or a["labels"].get("camera", next(iter(cameras))) in cameras)
         }
 
     def prometheus(self, expr: str) -> float | None:
@@ -474,7 +488,7 @@ class Nemesis:
             back = {
                 "parking-central": lambda: lab_.tier.central_ready(host),
                 EDGE_UNIT: lambda: lab_.edge_ok(host),
-                "patroni": lab_.db_ok,
+                "patroni": lambda: lab_.member_ok(host) and lab_.db_ok(),
                 "etcd": lambda: unit_active(host, "etcd") and lab_.db_ok(),
                 "nginx": lambda: lab_.lb_ok(host) and lab_.vip_ok(),
                 "keepalived": lambda: lab_.lb_ok(host) and lab_.vip_ok(),
@@ -618,6 +632,7 @@ class Soak:
     central_samples: list[Sample] = field(default_factory=list)
     edge_samples: list[Sample] = field(default_factory=list)
     alerts_before: set[str] = field(default_factory=set)
+    cameras: set[str] = field(default_factory=set)  # the lab edges' and the simulator's
     not_converged: list[str] = field(default_factory=list)
 
     def violation(self, what: str) -> None:
@@ -676,7 +691,7 @@ class Soak:
         if not self.lab.vip_ok():
             why.append(f"VIP holders {self.lab.tier.vip_holders()}")
         try:
-            new = self.lab.firing_alerts() - self.alerts_before
+            new = self.lab.firing_alerts(self.cameras) - self.alerts_before
         except (httpx.HTTPError, ValueError) as exc:
             new = {f"Alertmanager: {type(exc).__name__}"}
         why += sorted(new)
@@ -763,11 +778,12 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
     for central in lab_.tier.centrals:
         stop_resetting(central)
     disks = "disk-full-edge" in kinds
-    soak.alerts_before = soak.lab.firing_alerts()
-    if soak.alerts_before:
-        log(f"alerts firing before the soak (ignored after): {sorted(soak.alerts_before)}")
     run_id = secrets.token_hex(3)
     cameras = make_cameras(lab_.tier, f"soak-{run_id}")
+    soak.cameras = set(cameras.ids) | {edge.camera_id() for edge in lab_.edges.values()}
+    soak.alerts_before = soak.lab.firing_alerts(soak.cameras)
+    if soak.alerts_before:
+        log(f"alerts firing before the soak (ignored after): {sorted(soak.alerts_before)}")
     token = operator_token(lab_.tier, f"soak-{run_id}")
     nemesis: Nemesis | None = None
     try:
