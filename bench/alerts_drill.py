@@ -40,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support import lab_pki
+from support.lab_tier import reset_outgoing, stop_resetting
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = REPO / "lab" / "lab"
@@ -68,12 +69,6 @@ MEMORY_CRITICAL_USED = 0.915
 MEMORY_FLOOR_BYTES = 3 * 1024**3 // 2
 # WAL written while a replica's replay is paused: above the 16 MiB lag threshold.
 LAG_ROWS = 120_000
-# A table of the drill's own on a host (common's ruleset is left alone): output rules go here.
-NFT_TABLE = (
-    "nft add table inet parking_drill && "
-    "nft add chain inet parking_drill out '{ type filter hook output priority 0; }'"
-)
-NFT_DROP_TABLE = "nft delete table inet parking_drill"
 # ParkingEdgeOutboxGrowing's depth (monitoring/prometheus/rules/parking-alerts.yml).
 EDGE_OUTBOX_ALERT_DEPTH = 100
 # roles/pgbackrest's textfile metric on the repository host (ParkingBackupTooOld's input).
@@ -157,19 +152,6 @@ def start_unit(host: str, unit: str, *argv: str) -> None:
     """A transient systemd unit on a host (stopped first if an earlier drill left it)."""
     sh(host, f"systemctl stop {unit} 2>/dev/null; systemctl reset-failed {unit} 2>/dev/null; true")
     lab("exec", host, "systemd-run", "--quiet", "--collect", f"--unit={unit}", "--", *argv)
-
-
-def reset_outgoing(host: str, *matches: str) -> None:
-    """``host``'s outgoing TCP packets matching any of ``matches`` (nft) get TCP resets, from
-    the drill's own table (common's ruleset is left alone); replaces an earlier drill's table."""
-    rules = " && ".join(
-        f"nft add rule inet parking_drill out {match} reject with tcp reset" for match in matches
-    )
-    sh(host, f"{NFT_DROP_TABLE} 2>/dev/null; {NFT_TABLE} && {rules}")
-
-
-def stop_resetting(host: str) -> None:
-    sh(host, NFT_DROP_TABLE, check=False)
 
 
 def stop_unit(host: str, unit: str) -> None:

@@ -73,6 +73,28 @@ def sh(host: str, command: str, check: bool = True, timeout: float = 60) -> str:
     return lab("exec", host, "sh", "-c", command, check=check, timeout=timeout)
 
 
+# A table of the drills' own on a host (common's ruleset is left alone): output rules go here.
+NFT_TABLE = (
+    "nft add table inet parking_drill && "
+    "nft add chain inet parking_drill out '{ type filter hook output priority 0; }'"
+)
+NFT_DROP_TABLE = "nft delete table inet parking_drill"
+
+
+def reset_outgoing(host: str, *matches: str) -> None:
+    """``host``'s outgoing TCP packets matching any of ``matches`` (nft) get TCP resets, from
+    the drills' own table (common's ruleset is left alone); replaces an earlier drill's table.
+    Used by bench/alerts_drill.py and the soak (support/lab_soak.py)."""
+    rules = " && ".join(
+        f"nft add rule inet parking_drill out {match} reject with tcp reset" for match in matches
+    )
+    sh(host, f"{NFT_DROP_TABLE} 2>/dev/null; {NFT_TABLE} && {rules}")
+
+
+def stop_resetting(host: str) -> None:
+    sh(host, NFT_DROP_TABLE, check=False)
+
+
 def ca_context() -> ssl.SSLContext:
     """TLS trusting the lab's internal CA only (made by roles/nginx)."""
     return ssl.create_default_context(cafile=str(CA))

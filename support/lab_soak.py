@@ -1,0 +1,901 @@
+"""The soak (bench/soak.py): traffic from every lane of the lab while a seeded nemesis injects
+faults, one tier at a time, and the invariants checked from the systems' own records.
+
+bench/soak.py prints the figures; tests/lab/test_soak.py asserts them on a short fixed-seed run.
+The bench's docstring and docs/soak.md describe what runs and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import secrets
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from support import lab_db
+from support.lab_edge import EdgeHost, uuid7_ms
+from support.lab_tier import (
+    REPO,
+    Cameras,
+    LiveClient,
+    Probe,
+    Simulator,
+    Tier,
+    count_stored,
+    lab,
+    log,
+    make_cameras,
+    operator_token,
+    reset_outgoing,
+    sh,
+    stop_resetting,
+    wait_for,
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What bench/soak.py's command line sets (its --help says each)."""
+
+    minutes: float
+    seed: int
+    rate: float = 5.0
+    probe_rate: float = 2.0
+    gap: tuple[float, float] = (15.0, 45.0)
+    only: str = ""
+    sample_s: float = 60.0
+    converge_timeout: float = 600.0
+
+
+ALERTMANAGER_PORT = 9093
+PROMETHEUS_PORT = 9090
+EDGE_UNIT = "parking-edge"
+EDGE_STATE_DIR = "/var/lib/parking-edge"
+# The edge disk fault: the agent's state directory moves onto a loop-mounted ext4 image of its
+# own for the soak (the lab's root file systems are overlays on the machine's disk, which no one
+# may fill). The unit mounts it at every boot, before the agent, so a crashed edge comes back on it.
+DISK_DIR = REPO / ".lab" / "soak"
+DISK_UNIT = "parking-soak-disk"
+DISK_DEVICE = "/dev/parking-soak"
+DISK_SPARE_MB = 48
+FILL = f"{EDGE_STATE_DIR}/soak-fill"
+SLOW_TRIGGER = "parking_soak_slow"
+SLOW_SLEEP_S = 0.2
+# Seconds after the start before the first fault (traffic and the live feed settle).
+FIRST_FAULT_S = (10.0, 20.0)
+RECOVER_TIMEOUT_S = 240.0
+# systemd gets this long to restart a killed unit before the soak starts it itself.
+KILL_RESTART_WAIT_S = 12.0
+# Alerts that say nothing about the soak's faults.
+IGNORED_ALERTS = {"Watchdog", "InfoInhibitor"}
+
+RESOURCE_SCRIPT = r"""
+pid=$(systemctl show -p MainPID --value UNIT)
+[ "${pid:-0}" -gt 0 ] || { echo 0 0 0; exit 0; }
+rss=0; fds=0
+for p in $pid $(pgrep -P $pid); do
+  r=$(awk '/^VmRSS/ {print $2}' /proc/$p/status 2>/dev/null)
+  f=$(ls /proc/$p/fd 2>/dev/null | wc -l)
+  rss=$((rss + ${r:-0})); fds=$((fds + f))
+done
+echo $pid $rss $fds
+"""
+
+DISK_ATTACH = r"""
+set -e
+systemctl stop parking-edge
+test -b DEVICE || mknod DEVICE b MAJOR MINOR
+mkdir -p /run/parking-soak-new
+mount DEVICE /run/parking-soak-new
+cp -a STATE/. /run/parking-soak-new/
+chown --reference=STATE /run/parking-soak-new
+chmod --reference=STATE /run/parking-soak-new
+umount /run/parking-soak-new
+cat > /etc/systemd/system/UNIT.service <<'EOF'
+# Written by bench/soak.py (the edge disk fault); removed when the soak ends.
+[Unit]
+Description=Soak: the edge agent's state on a small disk of its own
+DefaultDependencies=no
+After=local-fs.target
+Before=parking-edge.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'test -b DEVICE || mknod DEVICE b MAJOR MINOR'
+ExecStart=/bin/sh -c 'mountpoint -q STATE || mount DEVICE STATE'
+
+[Install]
+RequiredBy=parking-edge.service
+EOF
+systemctl daemon-reload
+systemctl enable UNIT.service
+systemctl restart UNIT.service
+mountpoint -q STATE
+systemctl start parking-edge
+"""
+
+DISK_DETACH = r"""
+systemctl stop parking-edge
+systemctl stop UNIT.service 2>/dev/null
+systemctl disable UNIT.service 2>/dev/null
+rm -f /etc/systemd/system/UNIT.service
+systemctl daemon-reload
+if mountpoint -q STATE; then
+  mkdir -p /run/parking-soak-old
+  mount DEVICE /run/parking-soak-old 2>/dev/null || mount --bind STATE /run/parking-soak-old
+  umount STATE
+  find STATE -mindepth 1 -delete
+  cp -a /run/parking-soak-old/. STATE/
+  rm -rf STATE/lost+found STATE/soak-fill*
+  umount /run/parking-soak-old
+fi
+rm -f DEVICE
+systemctl reset-failed parking-edge 2>/dev/null
+systemctl start parking-edge
+"""
+
+
+def fill(template: str, **values: str) -> str:
+    for key, value in values.items():
+        template = template.replace(key, value)
+    return template
+
+
+def run(argv: list[str], check: bool = True) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr[-500:]}")
+    return done.stdout
+
+
+def psql(host: str, sql: str) -> str:
+    """SQL as postgres on a db host (its own socket)."""
+    return lab(
+        "exec", host, "runuser", "-u", "postgres", "--",
+        "psql", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", "parking",
+        stdin=sql, timeout=60,
+    )  # fmt: skip
+
+
+def unit_state(host: str, unit: str) -> tuple[str, int]:
+    out = sh(host, f"systemctl show -p ActiveState -p NRestarts {unit}", check=False, timeout=20)
+    values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return values.get("ActiveState", ""), int(values.get("NRestarts") or 0)
+
+
+def unit_active(host: str, unit: str) -> bool:
+    return unit_state(host, unit)[0] == "active"
+
+
+# -- the lab's parts -----------------------------------------------------------------------------
+
+
+@dataclass
+class Lab:
+    tier: Tier
+    dbs: dict[str, str]
+    edges: dict[str, EdgeHost]
+    mon: str
+
+    @classmethod
+    def from_inventory(cls) -> Lab:
+        def names(pattern: str) -> dict[str, str]:
+            rows = (line.split() for line in lab("hosts", pattern).splitlines() if line.strip())
+            return {row[0]: row[1] for row in rows}
+
+        edges = {name: EdgeHost(name) for name in sorted(names("edge"))}
+        return cls(Tier.from_inventory(), lab_db.db_hosts(), edges, next(iter(names("monitoring"))))
+
+    @property
+    def mon_address(self) -> str:
+        rows = (line.split() for line in lab("hosts", self.mon).splitlines() if line.strip())
+        return next(row[1] for row in rows)
+
+    def hosts_of(self, tier: str) -> list[str]:
+        return {
+            "central": sorted(self.tier.centrals),
+            "lb": sorted(self.tier.lbs),
+            "db": sorted(self.dbs),
+            "edge": sorted(self.edges),
+        }[tier]
+
+    def tier_of(self, host: str) -> str:
+        return next(t for t in TIERS if host in self.hosts_of(t))
+
+    def soak_hosts(self) -> list[str]:
+        return [h for t in TIERS for h in self.hosts_of(t)] + [self.mon]
+
+    def lb_ok(self, host: str) -> bool:
+        healthz = sh(
+            host, "curl -fsS --max-time 1 http://127.0.0.1:8081/healthz", check=False, timeout=20
+        )
+        return healthz.startswith("ok") and unit_active(host, "keepalived")
+
+    def vip_ok(self) -> bool:
+        holders = self.tier.vip_holders()
+        return len(holders) == 1 and self.lb_ok(holders[0]) and self.tier.vip_ready()
+
+    def db_ok(self) -> bool:
+        return lab_db.healthy(self.dbs)
+
+    def member_ok(self, host: str) -> bool:
+        """The member's own Patroni answers that its PostgreSQL runs (the cluster view alone may
+        still list a crashed member until its key expires)."""
+        return lab_db.rest(self.dbs[host], "/health") == 200
+
+    def edge_ok(self, host: str) -> bool:
+        return unit_active(host, EDGE_UNIT)
+
+    def host_ok(self, host: str) -> bool:
+        """The host's own tier serves again (what a fault of it waits for)."""
+        tier = self.tier_of(host)
+        if tier == "central":
+            return self.tier.central_ready(host)
+        if tier == "lb":
+            return self.lb_ok(host) and self.vip_ok()
+        if tier == "db":
+            return self.member_ok(host) and self.db_ok()
+        return self.edge_ok(host)
+
+    def firing_alerts(self, cameras: set[str] | None = None) -> set[str]:
+        """Alerts Alertmanager holds active (not silenced, not inhibited), as name{labels};
+        with ``cameras``, an alert about another camera (an earlier bench's simulated camera,
+        silent since it ended) is none of the soak's business and left out."""
+        url = f"http://{self.mon_address}:{ALERTMANAGER_PORT}/api/v2/alerts"
+        params = {"active": "true", "silenced": "false", "inhibited": "false"}
+        alerts = httpx.get(url, params=params, timeout=5).json()
+        return {
+            a["labels"].get("alertname", "")
+            + "{"
+            + ",".join(f"{k}={v}" for k, v in sorted(a["labels"].items()) if k != "alertname")
+            + "}"
+            for a in alerts
+            if a.get("status", {}).get("state") == "active"
+            and a["labels"].get("alertname") not in IGNORED_ALERTS
+            and (cameras is None or a["labels"].get("camera", next(iter(cameras))) in cameras)
+        }
+
+    def prometheus(self, expr: str) -> float | None:
+        url = f"http://{self.mon_address}:{PROMETHEUS_PORT}/api/v1/query"
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, IndexError):
+            rows = httpx.get(url, params={"query": expr}, timeout=5).json()["data"]["result"]
+            return float(rows[0]["value"][1]) if rows else 0.0
+        return None
+
+    def sessions_open_twice(self) -> list[str]:
+        with self.tier.database() as db:
+            rows = db.execute(
+                "SELECT lot_id, plate_normalized, count(*) FROM parking_sessions"
+                " WHERE status = 'open' GROUP BY lot_id, plate_normalized HAVING count(*) > 1"
+            ).fetchall()
+        return [f"{lot}/{plate} x{n}" for lot, plate, n in rows]
+
+
+TIERS = ("central", "lb", "db", "edge")
+
+
+# -- the edges' own disk -------------------------------------------------------------------------
+
+
+def attach_disk(edge: str) -> None:
+    """The agent's state directory on a loop-mounted ext4 image of its own (its data copied)."""
+    detach_disk(edge)
+    used_mb = int(sh(edge, f"du -sm {EDGE_STATE_DIR} | cut -f1").strip() or 0)
+    DISK_DIR.mkdir(parents=True, exist_ok=True)
+    image = DISK_DIR / f"{edge}.img"
+    run(["truncate", "-s", f"{used_mb + DISK_SPARE_MB}M", str(image)])
+    run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)])
+    loop = run(["losetup", "-f", "--show", str(image)]).strip()
+    major, minor = Path(f"/sys/block/{Path(loop).name}/dev").read_text().strip().split(":")
+    script = fill(
+        DISK_ATTACH,
+        DEVICE=DISK_DEVICE,
+        MAJOR=major,
+        MINOR=minor,
+        STATE=EDGE_STATE_DIR,
+        UNIT=DISK_UNIT,
+    )
+    lab("exec", edge, "sh", "-c", script, timeout=180)
+    wait_for(lambda: unit_active(edge, EDGE_UNIT), f"{EDGE_UNIT} on {edge} back on its disk", 120)
+
+
+def detach_disk(edge: str) -> None:
+    """Back to the root file system, the agent's state copied back; the image removed."""
+    script = fill(DISK_DETACH, DEVICE=DISK_DEVICE, STATE=EDGE_STATE_DIR, UNIT=DISK_UNIT)
+    if "mounted" in sh(
+        edge,
+        f"mountpoint -q {EDGE_STATE_DIR} && echo mounted; test -e /etc/systemd/system/"
+        f"{DISK_UNIT}.service && echo mounted; true",
+        timeout=20,
+    ):
+        lab("exec", edge, "sh", "-c", script, timeout=180)
+    image = DISK_DIR / f"{edge}.img"
+    for line in run(["losetup", "-j", str(image)], check=False).splitlines():
+        run(["losetup", "-d", line.split(":")[0]], check=False)
+    image.unlink(missing_ok=True)
+
+
+# -- the nemesis ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    at_s: float
+    kind: str
+    target: str
+    tier: str
+    hold_s: float
+
+    def line(self) -> str:
+        return (
+            f"{self.at_s:7.1f}s {self.tier:<7} {self.kind:<16} {self.target:<9} {self.hold_s:5.1f}s"
+        )
+
+
+@dataclass
+class Done:
+    planned: Planned
+    started_s: float | None = None
+    healed_s: float | None = None  # the fault removed (process killed and restarted, cable back)
+    recovered_s: float | None = None  # seconds from healed until its component served again
+    restarted_by: str | None = None  # kill -9: "systemd" or "soak"
+    skipped: str | None = None
+    error: str | None = None
+
+
+# kind -> (tier or None for the target host's own, hold time range in seconds)
+KINDS: dict[str, tuple[str | None, tuple[float, float]]] = {
+    "kill9-central": ("central", (4.0, 8.0)),
+    "kill9-edge": ("edge", (4.0, 8.0)),
+    "kill9-patroni": ("db", (4.0, 8.0)),
+    "kill9-etcd": ("db", (4.0, 8.0)),
+    "kill9-nginx": ("lb", (4.0, 8.0)),
+    "kill9-keepalived": ("lb", (4.0, 8.0)),
+    "crash-host": (None, (5.0, 15.0)),
+    "cut-edge": ("edge", (10.0, 40.0)),
+    "cut-central-db": ("central", (10.0, 30.0)),
+    "disk-full-edge": ("edge", (15.0, 30.0)),
+    "slow-db": ("db", (20.0, 40.0)),
+}
+KILL_UNITS = {
+    "kill9-central": "parking-central",
+    "kill9-edge": EDGE_UNIT,
+    "kill9-patroni": "patroni",
+    "kill9-etcd": "etcd",
+    "kill9-nginx": "nginx",
+    "kill9-keepalived": "keepalived",
+}
+
+
+def plan(
+    rng: random.Random, lab_: Lab, seconds: float, gap: tuple[float, float], kinds: list[str]
+) -> list[Planned]:
+    """The seeded schedule: a fault every ``gap`` seconds, kind, target and hold drawn from
+    ``rng`` in that order (same seed and inventory, same schedule)."""
+    out: list[Planned] = []
+    at = rng.uniform(*FIRST_FAULT_S)
+    while at < seconds:
+        kind = rng.choice(kinds)
+        tier, hold = KINDS[kind]
+        if kind == "crash-host":
+            target = rng.choice([h for t in TIERS for h in lab_.hosts_of(t)])
+        elif kind == "slow-db":
+            target = "leader"
+        else:
+            assert tier is not None
+            target = rng.choice(lab_.hosts_of(tier))
+        tier = tier or lab_.tier_of(target)
+        out.append(Planned(round(at, 1), kind, target, tier, round(rng.uniform(*hold), 1)))
+        at += rng.uniform(*gap)
+    return out
+
+
+class Nemesis:
+    def __init__(self, lab_: Lab, schedule: list[Planned], started: float, window_s: float):
+        self.lab, self.schedule, self.started, self.window_s = lab_, schedule, started, window_s
+        self.done: list[Done] = []
+        self.stop = threading.Event()
+        self.cleanups: dict[str, Callable[[], object]] = {}
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._lane, args=(tier,), daemon=True) for tier in TIERS
+        ]
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+
+    def _lane(self, tier: str) -> None:
+        """One tier's faults in their planned order, never two at once."""
+        for planned in (p for p in self.schedule if p.tier == tier):
+            record = Done(planned)
+            with self._lock:
+                self.done.append(record)
+            while self.now() < planned.at_s and not self.stop.is_set():
+                self.stop.wait(min(1.0, planned.at_s - self.now()))
+            if self.stop.is_set() or self.now() >= self.window_s:
+                record.skipped = "after the traffic window" if not self.stop.is_set() else "stop"
+                continue
+            record.started_s = round(self.now(), 1)
+            log(f"fault {planned.kind} {planned.target} (hold {planned.hold_s} s)")
+            try:
+                self.inject(planned, record)
+            except Exception as exc:  # one broken fault must not end the soak
+                record.error = f"{type(exc).__name__}: {exc}"[:300]
+                log(f"fault {planned.kind} {planned.target}: {record.error}")
+            finally:
+                self.heal_leftover(planned)
+            if record.healed_s is None:
+                record.healed_s = round(self.now(), 1)
+
+    def heal_leftover(self, planned: Planned) -> None:
+        key = f"{planned.kind}:{planned.target}"
+        with self._lock:
+            cleanup = self.cleanups.pop(key, None)
+        if cleanup is not None:
+            with contextlib.suppress(Exception):
+                cleanup()
+
+    def heal_all(self) -> None:
+        with self._lock:
+            cleanups = list(self.cleanups.values())
+            self.cleanups.clear()
+        for cleanup in cleanups:
+            with contextlib.suppress(Exception):
+                cleanup()
+
+    def _until_back(self, record: Done, back: Callable[[], bool], what: str) -> None:
+        record.healed_s = round(self.now(), 1)
+        record.recovered_s = round(wait_for(back, what, RECOVER_TIMEOUT_S), 1)
+
+    def inject(self, p: Planned, record: Done) -> None:
+        key = f"{p.kind}:{p.target}"
+        lab_ = self.lab
+        if p.kind in KILL_UNITS:
+            unit = KILL_UNITS[p.kind]
+            host = p.target
+            _, before = unit_state(host, unit)
+            sh(host, f"systemctl kill --signal=SIGKILL {unit}")
+            self.stop.wait(p.hold_s)
+            deadline = time.monotonic() + max(0.0, KILL_RESTART_WAIT_S - p.hold_s)
+            while time.monotonic() < deadline:
+                state, restarts = unit_state(host, unit)
+                if state == "active" and restarts > before:
+                    break
+                time.sleep(0.5)
+            state, restarts = unit_state(host, unit)
+            if state == "active" and restarts > before:
+                record.restarted_by = "systemd"
+            else:
+                record.restarted_by = "soak"
+                sh(host, f"systemctl reset-failed {unit} 2>/dev/null; systemctl start {unit}")
+            back = {
+                "parking-central": lambda: lab_.tier.central_ready(host),
+                EDGE_UNIT: lambda: lab_.edge_ok(host),
+                "patroni": lambda: lab_.member_ok(host) and lab_.db_ok(),
+                "etcd": lambda: unit_active(host, "etcd") and lab_.db_ok(),
+                "nginx": lambda: lab_.lb_ok(host) and lab_.vip_ok(),
+                "keepalived": lambda: lab_.lb_ok(host) and lab_.vip_ok(),
+            }[unit]
+            self._until_back(record, back, f"{unit} on {host} back")
+        elif p.kind == "crash-host":
+            self.cleanups[key] = lambda: lab("poweron", p.target, timeout=300)
+            lab("crash", p.target)
+            self.stop.wait(p.hold_s)
+            lab("poweron", p.target, timeout=300)
+            self.cleanups.pop(key, None)
+            self._until_back(record, lambda: lab_.host_ok(p.target), f"{p.target} back")
+        elif p.kind == "cut-edge":
+            self.cleanups[key] = lambda: lab("restore", p.target)
+            lab("cut", p.target)
+            self.stop.wait(p.hold_s)
+            lab("restore", p.target)
+            self.cleanups.pop(key, None)
+            self._until_back(record, lambda: lab_.edge_ok(p.target), f"{p.target} back")
+        elif p.kind == "cut-central-db":
+            self.cleanups[key] = lambda: stop_resetting(p.target)
+            reset_outgoing(p.target, "tcp dport 5432")
+            self.stop.wait(p.hold_s)
+            stop_resetting(p.target)
+            self.cleanups.pop(key, None)
+            self._until_back(record, lambda: lab_.tier.central_ready(p.target), f"{p.target} ready")
+        elif p.kind == "disk-full-edge":
+            self.cleanups[key] = lambda: sh(p.target, f"rm -f {FILL}*")
+            # Only a disk of the soak's own: never the lab's root, which is the machine's disk.
+            sh(
+                p.target,
+                f"mountpoint -q {EDGE_STATE_DIR} && "
+                f"avail=$(df -B1 --output=avail {EDGE_STATE_DIR} | tail -1) && "
+                f"fallocate -l $((avail > 1048576 ? avail - 1048576 : 4096)) {FILL} && "
+                f"(dd if=/dev/zero of={FILL}2 bs=4k 2>/dev/null; true)",
+            )
+            self.stop.wait(p.hold_s)
+            sh(p.target, f"rm -f {FILL}*")
+            self.cleanups.pop(key, None)
+            self._until_back(record, lambda: lab_.edge_ok(p.target), f"{p.target} back")
+        elif p.kind == "slow-db":
+            self.cleanups[key] = self.fast_db
+            self.slow_db()
+            self.stop.wait(p.hold_s)
+            self.fast_db()
+            self.cleanups.pop(key, None)
+            record.healed_s = round(self.now(), 1)
+            record.recovered_s = 0.0
+        else:
+            raise ValueError(f"unknown fault {p.kind}")
+
+    def slow_db(self) -> None:
+        leader = lab_db.leader(self.lab.dbs)
+        if leader is None:
+            raise RuntimeError("no Patroni leader for the slow trigger")
+        psql(
+            leader,
+            f"CREATE OR REPLACE FUNCTION {SLOW_TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$ BEGIN PERFORM pg_sleep({SLOW_SLEEP_S}); RETURN NEW; END $$;\n"
+            f"DROP TRIGGER IF EXISTS {SLOW_TRIGGER} ON plate_events;\n"
+            f"CREATE TRIGGER {SLOW_TRIGGER} BEFORE INSERT ON plate_events"
+            f" FOR EACH ROW EXECUTE FUNCTION {SLOW_TRIGGER}();\n",
+        )
+
+    def fast_db(self) -> None:
+        """The trigger dropped on whichever member leads now (DDL replicates)."""
+        deadline = time.monotonic() + 120
+        while True:
+            leader = lab_db.leader(self.lab.dbs)
+            try:
+                if leader is None:
+                    raise RuntimeError("no leader")
+                psql(
+                    leader,
+                    f"DROP TRIGGER IF EXISTS {SLOW_TRIGGER} ON plate_events;\n"
+                    f"DROP FUNCTION IF EXISTS {SLOW_TRIGGER}();\n",
+                )
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(3)
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    t_s: float
+    host: str
+    pid: int
+    rss_kb: int
+    fds: int
+
+
+def sample(host: str, unit: str, t_s: float) -> Sample | None:
+    out = sh(host, RESOURCE_SCRIPT.replace("UNIT", unit), check=False, timeout=30).split()
+    if len(out) != 3 or out[0] == "0":
+        return None
+    return Sample(t_s, host, int(out[0]), int(out[1]), int(out[2]))
+
+
+def growth_per_hour(samples: list[Sample], value: Callable[[Sample], float]) -> float | None:
+    """Least-squares slope within each process lifetime (a new pid on a host starts a new
+    segment), pooled over the segments of one host; per hour. None: too few samples."""
+    segments: list[list[Sample]] = []
+    last: Sample | None = None
+    for s in sorted(samples, key=lambda s: s.t_s):
+        if last is None or s.pid != last.pid:
+            segments.append([])
+        segments[-1].append(s)
+        last = s
+    sxx = sxy = 0.0
+    for segment in segments:
+        if len(segment) < 2:
+            continue
+        tm = sum(s.t_s for s in segment) / len(segment)
+        vm = sum(value(s) for s in segment) / len(segment)
+        sxx += sum((s.t_s - tm) ** 2 for s in segment)
+        sxy += sum((s.t_s - tm) * (value(s) - vm) for s in segment)
+    return sxy / sxx * 3600 if sxx > 0 else None
+
+
+def worst_growth(samples: list[Sample], value: Callable[[Sample], float]) -> float | None:
+    per_host = [
+        growth_per_hour([s for s in samples if s.host == host], value)
+        for host in sorted({s.host for s in samples})
+    ]
+    found = [g for g in per_host if g is not None]
+    return round(max(found), 2) if found else None
+
+
+@dataclass
+class Soak:
+    args: Options
+    lab: Lab
+    seed: int
+    work: Path
+    violations: list[str] = field(default_factory=list)
+    central_samples: list[Sample] = field(default_factory=list)
+    edge_samples: list[Sample] = field(default_factory=list)
+    alerts_before: set[str] = field(default_factory=set)
+    cameras: set[str] = field(default_factory=set)  # the lab edges' and the simulator's
+    not_converged: list[str] = field(default_factory=list)
+
+    def violation(self, what: str) -> None:
+        if what not in self.violations:
+            log(f"VIOLATION {what}")
+            self.violations.append(what)
+
+    def preflight(self) -> None:
+        status = {
+            row[0]: row[-1]
+            for row in (line.split() for line in lab("status").splitlines() if line.strip())
+        }
+        missing = [h for h in self.lab.soak_hosts() if status.get(h) != "running"]
+        if missing:
+            raise SystemExit(f"soak: not running: {missing}; lab/lab up and converge site.yml")
+        wait_for(self.lab.vip_ok, "one VIP holder, healthy, the VIP answering", 60)
+        wait_for(self.lab.db_ok, "a Patroni leader and every replica streaming", 120)
+        for central in self.lab.tier.centrals:
+            wait_for(lambda c=central: self.lab.tier.central_ready(c), f"{central} ready", 60)  # type: ignore[misc]
+        for edge in self.lab.edges:
+            wait_for(lambda e=edge: self.lab.edge_ok(e), f"{EDGE_UNIT} on {edge}", 60)  # type: ignore[misc]
+
+    def take_samples(self, t_s: float) -> None:
+        for host in sorted(self.lab.tier.centrals):
+            with contextlib.suppress(Exception):
+                if (s := sample(host, "parking-central", t_s)) is not None:
+                    self.central_samples.append(s)
+        for host in sorted(self.lab.edges):
+            with contextlib.suppress(Exception):
+                if (s := sample(host, EDGE_UNIT, t_s)) is not None:
+                    self.edge_samples.append(s)
+        try:
+            for twice in self.lab.sessions_open_twice():
+                self.violation(f"session open twice: {twice}")
+        except Exception as exc:  # the database may be failing over right now
+            log(f"sessions check skipped: {type(exc).__name__}")
+
+    def converged(self) -> list[str]:
+        """Why the lab has not converged yet (empty: it has)."""
+        why: list[str] = []
+        status = {
+            row[0]: row[-1]
+            for row in (line.split() for line in lab("status").splitlines() if line.strip())
+        }
+        why += [f"{h} {status.get(h)}" for h in self.lab.soak_hosts() if status.get(h) != "running"]
+        if why:
+            return why
+        for name, edge in self.lab.edges.items():
+            with contextlib.suppress(Exception):
+                if edge.drained():
+                    continue
+            why.append(f"{name} outbox not drained")
+        if not self.lab.db_ok():
+            why.append("Patroni: not one leader with every replica streaming")
+        why += [c for c in sorted(self.lab.tier.centrals) if not self.lab.tier.central_ready(c)]
+        if not self.lab.vip_ok():
+            why.append(f"VIP holders {self.lab.tier.vip_holders()}")
+        try:
+            new = self.lab.firing_alerts(self.cameras) - self.alerts_before
+        except (httpx.HTTPError, ValueError) as exc:
+            new = {f"Alertmanager: {type(exc).__name__}"}
+        why += sorted(new)
+        return why
+
+    def converge(self, since: float) -> float | None:
+        deadline = time.monotonic() + self.args.converge_timeout
+        last: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                why = self.converged()
+            except Exception as exc:
+                why = [f"{type(exc).__name__}: {exc}"[:120]]
+            if not why:
+                return round(time.monotonic() - since, 1)
+            if why != last:
+                log(f"not converged: {', '.join(why)}")
+                last = why
+            time.sleep(3)
+        self.not_converged = last
+        self.violation(f"not converged {self.args.converge_timeout:.0f} s after the last fault")
+        return None
+
+    def edge_figures(self, start_ms: int) -> dict[str, int]:
+        """Each edge's captured ids (its outbox: delivered, pending, dead) against central's rows
+        for its camera, both since the start and up to a moment when all was delivered."""
+        for name, edge in self.lab.edges.items():
+            with contextlib.suppress(RuntimeError, TimeoutError):
+                wait_for(edge.drained, f"{name} drained", 120)
+        cutoff_ms = int(time.time() * 1000) - 5000
+        figures = {"captured": 0, "stored": 0, "lost": 0, "duplicated": 0}
+        for name, edge in self.lab.edges.items():
+            edge_state, central_state = edge.edge_state(start_ms), edge.central_state(start_ms)
+            captured = {i for i in edge_state["ids"] if uuid7_ms(i) < cutoff_ms}
+            stored = {i for i in central_state["ids"] if uuid7_ms(i) < cutoff_ms}
+            figures["captured"] += len(captured)
+            figures["stored"] += len(captured & stored)
+            figures["lost"] += len(captured - stored)
+            figures["duplicated"] += central_state["rows"] - len(central_state["ids"])
+            figures["duplicated"] += len(stored - captured)
+            if captured - stored:
+                log(f"{name}: lost {sorted(captured - stored)[:5]}")
+        return figures
+
+
+@contextlib.contextmanager
+def traffic(
+    soak: Soak, cameras: Cameras, token: str
+) -> Iterator[tuple[Simulator, Probe, LiveClient]]:
+    sim = Simulator(soak.lab.tier, cameras, soak.work / "sim", soak.args.rate)
+    probe = Probe(soak.lab.tier, cameras.probe, soak.args.probe_rate)
+    live = LiveClient(soak.lab.tier, token)
+    sim.start()
+    probe.start()
+    live.start()
+    try:
+        yield sim, probe, live
+    finally:
+        for thread in (probe, live):
+            thread.stop_event.set()
+        for thread in (probe, live):
+            thread.join(timeout=15)
+        if sim.process is not None and sim.process.poll() is None:
+            sim.process.kill()
+
+
+def soak_run(args: Options, work: Path) -> dict[str, Any]:
+    lab_ = Lab.from_inventory()
+    seed = args.seed
+    soak = Soak(args, lab_, seed, work)
+    rng = random.Random(seed)
+    window_s = args.minutes * 60.0
+    kinds = sorted(KINDS) if not args.only else [k.strip() for k in args.only.split(",")]
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise SystemExit(f"soak: unknown fault kinds {unknown}; known: {', '.join(sorted(KINDS))}")
+    schedule = plan(rng, lab_, window_s, (args.gap[0], args.gap[1]), kinds)
+    print(f"soak: seed {seed}, {args.minutes} min, {len(schedule)} faults planned:", flush=True)
+    for planned in schedule:
+        print(f"  {planned.line()}", flush=True)
+
+    soak.preflight()
+    # Leftovers of an interrupted soak: the slow trigger, a reset central, a full edge disk.
+    for central in lab_.tier.centrals:
+        stop_resetting(central)
+    disks = "disk-full-edge" in kinds
+    run_id = secrets.token_hex(3)
+    cameras = make_cameras(lab_.tier, f"soak-{run_id}")
+    soak.cameras = set(cameras.ids) | {edge.camera_id() for edge in lab_.edges.values()}
+    soak.alerts_before = soak.lab.firing_alerts(soak.cameras)
+    if soak.alerts_before:
+        log(f"alerts firing before the soak (ignored after): {sorted(soak.alerts_before)}")
+    token = operator_token(lab_.tier, f"soak-{run_id}")
+    nemesis: Nemesis | None = None
+    try:
+        Nemesis(lab_, [], 0, 0).fast_db()
+        if disks:
+            for edge in lab_.edges:
+                log(f"{edge}: the agent's state on a disk of its own")
+                attach_disk(edge)
+        start_ms = int(time.time() * 1000)
+        with traffic(soak, cameras, token) as (sim, probe, live):
+            wait_for(lambda: bool(live.connects) and bool(live.events), "live feed delivers", 60)
+            started = time.monotonic()
+            nemesis = Nemesis(lab_, schedule, started, window_s)
+            nemesis.start()
+            next_sample = 0.0
+            while time.monotonic() - started < window_s:
+                if time.monotonic() - started >= next_sample:
+                    soak.take_samples(time.monotonic() - started)
+                    next_sample += args.sample_s
+                time.sleep(1)
+            log("traffic window over: waiting for the faults in progress to heal")
+            nemesis.join()
+            healed = [
+                started + d.healed_s
+                for d in nemesis.done
+                if d.healed_s is not None and d.skipped is None
+            ]
+            last_heal = max(healed, default=started + window_s)
+            for d in nemesis.done:
+                if d.error:
+                    soak.violation(f"{d.planned.kind} {d.planned.target}: {d.error}")
+            log("converging")
+            converged_s = soak.converge(last_heal)
+            soak.take_samples(time.monotonic() - started)
+            live_back = any(t > last_heal for t in live.events)
+            if not live_back:
+                soak.violation("the live feed delivered nothing after the last fault")
+            figures = sim.stop()
+        elapsed_s = time.monotonic() - started
+        made, left = sim.made()
+        stored = count_stored(lab_.tier, cameras)
+        sent = made | probe.sent
+        sim_lost = len((made | probe.acked) - stored.keys())
+        if left:
+            soak.violation(f"the simulator's outbox kept {left} events after its drain run")
+        sim_dup = sum(n - 1 for n in stored.values()) + len(stored.keys() - sent)
+        sim_captured = len(made | probe.acked)
+        edges = soak.edge_figures(start_ms)
+        refused = lab_.prometheus(
+            f"sum(increase(parking_edge_events_refused_total[{int(elapsed_s) + 60}s]))"
+        )
+        try:
+            for twice in lab_.sessions_open_twice():
+                soak.violation(f"session open twice: {twice}")
+        except Exception as exc:
+            soak.violation(f"sessions check failed at the end: {exc}")
+    finally:
+        if nemesis is not None:
+            nemesis.stop.set()
+            nemesis.heal_all()
+        with contextlib.suppress(Exception):
+            Nemesis(lab_, [], 0, 0).fast_db()
+        for central in lab_.tier.centrals:
+            with contextlib.suppress(Exception):
+                stop_resetting(central)
+        if disks:
+            for edge in lab_.edges:
+                try:
+                    detach_disk(edge)
+                except Exception as exc:
+                    log(f"{edge}: could not move the agent's state back: {exc}")
+    done = nemesis.done if nemesis is not None else []
+    ran = [d for d in done if d.skipped is None]
+    for d in ran:
+        if d.recovered_s is None and d.error is None:
+            soak.violation(f"{d.planned.kind} {d.planned.target}: never recovered")
+    return {
+        "minutes": args.minutes,
+        "seed": seed,
+        "faults_injected": len(ran),
+        "faults_skipped": len(done) - len(ran),
+        "faults_by_kind": {k: sum(d.planned.kind == k for d in ran) for k in sorted(KINDS)},
+        "events_captured": edges["captured"] + sim_captured,
+        "events_stored": edges["stored"] + sim_captured - sim_lost,
+        "events_lost": edges["lost"] + sim_lost,
+        "events_duplicated": edges["duplicated"] + sim_dup,
+        "edge_events_captured": edges["captured"],
+        "edge_events_refused": None if refused is None else round(refused),
+        "sim_events_made": len(made),
+        "probe_acked": len(probe.acked),
+        "probe_failed": len(probe.failures),
+        "sim_failed_sends": int(
+            sum(v for k, v in figures.items() if k.startswith("parking_edge_send_failures_total"))
+        ),
+        "live_drops": len(live.drops),
+        "invariant_violations": len(soak.violations),
+        "violations": soak.violations[:20],
+        "converged_s": converged_s,
+        "not_converged": soak.not_converged,
+        "alerts_before": sorted(soak.alerts_before),
+        "central_rss_mb_per_h": mb(worst_growth(soak.central_samples, lambda s: s.rss_kb)),
+        "edge_rss_mb_per_h": mb(worst_growth(soak.edge_samples, lambda s: s.rss_kb)),
+        "central_fds_growth": worst_growth(soak.central_samples, lambda s: s.fds),
+        "edge_fds_growth": worst_growth(soak.edge_samples, lambda s: s.fds),
+        "samples": len(soak.central_samples) + len(soak.edge_samples),
+        "elapsed_s": round(elapsed_s, 1),
+        "faults": [
+            {k: v for k, v in asdict(d).items() if v is not None} | {"planned": asdict(d.planned)}
+            for d in done
+        ],
+    }
+
+
+def mb(kb_per_h: float | None) -> float | None:
+    return None if kb_per_h is None else round(kb_per_h / 1024, 2)

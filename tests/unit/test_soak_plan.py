@@ -1,0 +1,60 @@
+"""The soak's nemesis schedule and its resource growth figure (support/lab_soak.py), without a lab:
+the same seed gives the same faults, every tier takes only its own kinds, and a restart does not
+count as growth."""
+
+from __future__ import annotations
+
+import random
+
+from support.lab_edge import EdgeHost
+from support.lab_soak import KINDS, TIERS, Lab, Sample, growth_per_hour, plan
+from support.lab_tier import Tier
+
+
+def lab() -> Lab:
+    tier = Tier(
+        vip="10.77.0.30",
+        server_name="parking.lab",
+        active="central1",
+        centrals={"central1": "10.77.0.21", "central2": "10.77.0.22"},
+        lbs={"lb1": "10.77.0.31", "lb2": "10.77.0.32"},
+        db_hosts=["10.77.0.11", "10.77.0.12", "10.77.0.13"],
+    )
+    dbs = {"db1": "10.77.0.11", "db2": "10.77.0.12", "db3": "10.77.0.13"}
+    return Lab(tier, dbs, {e: EdgeHost(e) for e in ("edge1", "edge2")}, "mon1")
+
+
+def test_the_same_seed_gives_the_same_schedule_and_another_seed_another() -> None:
+    kinds = sorted(KINDS)
+    first = plan(random.Random(7), lab(), 3600, (15, 45), kinds)
+    again = plan(random.Random(7), lab(), 3600, (15, 45), kinds)
+    other = plan(random.Random(8), lab(), 3600, (15, 45), kinds)
+    assert first == again
+    assert first != other
+    assert len(first) >= 60, "an hour at 15-45 s gaps plans well over 60 faults"
+    assert {p.kind for p in first} == set(KINDS), "an hour draws every kind"
+
+
+def test_every_fault_targets_a_host_of_its_own_tier_within_the_window() -> None:
+    the_lab = lab()
+    for p in plan(random.Random(3), the_lab, 1800, (15, 45), sorted(KINDS)):
+        assert 0 < p.at_s < 1800
+        assert p.tier in TIERS
+        low, high = KINDS[p.kind][1]
+        assert low <= p.hold_s <= high
+        if p.kind == "slow-db":
+            assert (p.target, p.tier) == ("leader", "db")
+        else:
+            assert p.target in the_lab.hosts_of(p.tier), p
+            assert the_lab.tier_of(p.target) == p.tier, p
+
+
+def test_growth_is_fitted_within_each_process_lifetime() -> None:
+    # 100 MB rising 1 MB per minute, killed at 10 min, back at 40 MB rising the same: 60 MB/h,
+    # not the fall across the restart.
+    samples = [Sample(m * 60.0, "central1", 11, (100 + m) * 1024, 20) for m in range(10)]
+    samples += [Sample(m * 60.0, "central1", 12, (40 + m - 10) * 1024, 20) for m in range(10, 20)]
+    rate = growth_per_hour(samples, lambda s: s.rss_kb / 1024)
+    assert rate is not None and abs(rate - 60.0) < 1e-6
+    assert growth_per_hour(samples, lambda s: s.fds) == 0.0
+    assert growth_per_hour(samples[:1], lambda s: s.fds) is None
