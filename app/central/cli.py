@@ -199,28 +199,19 @@ def cmd_camera_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-class SentryTestError(RuntimeError):
-    """The error `sentry-test` reports, so that it is found by its type in Sentry."""
-
-
 def cmd_sentry_test(settings: Settings, _: argparse.Namespace) -> int:
     """Send one test error to Sentry as the server would (its DSN, release, environment) and
     print its event id: on-call checks that errors reach them after a deploy."""
     import json
     import socket
 
-    import sentry_sdk
-
     from app.central.main import init_sentry
+    from app.contract.sentry import send_test_error
 
     if not init_sentry(settings):
         print("error: no Sentry DSN is configured (PARKING_SENTRY_DSN)", file=sys.stderr)
         return 2
-    try:
-        raise SentryTestError(f"parking-central sentry-test on {socket.gethostname()}")
-    except SentryTestError as error:
-        event_id = sentry_sdk.capture_exception(error)
-    sentry_sdk.flush(timeout=10)
+    event_id = send_test_error(f"parking-central sentry-test on {socket.gethostname()}")
     answer = {"event_id": event_id, "release": settings.release}
     print(json.dumps({**answer, "environment": settings.environment}, sort_keys=True))
     return 0

@@ -281,24 +281,16 @@ def cmd_check_camera(args: argparse.Namespace) -> int:
     return 0
 
 
-class SentryTestError(RuntimeError):
-    """The error `sentry-test` reports, so that it is found by its type in Sentry."""
-
-
 def cmd_sentry_test(args: argparse.Namespace) -> int:
     """Send one test error to Sentry as the agent would (DSN, release, environment, the lane and
     lot tags) and print its event id."""
-    import sentry_sdk
+    from app.contract.sentry import send_test_error
 
     config = load_config(args.config)
     if not init_error_reporting(config.sentry, camera_id=config.camera.id, lot=config.camera.lot):
         print("error: no Sentry DSN is configured ([sentry] dsn)", file=sys.stderr)
         return 2
-    try:
-        raise SentryTestError(f"parking-edge sentry-test on lane {config.camera.id}")
-    except SentryTestError as error:
-        event_id = sentry_sdk.capture_exception(error)
-    sentry_sdk.flush(timeout=10)
+    event_id = send_test_error(f"parking-edge sentry-test on lane {config.camera.id}")
     print(json.dumps({"event_id": event_id, "lane": config.camera.id}, sort_keys=True))
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -31,24 +32,27 @@ def sentry() -> Iterator[SentryReceiver]:
         yield receiver
 
 
-def release_id(lab: Lab, host: str, app: str) -> str:
-    return lab.sh(host, f"readlink /opt/{app}/current").stdout.strip().rsplit("/", 1)[-1]
+def arrived(lab: Lab, sentry: SentryReceiver, host: str, app: str, printed: str) -> dict[str, Any]:
+    """The test error ``sentry-test`` printed the id of, as the receiver got it: with the
+    release installed on ``host`` (its `current` link), environment `lab`, no parse errors."""
+    event = sentry.wait_for_event(timeout=30)
+    assert event["event_id"] == json.loads(printed.strip().splitlines()[-1])["event_id"]
+    installed = lab.sh(host, f"readlink /opt/{app}/current").stdout.strip().rsplit("/", 1)[-1]
+    assert event["release"].startswith(f"{app}@"), event["release"]
+    assert event["release"].endswith(f"+{installed}"), (event["release"], installed)
+    assert event["environment"] == "lab"
+    assert event["exception"]["values"][-1]["type"] == "SentryTestError"
+    assert sentry.errors == []
+    return event
 
 
 def test_an_error_on_a_central_host_arrives_with_the_installed_release(
     lab: Lab, sentry: SentryReceiver
 ) -> None:
     central = sorted(lab.hosts("central"))[0]
-    printed = json.loads(lab.sh(central, "parking-central-admin sentry-test").stdout.strip())
-    event = sentry.wait_for_event(timeout=30)
-    assert event["event_id"] == printed["event_id"]
-    installed = release_id(lab, central, "parking-central")
-    assert event["release"].startswith("parking-central@"), event["release"]
-    assert event["release"].endswith(f"+{installed}"), (event["release"], installed)
-    assert event["environment"] == "lab"
-    assert event["exception"]["values"][-1]["type"] == "SentryTestError"
+    printed = lab.sh(central, "parking-central-admin sentry-test").stdout
+    arrived(lab, sentry, central, "parking-central", printed)
     assert sentry.envelopes[0].project == "1" and f"sentry_key={KEY}" in sentry.envelopes[0].auth
-    assert sentry.errors == []
 
 
 def test_an_error_on_an_edge_host_arrives_with_release_lane_and_lot(
@@ -62,14 +66,7 @@ def test_an_error_on_an_edge_host_arrives_with_release_lane_and_lot(
     command = (
         f"runuser -u parking-edge -- {EDGE_BIN}/parking-edge sentry-test --config {EDGE_CONFIG}"
     )
-    printed = json.loads(lab.sh(edge, command).stdout.strip().splitlines()[-1])
-    assert printed["lane"] == lane
-    event = sentry.wait_for_event(timeout=30)
-    assert event["event_id"] == printed["event_id"]
-    installed = release_id(lab, edge, "parking-edge")
-    assert event["release"].startswith("parking-edge@"), event["release"]
-    assert event["release"].endswith(f"+{installed}"), (event["release"], installed)
-    assert event["environment"] == "lab"
+    printed = lab.sh(edge, command).stdout
+    assert json.loads(printed.strip().splitlines()[-1])["lane"] == lane
+    event = arrived(lab, sentry, edge, "parking-edge", printed)
     assert event["tags"]["lane"] == lane and event["tags"]["lot"] == "lab", event["tags"]
-    assert event["exception"]["values"][-1]["type"] == "SentryTestError"
-    assert sentry.errors == []
