@@ -19,6 +19,8 @@ capture times and decisions from central's events, command and payment states fr
   uploader) -> its relay pulse, for events central answered ``open``.
 * ``manual_open_p95_ms``: the operator's API call -> central's record of the lane's "pulsed".
 * ``manual_open_sent`` / ``manual_open_pulsed``: opens meant to succeed; pulsed exactly once.
+* ``manual_open_unaccounted``: opens meant to succeed that neither pulsed once nor were
+  reported expired or failed (must be 0).
 * ``late_commands_executed``: pulses after their command's expiry (must be 0).
 * ``duplicate_pulses``: pulses beyond the first for one cause (must be 0).
 * ``unpaid_exits_opened``: exits held for payment whose own event pulsed a relay (must be 0).
@@ -430,6 +432,14 @@ def report(central: Central, pairs: list[Pair], cashier: Cashier, opener: Opener
             pulsed += 1
             manual_ms.append((parse_time(command["acked_at"]) - started) * 1000)
     short_pulsed = sum(1 for cid in short if f"command:{cid}" in by_cause)
+    # An open meant to succeed that did not pulse once must have been reported expired or
+    # failed (its lane away for longer than its expiry): none may vanish or stay open.
+    unaccounted = sum(
+        1
+        for cid, _ in meant
+        if by_cause.get(f"command:{cid}") != 1
+        and commands.get(cid, {}).get("status") not in ("expired", "failed")
+    )
     paid_opened = 0
     for answer in cashier.payments.values():
         command = answer.get("command") or {}
@@ -462,6 +472,7 @@ def report(central: Central, pairs: list[Pair], cashier: Cashier, opener: Opener
         "open_decisions_pulsed": len(decision_ms),
         "manual_open_sent": len(meant),
         "manual_open_pulsed": pulsed,
+        "manual_open_unaccounted": unaccounted,
         "manual_open_p50_ms": round(percentile(manual_ms, 50), 1),
         "manual_open_p95_ms": round(percentile(manual_ms, 95), 1),
         "short_expiry_sent": len(short),

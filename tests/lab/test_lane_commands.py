@@ -75,9 +75,7 @@ def test_a_central_crash_while_opens_are_sent_executes_nothing_twice_or_late(lab
     assert figures["unpaid_exits_opened"] == 0
     assert figures["manual_open_sent"] > 0
     # Every open meant to succeed pulsed once, or (its lane reconnecting for longer than its
-    # expiry) was reported expired or failed: none silently vanished, none ran late.
-    not_run = (
-        figures["commands_expired"] - figures["short_expiry_sent"] + figures["commands_failed"]
-    )
-    assert figures["manual_open_pulsed"] + not_run >= figures["manual_open_sent"], figures
+    # expiry) was reported expired or failed: none silently vanished, none ran late. Counted
+    # per command: a short-expiry open may still be waiting for the expiry duty at the end.
+    assert figures["manual_open_unaccounted"] == 0, figures
     wait_until(lambda: "central1" in Tier.from_inventory().running(), what="central1 runs")
