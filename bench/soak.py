@@ -66,6 +66,9 @@ def main() -> int:
         help="seconds between planned fault starts",
     )  # fmt: skip
     parser.add_argument("--only", default="", help="comma-separated fault kinds (default: all)")
+    parser.add_argument(
+        "--opens-per-s", type=float, default=0.5, help="a guard's manual opens per second (0: none)"
+    )
     parser.add_argument("--sample-s", type=float, default=60.0, help="resource sample period")
     parser.add_argument("--converge-timeout", type=float, default=600.0)
     args = parser.parse_args()
@@ -80,6 +83,7 @@ def main() -> int:
         only=args.only,
         sample_s=args.sample_s,
         converge_timeout=args.converge_timeout,
+        opens_per_s=args.opens_per_s,
     )
 
     def terminate(signum: int, frame: object) -> None:

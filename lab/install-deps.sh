@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 APT_PACKAGES=(debootstrap systemd-container nftables iproute2 openssh-client util-linux shellcheck
-  procps passwd ca-certificates)
+  procps passwd ca-certificates gcc libc6-dev)
+# gcc, libc6-dev: lab/clockshift.c, the soak's edge clock step (docs/soak.md).
 # The opt-in arm64 edge hosts (docs/lab.md): Debian's static QEMU, registered in binfmt_misc.
 [[ ${1:-} != --arm64 ]] || APT_PACKAGES+=(qemu-user-static binfmt-support)
 

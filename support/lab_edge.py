@@ -102,7 +102,7 @@ print(json.dumps({"ids": ids, "actions": actions, "pending": pending, "check": c
 
 CENTRAL_STATE = """
 from datetime import UTC, datetime
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from app.central.settings import Settings
 from app.central.db import Database
 from app.central.core.events import PlateEvent
@@ -113,9 +113,14 @@ camera = ARGS["camera"]
 since = datetime.fromtimestamp(ARGS["since_ms"] / 1000, UTC)
 db = Database(Settings())
 with db.session() as s:
+    # Captured or received since: an edge whose clock was stepped back stamps captured_at
+    # before ``since`` on events it made after it (the soak's clock-step fault).
     rows = s.execute(select(PlateEvent.event_id, func.count()).where(
-        PlateEvent.camera_id == camera, PlateEvent.captured_at >= since
+        PlateEvent.camera_id == camera,
+        or_(PlateEvent.captured_at >= since, PlateEvent.received_at >= since),
     ).group_by(PlateEvent.event_id)).all()
+    # ... and, as the edge's lists, by the id's own capture time (a UUIDv7's 48-bit ms).
+    rows = [(i, n) for i, n in rows if i.int >> 80 >= ARGS["since_ms"]]
     offline = s.execute(select(OfflineGateDecision.event_id, OfflineGateDecision.basis,
         OfflineGateDecision.action).where(OfflineGateDecision.camera_id == camera,
         OfflineGateDecision.decided_at >= since)).all()

@@ -7,14 +7,19 @@ The bench's docstring and docs/soak.md describe what runs and why.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import random
+import re
 import secrets
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from support.lab_tier import (
     Probe,
     Simulator,
     Tier,
+    ca_context,
     count_stored,
     lab,
     log,
@@ -53,6 +59,7 @@ class Options:
     only: str = ""
     sample_s: float = 60.0
     converge_timeout: float = 600.0
+    opens_per_s: float = 0.5
 
 
 ALERTMANAGER_PORT = 9093
@@ -282,6 +289,29 @@ class Lab:
 
 TIERS = ("central", "lb", "db", "edge")
 
+# The cable between the load balancers: every packet between them dropped, both ways, from a
+# table of the soak's own (common's ruleset and the drills' table are left alone).
+SPLIT_TABLE = "parking_soak_split"
+
+
+def split(host: str, peers: list[str]) -> None:
+    rules = " && ".join(
+        f"nft add rule inet {SPLIT_TABLE} inp ip saddr {peer} drop && "
+        f"nft add rule inet {SPLIT_TABLE} out ip daddr {peer} drop"
+        for peer in peers
+    )
+    sh(
+        host,
+        f"nft delete table inet {SPLIT_TABLE} 2>/dev/null; nft add table inet {SPLIT_TABLE} && "
+        f"nft add chain inet {SPLIT_TABLE} inp '{{ type filter hook input priority -10; }}' && "
+        f"nft add chain inet {SPLIT_TABLE} out '{{ type filter hook output priority -10; }}' && "
+        f"{rules}",
+    )
+
+
+def unsplit(host: str) -> None:
+    sh(host, f"nft delete table inet {SPLIT_TABLE}", check=False)
+
 
 # -- the edges' own disk -------------------------------------------------------------------------
 
@@ -324,6 +354,54 @@ def detach_disk(edge: str) -> None:
     image.unlink(missing_ok=True)
 
 
+# -- the edges' own clock ------------------------------------------------------------------------
+
+# lab/clockshift.c, preloaded into the agent by a drop-in: its wall clock is the machine's plus
+# the offset in CLOCK_FILE (nanoseconds; missing: 0, so a crashed host boots with a right clock).
+CLOCKSHIFT_SO = "/usr/local/lib/parking-soak/clockshift.so"
+CLOCK_FILE = "/run/parking-soak/clock-offset-ns"
+CLOCK_DROPIN = f"/etc/systemd/system/{EDGE_UNIT}.service.d/90-soak-clock.conf"
+
+
+def build_clockshift(work: Path) -> Path:
+    out = work / "clockshift.so"
+    run(["cc", "-O2", "-shared", "-fPIC", "-o", str(out), str(REPO / "lab" / "clockshift.c"),
+         "-ldl"])  # fmt: skip
+    return out
+
+
+def attach_clock(edge: str, library: Path) -> None:
+    """The agent restarted with its wall clock steppable (offset 0 until a fault steps it)."""
+    lab(
+        "exec", edge, "sh", "-c",
+        f"mkdir -p {Path(CLOCKSHIFT_SO).parent} && base64 -d > {CLOCKSHIFT_SO}.new && "
+        f"mv {CLOCKSHIFT_SO}.new {CLOCKSHIFT_SO}",
+        stdin=base64.b64encode(library.read_bytes()).decode(),
+    )  # fmt: skip
+    sh(
+        edge,
+        f"mkdir -p {Path(CLOCK_DROPIN).parent} {Path(CLOCK_FILE).parent} && echo 0 > {CLOCK_FILE}"
+        f" && printf '[Service]\\nEnvironment=LD_PRELOAD={CLOCKSHIFT_SO}"
+        f" CLOCKSHIFT_FILE={CLOCK_FILE}\\n' > {CLOCK_DROPIN}"
+        f" && systemctl daemon-reload && systemctl restart {EDGE_UNIT}",
+        timeout=180,
+    )
+    wait_for(lambda: unit_active(edge, EDGE_UNIT), f"{EDGE_UNIT} on {edge} with its clock", 120)
+
+
+def detach_clock(edge: str) -> None:
+    sh(
+        edge,
+        f"if test -e {CLOCK_DROPIN}; then rm -f {CLOCK_DROPIN} {CLOCK_FILE} && "
+        f"systemctl daemon-reload && systemctl restart {EDGE_UNIT}; fi; rm -f {CLOCKSHIFT_SO}",
+        timeout=180,
+    )
+
+
+def set_clock_offset(edge: str, seconds: float) -> None:
+    sh(edge, f"echo {int(seconds * 1e9)} > {CLOCK_FILE}.new && mv {CLOCK_FILE}.new {CLOCK_FILE}")
+
+
 # -- the nemesis ---------------------------------------------------------------------------------
 
 
@@ -334,10 +412,13 @@ class Planned:
     target: str
     tier: str
     hold_s: float
+    step_s: float = 0.0  # clock-step-edge: the step, seconds (negative: back)
 
     def line(self) -> str:
+        step = f" step {self.step_s:+.1f}s" if self.step_s else ""
         return (
             f"{self.at_s:7.1f}s {self.tier:<7} {self.kind:<16} {self.target:<9} {self.hold_s:5.1f}s"
+            + step
         )
 
 
@@ -348,6 +429,7 @@ class Done:
     healed_s: float | None = None  # the fault removed (process killed and restarted, cable back)
     recovered_s: float | None = None  # seconds from healed until its component served again
     restarted_by: str | None = None  # kill -9: "systemd" or "soak"
+    vip_holders_max: int | None = None  # cut-lb-lb: the most hosts seen holding the VIP at once
     skipped: str | None = None
     error: str | None = None
 
@@ -365,7 +447,12 @@ KINDS: dict[str, tuple[str | None, tuple[float, float]]] = {
     "cut-central-db": ("central", (10.0, 30.0)),
     "disk-full-edge": ("edge", (15.0, 30.0)),
     "slow-db": ("db", (20.0, 40.0)),
+    "cut-lb-lb": ("lb", (10.0, 30.0)),
+    "clock-step-edge": ("edge", (20.0, 60.0)),
 }
+# The edge clock's step, seconds either way: within the 5 minutes a captured_at may lie ahead of
+# central's clock (app/contract/v1.py); a step beyond it is refused by the contract (docs/soak.md).
+CLOCK_STEP_S = (15.0, 240.0)
 KILL_UNITS = {
     "kill9-central": "parking-central",
     "kill9-edge": EDGE_UNIT,
@@ -390,11 +477,17 @@ def plan(
             target = rng.choice([h for t in TIERS for h in lab_.hosts_of(t)])
         elif kind == "slow-db":
             target = "leader"
+        elif kind == "cut-lb-lb":
+            target = "+".join(lab_.hosts_of("lb"))
         else:
             assert tier is not None
             target = rng.choice(lab_.hosts_of(tier))
         tier = tier or lab_.tier_of(target)
-        out.append(Planned(round(at, 1), kind, target, tier, round(rng.uniform(*hold), 1)))
+        hold_s = round(rng.uniform(*hold), 1)
+        step_s = 0.0
+        if kind == "clock-step-edge":
+            step_s = round(rng.choice((-1, 1)) * rng.uniform(*CLOCK_STEP_S), 1)
+        out.append(Planned(round(at, 1), kind, target, tier, hold_s, step_s))
         at += rng.uniform(*gap)
     return out
 
@@ -529,6 +622,36 @@ class Nemesis:
             sh(p.target, f"rm -f {FILL}*")
             self.cleanups.pop(key, None)
             self._until_back(record, lambda: lab_.edge_ok(p.target), f"{p.target} back")
+        elif p.kind == "cut-lb-lb":
+            lbs = self.lab.hosts_of("lb")
+
+            def heal_split() -> None:
+                for lb in lbs:
+                    unsplit(lb)
+
+            self.cleanups[key] = heal_split
+            for lb in lbs:
+                split(lb, [self.lab.tier.lbs[peer] for peer in lbs if peer != lb])
+            # Split brain: with no adverts from its peer each lb believes itself alone, and
+            # both may claim the VIP. The design tolerates that (both proxy to the same
+            # centrals); what it must not do is keep it after the link is back.
+            deadline = time.monotonic() + p.hold_s
+            most = 0
+            while time.monotonic() < deadline and not self.stop.is_set():
+                with contextlib.suppress(Exception):
+                    most = max(most, len(self.lab.tier.vip_holders()))
+                self.stop.wait(2.0)
+            record.vip_holders_max = most
+            heal_split()
+            self.cleanups.pop(key, None)
+            self._until_back(record, lab_.vip_ok, "one VIP holder again")
+        elif p.kind == "clock-step-edge":
+            self.cleanups[key] = lambda: set_clock_offset(p.target, 0.0)
+            set_clock_offset(p.target, p.step_s)
+            self.stop.wait(p.hold_s)
+            set_clock_offset(p.target, 0.0)  # and back: the opposite step
+            self.cleanups.pop(key, None)
+            self._until_back(record, lambda: lab_.edge_ok(p.target), f"{p.target} back")
         elif p.kind == "slow-db":
             self.cleanups[key] = self.fast_db
             self.slow_db()
@@ -571,6 +694,171 @@ class Nemesis:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(3)
+
+
+# -- the operators' manual opens and what the barriers did ---------------------------------------
+
+
+class Opener(threading.Thread):
+    """A guard opening the lab edges' lanes by hand through the VIP (docs/lane.md), one every
+    1-3 s on average; every fifth with an expiry it cannot meet (``ttl_s`` 0.01: it must never
+    pulse). Its own seeded random, so the nemesis' schedule is the same with or without it."""
+
+    def __init__(self, tier: Tier, token: str, lanes: list[str], per_s: float, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.tier, self.token, self.lanes, self.per_s = tier, token, lanes, per_s
+        self.rng = random.Random(seed)
+        self.stop_event = threading.Event()
+        self.sent: list[tuple[str, str, bool]] = []  # (command id, lane, meant to succeed)
+        self.refused: list[str] = []  # an answer other than 202, or none
+
+    def run(self) -> None:
+        n = 0
+        with httpx.Client(
+            base_url=self.tier.url,
+            verify=ca_context(),
+            timeout=httpx.Timeout(10, connect=2),
+            headers={"Authorization": f"Bearer {self.token}"},
+        ) as client:
+            while not self.stop_event.wait(self.rng.uniform(0.5, 1.5) / self.per_s):
+                n += 1
+                meant = n % 5 != 0
+                lane = self.rng.choice(self.lanes)
+                body: dict[str, Any] = {"reason": f"soak open {n}"}
+                if not meant:
+                    body["ttl_s"] = SHORT_TTL_S
+                try:
+                    answer = client.post(f"/api/v1/cameras/{lane}/open", json=body)
+                except httpx.HTTPError as exc:
+                    self.refused.append(type(exc).__name__)
+                    continue
+                if answer.status_code != 202:
+                    self.refused.append(str(answer.status_code))
+                    continue
+                self.sent.append((str(answer.json()["id"]), lane, meant))
+
+
+SHORT_TTL_S = 0.01
+PULSE = re.compile(r"gate: relay pulse .*?\b(event|command):([0-9a-f-]{36})")
+OFFLINE_OPEN = re.compile(
+    r"gate: central silent for ([0-9a-f-]{36}) .*offline decision by .*: open"
+)
+
+
+def edge_pulses(host: str, since_unix: float) -> tuple[list[tuple[str, float]], set[str]]:
+    """The relay pulses an edge's agent logged since ``since_unix`` (cause, wall-clock time
+    of the journal entry) and the events it opened alone while central was silent."""
+    out = sh(
+        host,
+        f"journalctl -u {EDGE_UNIT} --since @{int(since_unix)} -o json --no-pager "
+        "| grep -E 'relay pulse|offline decision' || true",
+        timeout=120,
+    )
+    pulses: list[tuple[str, float]] = []
+    offline_open: set[str] = set()
+    for line in out.splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            message = entry.get("MESSAGE")
+            if not isinstance(message, str):
+                continue
+            at = int(entry["__REALTIME_TIMESTAMP"]) / 1e6
+            if (m := PULSE.search(message)) is not None:
+                pulses.append((f"{m.group(1)}:{m.group(2)}", at))
+            elif (m := OFFLINE_OPEN.search(message)) is not None:
+                offline_open.add(m.group(1))
+    return pulses, offline_open
+
+
+def gate_figures(
+    lab_: Lab, opener: Opener, since_unix: float, cameras: list[str]
+) -> dict[str, Any]:
+    """What the lab edges' barriers did, from their agents' journals, against central's
+    records: no cause pulsed twice, no command after its expiry, no short-expiry open at all,
+    every open meant to succeed pulsed once or reported expired/failed, and no event pulsed
+    that neither central nor the lane's own offline rules opened."""
+    pulses: list[tuple[str, float]] = []
+    offline_open: set[str] = set()
+    for host in lab_.edges:
+        p, o = edge_pulses(host, since_unix)
+        pulses += p
+        offline_open |= o
+    by_cause = Counter(cause for cause, _ in pulses)
+    first: dict[str, float] = {}
+    for cause, at in sorted(pulses, key=lambda p: p[1]):
+        first.setdefault(cause, at)
+    command_ids = {c.removeprefix("command:") for c in by_cause if c.startswith("command:")}
+    command_ids |= {cid for cid, _, _ in opener.sent}
+    since = datetime.fromtimestamp(since_unix, UTC)
+    with lab_.tier.database() as db:
+        # A command still open (its expiry + slack not yet passed the expiry duty) settles first.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            row = db.execute(
+                "SELECT count(*) FROM lane_commands WHERE id = ANY(%s::uuid[])"
+                " AND status IN ('pending', 'delivered')",
+                ([cid for cid, _, _ in opener.sent],),
+            ).fetchone()
+            if row is None or row[0] == 0:
+                break
+            time.sleep(3)
+        commands = {
+            str(cid): (status, expires_at)
+            for cid, status, expires_at in db.execute(
+                "SELECT id, status, expires_at FROM lane_commands WHERE id = ANY(%s::uuid[])",
+                (sorted(command_ids),),
+            ).fetchall()
+        }
+        decisions = {
+            str(eid): action
+            for eid, action in db.execute(
+                "SELECT event_id, ack::json -> 'decision' ->> 'action' FROM plate_events"
+                " WHERE camera_id = ANY(%s) AND received_at >= %s",
+                (cameras, since.replace(tzinfo=None) - timedelta(minutes=5)),
+            ).fetchall()
+        }
+
+    def utc(value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    late = [
+        cause
+        for cause, at in first.items()
+        if cause.startswith("command:")
+        and cause[8:] in commands
+        and datetime.fromtimestamp(at, UTC) > utc(commands[cause[8:]][1])
+    ]
+    meant = [cid for cid, _, ok in opener.sent if ok]
+    short = [cid for cid, _, ok in opener.sent if not ok]
+    unaccounted = [
+        cid
+        for cid in meant
+        if by_cause.get(f"command:{cid}") != 1
+        and commands.get(cid, ("", None))[0] not in ("expired", "failed")
+    ]
+    wrongly_opened = [
+        cause
+        for cause in by_cause
+        if cause.startswith("event:")
+        and decisions.get(cause[6:]) != "open"
+        and cause[6:] not in offline_open
+        and cause[6:] in decisions  # an event central never stored is counted as lost instead
+    ]
+    statuses = Counter(commands.get(cid, ("unknown", None))[0] for cid, _, _ in opener.sent)
+    return {
+        "manual_opens_sent": len(meant),
+        "manual_opens_pulsed": sum(1 for cid in meant if by_cause.get(f"command:{cid}") == 1),
+        "manual_opens_short_expiry": len(short),
+        "manual_opens_refused": len(opener.refused),
+        "manual_open_states": dict(statuses),
+        "manual_opens_unaccounted": unaccounted,
+        "short_expiry_pulsed": [cid for cid in short if f"command:{cid}" in by_cause],
+        "duplicate_pulses": {c: n for c, n in by_cause.items() if n > 1},
+        "late_pulses": late,
+        "event_pulses": sum(n for c, n in by_cause.items() if c.startswith("event:")),
+        "offline_opens": len(offline_open),
+        "gates_opened_against_rules": wrongly_opened,
+    }
 
 
 # -- figures -------------------------------------------------------------------------------------
@@ -726,7 +1014,7 @@ class Soak:
         for name, edge in self.lab.edges.items():
             edge_state, central_state = edge.edge_state(start_ms), edge.central_state(start_ms)
             captured = {i for i in edge_state["ids"] if uuid7_ms(i) < cutoff_ms}
-            stored = {i for i in central_state["ids"] if uuid7_ms(i) < cutoff_ms}
+            stored = {i for i in central_state["ids"] if start_ms <= uuid7_ms(i) < cutoff_ms}
             figures["captured"] += len(captured)
             figures["stored"] += len(captured & stored)
             figures["lost"] += len(captured - stored)
@@ -777,7 +1065,10 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
     # Leftovers of an interrupted soak: the slow trigger, a reset central, a full edge disk.
     for central in lab_.tier.centrals:
         stop_resetting(central)
+    for lb in lab_.tier.lbs:
+        unsplit(lb)
     disks = "disk-full-edge" in kinds
+    clocks = "clock-step-edge" in kinds
     run_id = secrets.token_hex(3)
     cameras = make_cameras(lab_.tier, f"soak-{run_id}")
     soak.cameras = set(cameras.ids) | {edge.camera_id() for edge in lab_.edges.values()}
@@ -785,9 +1076,17 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
     if soak.alerts_before:
         log(f"alerts firing before the soak (ignored after): {sorted(soak.alerts_before)}")
     token = operator_token(lab_.tier, f"soak-{run_id}")
+    lanes = sorted(edge.camera_id() for edge in lab_.edges.values())
+    opener = Opener(lab_.tier, token, lanes, args.opens_per_s, seed + 1)
     nemesis: Nemesis | None = None
+    db_bytes_before = database_bytes(lab_)
     try:
         Nemesis(lab_, [], 0, 0).fast_db()
+        if clocks:
+            library = build_clockshift(work)
+            for edge in lab_.edges:
+                log(f"{edge}: the agent's wall clock steppable (lab/clockshift.c)")
+                attach_clock(edge, library)
         if disks:
             for edge in lab_.edges:
                 log(f"{edge}: the agent's state on a disk of its own")
@@ -796,6 +1095,9 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
         with traffic(soak, cameras, token) as (sim, probe, live):
             wait_for(lambda: bool(live.connects) and bool(live.events), "live feed delivers", 60)
             started = time.monotonic()
+            started_unix = time.time()
+            if args.opens_per_s > 0:
+                opener.start()
             nemesis = Nemesis(lab_, schedule, started, window_s)
             nemesis.start()
             next_sample = 0.0
@@ -805,6 +1107,7 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
                     next_sample += args.sample_s
                 time.sleep(1)
             log("traffic window over: waiting for the faults in progress to heal")
+            opener.stop_event.set()
             nemesis.join()
             healed = [
                 started + d.healed_s
@@ -840,7 +1143,17 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
                 soak.violation(f"session open twice: {twice}")
         except Exception as exc:
             soak.violation(f"sessions check failed at the end: {exc}")
+        gates = gate_figures(lab_, opener, started_unix, lanes)
+        for name in (
+            "manual_opens_unaccounted", "short_expiry_pulsed", "duplicate_pulses", "late_pulses",
+            "gates_opened_against_rules",
+        ):  # fmt: skip
+            if gates[name]:
+                soak.violation(f"{name}: {list(gates[name])[:5]}")
+        logs = log_volume(lab_, started_unix, elapsed_s)
+        db_bytes_after = database_bytes(lab_)
     finally:
+        opener.stop_event.set()
         if nemesis is not None:
             nemesis.stop.set()
             nemesis.heal_all()
@@ -849,6 +1162,15 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
         for central in lab_.tier.centrals:
             with contextlib.suppress(Exception):
                 stop_resetting(central)
+        for lb in lab_.tier.lbs:
+            with contextlib.suppress(Exception):
+                unsplit(lb)
+        if clocks:
+            for edge in lab_.edges:
+                try:
+                    detach_clock(edge)
+                except Exception as exc:
+                    log(f"{edge}: could not remove the clock step: {exc}")
         if disks:
             for edge in lab_.edges:
                 try:
@@ -857,6 +1179,7 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
                     log(f"{edge}: could not move the agent's state back: {exc}")
     done = nemesis.done if nemesis is not None else []
     ran = [d for d in done if d.skipped is None]
+    stored_total = edges["stored"] + sim_captured - sim_lost
     for d in ran:
         if d.recovered_s is None and d.error is None:
             soak.violation(f"{d.planned.kind} {d.planned.target}: never recovered")
@@ -879,6 +1202,14 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
             sum(v for k, v in figures.items() if k.startswith("parking_edge_send_failures_total"))
         ),
         "live_drops": len(live.drops),
+        "gates": gates,
+        "db_bytes_per_event": (
+            round((db_bytes_after - db_bytes_before) / stored_total)
+            if stored_total and db_bytes_before is not None and db_bytes_after is not None
+            else None
+        ),
+        "log_mb_per_h": logs,
+        "log_mb_per_h_max": max(logs.values(), default=None),
         "invariant_violations": len(soak.violations),
         "violations": soak.violations[:20],
         "converged_s": converged_s,
@@ -895,6 +1226,28 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
             for d in done
         ],
     }
+
+
+def database_bytes(lab_: Lab) -> int | None:
+    """The parking database's size on its leader (pg_database_size)."""
+    with contextlib.suppress(Exception), lab_.tier.database() as db:
+        row = db.execute("SELECT pg_database_size('parking')").fetchone()
+        return int(row[0]) if row else None
+    return None
+
+
+def log_volume(lab_: Lab, since_unix: float, seconds: float) -> dict[str, float]:
+    """MB per hour each soaked host's journal took since ``since_unix`` (every unit, as text)."""
+    out: dict[str, float] = {}
+    for host in lab_.soak_hosts():
+        with contextlib.suppress(Exception):
+            n = sh(
+                host,
+                f"journalctl --since @{int(since_unix)} -o short-iso --no-pager | wc -c",
+                timeout=120,
+            )
+            out[host] = round(int(n.strip()) / 1e6 / (seconds / 3600.0), 2)
+    return out
 
 
 def mb(kb_per_h: float | None) -> float | None:

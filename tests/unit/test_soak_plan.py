@@ -7,7 +7,16 @@ from __future__ import annotations
 import random
 
 from support.lab_edge import EdgeHost
-from support.lab_soak import KINDS, TIERS, Lab, Sample, growth_per_hour, plan
+from support.lab_soak import (
+    KINDS,
+    OFFLINE_OPEN,
+    PULSE,
+    TIERS,
+    Lab,
+    Sample,
+    growth_per_hour,
+    plan,
+)
 from support.lab_tier import Tier
 
 
@@ -44,6 +53,8 @@ def test_every_fault_targets_a_host_of_its_own_tier_within_the_window() -> None:
         assert low <= p.hold_s <= high
         if p.kind == "slow-db":
             assert (p.target, p.tier) == ("leader", "db")
+        elif p.kind == "cut-lb-lb":
+            assert (p.target, p.tier) == ("lb1+lb2", "lb")
         else:
             assert p.target in the_lab.hosts_of(p.tier), p
             assert the_lab.tier_of(p.target) == p.tier, p
@@ -58,3 +69,22 @@ def test_growth_is_fitted_within_each_process_lifetime() -> None:
     assert rate is not None and abs(rate - 60.0) < 1e-6
     assert growth_per_hour(samples, lambda s: s.fds) == 0.0
     assert growth_per_hour(samples[:1], lambda s: s.fds) is None
+
+
+def test_the_pulse_and_offline_lines_are_read_as_the_agent_writes_them() -> None:
+    # The messages as app/edge/gate.py formats them, inside the agent's JSON log line.
+    cid = "0193a6d2-7c1e-7b3a-9f10-2a4b6c8d0e1f"
+    line = (
+        '{"level": "info", "logger": "app.edge.gate", "message": '
+        f'"gate: relay pulse 1.0s (logging driver) command:{cid}"}}'
+    )
+    m = PULSE.search(line)
+    assert m is not None and (m.group(1), m.group(2)) == ("command", cid)
+    assert PULSE.search("gate: relay pulse 1.0s (logging driver)") is None, "no cause, no pulse"
+    offline = (
+        f"gate: central silent for {cid} (no answer within deadline); "
+        "offline decision by allow_list: open (flagged)"
+    )
+    m = OFFLINE_OPEN.search(offline)
+    assert m is not None and m.group(1) == cid
+    assert OFFLINE_OPEN.search(offline.replace(": open", ": deny")) is None
