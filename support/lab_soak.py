@@ -399,7 +399,12 @@ def detach_clock(edge: str) -> None:
 
 
 def set_clock_offset(edge: str, seconds: float) -> None:
-    sh(edge, f"echo {int(seconds * 1e9)} > {CLOCK_FILE}.new && mv {CLOCK_FILE}.new {CLOCK_FILE}")
+    # /run is empty again after a crash of the host (found by the soak): made here each time.
+    sh(
+        edge,
+        f"mkdir -p {Path(CLOCK_FILE).parent} && echo {int(seconds * 1e9)} > {CLOCK_FILE}.new"
+        f" && mv {CLOCK_FILE}.new {CLOCK_FILE}",
+    )
 
 
 # -- the nemesis ---------------------------------------------------------------------------------
