@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from support import lab_db
-from support.lab_edge import EdgeHost, uuid7_ms
+from support.lab_edge import EdgeHost, central_python, uuid7_ms
 from support.lab_tier import (
     REPO,
     Cameras,
@@ -743,6 +743,63 @@ class Opener(threading.Thread):
                 self.sent.append((str(answer.json()["id"]), lane, meant))
 
 
+class Cashier(threading.Thread):
+    """A cashier paying every held exit of the simulator's lot (which has a tariff for the soak,
+    so its exits are held until paid) about a second after it is held, through the VIP."""
+
+    def __init__(self, tier: Tier, token: str, lot: str) -> None:
+        super().__init__(daemon=True)
+        self.tier, self.token, self.lot = tier, token, lot
+        self.stop_event = threading.Event()
+        self.paid: set[int] = set()
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        first_seen: dict[int, float] = {}
+        with httpx.Client(
+            base_url=self.tier.url,
+            verify=ca_context(),
+            timeout=httpx.Timeout(10, connect=2),
+            headers={"Authorization": f"Bearer {self.token}"},
+        ) as client:
+            while not self.stop_event.wait(1.0):
+                try:
+                    answer = client.get(
+                        "/api/v1/sessions",
+                        params={"status": "open", "lot_id": self.lot, "limit": 500},
+                    )
+                    answer.raise_for_status()
+                    now = time.monotonic()
+                    for session in answer.json():
+                        sid = int(session["id"])
+                        if not session.get("exit_held_at") or sid in self.paid:
+                            continue
+                        if now - first_seen.setdefault(sid, now) < 1.0:
+                            continue
+                        paid = client.post(
+                            f"/api/v1/sessions/{sid}/payments", json={"method": "cash"}
+                        )
+                        if paid.status_code in (201, 409):  # 409: paid already (a retry)
+                            self.paid.add(sid)
+                        else:
+                            self.errors.append(str(paid.status_code))
+                except httpx.HTTPError as exc:  # a fault on the way: the next round tries again
+                    self.errors.append(type(exc).__name__)
+
+
+def put_tariff(tier: Tier, token: str, lot: str) -> None:
+    """No free minutes: every exit of the lot owes something and is held until paid."""
+    for vehicle_type in ("car", "motorbike", "truck", "bus", "unknown"):
+        httpx.put(
+            f"{tier.url}/api/v1/tariffs",
+            json={"lot_id": lot, "vehicle_type": vehicle_type, "free_minutes": 0,
+                  "hourly_rate": 25_000, "daily_cap": 200_000},
+            headers={"Authorization": f"Bearer {token}"},
+            verify=ca_context(),
+            timeout=10,
+        ).raise_for_status()  # fmt: skip
+
+
 SHORT_TTL_S = 0.01
 PULSE = re.compile(r"gate: relay pulse .*?\b(event|command):([0-9a-f-]{36})")
 OFFLINE_OPEN = re.compile(
@@ -864,6 +921,76 @@ def gate_figures(
         "offline_opens": len(offline_open),
         "gates_opened_against_rules": wrongly_opened,
     }
+
+
+# -- exit decisions against the ledger ------------------------------------------------------------
+
+# Run on a central host with central's own code: every exit decision since the start, on the
+# cameras given, against the ledger's rules (app/central/sessions/rules.py, the same functions
+# the gate decided with) applied to the stored facts: the stay's fee by the lot's tariff and
+# the plate's standing, what was paid before the decision. An "open" must have had nothing due
+# and closed its session with this event and that fee; a "hold" must have had something due,
+# and told the lane exactly that amount; a "deny" must have matched no session.
+LEDGER_CHECK = """
+from datetime import UTC, datetime
+from sqlalchemy import select
+from app.central.settings import Settings
+from app.central.db import Database
+from app.central.core.events import PlateEvent
+from app.central.sessions.models import ParkingSession
+from app.central.sessions.service import lot_rules, stay_fee
+from app.central.sessions import rules
+settings = Settings()
+since = datetime.fromtimestamp(ARGS["since"], UTC)
+def utc(v):
+    return v if v is None or v.tzinfo else v.replace(tzinfo=UTC)
+db = Database(settings)
+bad, counts = [], {}
+with db.session() as s:
+    events = s.scalars(select(PlateEvent).where(
+        PlateEvent.camera_id.in_(ARGS["cameras"]), PlateEvent.direction == "exit",
+        PlateEvent.received_at >= since)).all()
+    for e in events:
+        d = e.ack["decision"]
+        action = d["action"]
+        counts[action] = counts.get(action, 0) + 1
+        if e.session_id is None:
+            if action != "deny":
+                bad.append(f"{e.event_id}: {action} without a session")
+            continue
+        ses = s.get(ParkingSession, e.session_id)
+        at = max(utc(e.captured_at), utc(ses.entered_at))
+        fee = stay_fee(s, session=ses, exited_at=at, tz=settings.timezone).total
+        paid_at = utc(ses.paid_at)
+        before = paid_at is not None and paid_at <= utc(e.received_at)
+        due = rules.amount_due(
+            fee, paid_amount=ses.paid_amount if before else 0,
+            paid_at=paid_at if before else None, at=at, lot=lot_rules(s, lot_id=ses.lot_id))
+        if action == "open":
+            if due > 0:
+                bad.append(f"{e.event_id}: opened with {due} due")
+            elif ses.status != "closed" or str(ses.exit_event_id) != str(e.event_id):
+                bad.append(f"{e.event_id}: opened, session {ses.id} {ses.status} by "
+                           f"{ses.exit_event_id}")
+        elif action == "hold":
+            if due <= 0:
+                bad.append(f"{e.event_id}: held with nothing due (fee {fee})")
+            elif d.get("fee") != due:
+                bad.append(f"{e.event_id}: held for {d.get('fee')}, the ledger says {due}")
+        else:
+            bad.append(f"{e.event_id}: {action} for session {ses.id}")
+db.dispose()
+print(json.dumps({"checked": len(events), "actions": counts, "bad": bad[:50],
+                  "bad_count": len(bad)}))
+"""
+
+
+def ledger_check(lab_: Lab, cameras: list[str], since_unix: float) -> dict[str, Any]:
+    host = next(iter(lab_.edges.values())).central_host()
+    result: dict[str, Any] = central_python(
+        host, LEDGER_CHECK, {"cameras": cameras, "since": since_unix}
+    )
+    return result
 
 
 # -- figures -------------------------------------------------------------------------------------
@@ -1083,6 +1210,11 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
     token = operator_token(lab_.tier, f"soak-{run_id}")
     lanes = sorted(edge.camera_id() for edge in lab_.edges.values())
     opener = Opener(lab_.tier, token, lanes, args.opens_per_s, seed + 1)
+    # The simulator's lot charges from the first minute: its exits are held until the cashier
+    # pays, so the ledger check below sees holds, opens after payment and denials.
+    sim_lot = f"bench-soak-{run_id}"
+    put_tariff(lab_.tier, operator_token(lab_.tier, f"soak-{run_id}", role="manager"), sim_lot)
+    cashier = Cashier(lab_.tier, token, sim_lot)
     nemesis: Nemesis | None = None
     db_bytes_before = database_bytes(lab_)
     try:
@@ -1103,6 +1235,7 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
             started_unix = time.time()
             if args.opens_per_s > 0:
                 opener.start()
+            cashier.start()
             nemesis = Nemesis(lab_, schedule, started, window_s)
             nemesis.start()
             next_sample = 0.0
@@ -1148,7 +1281,11 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
                 soak.violation(f"session open twice: {twice}")
         except Exception as exc:
             soak.violation(f"sessions check failed at the end: {exc}")
+        cashier.stop_event.set()
         gates = gate_figures(lab_, opener, started_unix, lanes)
+        ledger = ledger_check(lab_, [*lanes, cameras.exit[0]], started_unix)
+        for bad in ledger["bad"]:
+            soak.violation(f"exit decision against the ledger: {bad}")
         for name in (
             "manual_opens_unaccounted", "short_expiry_pulsed", "duplicate_pulses", "late_pulses",
             "gates_opened_against_rules",
@@ -1159,6 +1296,7 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
         db_bytes_after = database_bytes(lab_)
     finally:
         opener.stop_event.set()
+        cashier.stop_event.set()
         if nemesis is not None:
             nemesis.stop.set()
             nemesis.heal_all()
@@ -1208,6 +1346,13 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
         ),
         "live_drops": len(live.drops),
         "gates": gates,
+        "exit_decisions": {
+            "checked": ledger["checked"],
+            "actions": ledger["actions"],
+            "against_ledger": ledger["bad_count"],
+            "payments": len(cashier.paid),
+            "cashier_errors": len(cashier.errors),
+        },
         "db_bytes_per_event": (
             round((db_bytes_after - db_bytes_before) / stored_total)
             if stored_total and db_bytes_before is not None and db_bytes_after is not None

@@ -271,10 +271,10 @@ def make_cameras(tier: Tier, run: str) -> Cameras:
     return Cameras(camera("in", "entry"), camera("out", "exit"), camera("probe", "entry"))
 
 
-def operator_token(tier: Tier, run: str) -> str:
-    name = f"bench-live-{run}"
+def operator_token(tier: Tier, run: str, role: str = "guard") -> str:
+    name = f"bench-live-{run}" if role == "guard" else f"bench-{role}-{run}"
     password = secrets.token_urlsafe(18)
-    tier.admin("create-user", name, "--role", "guard", stdin=password + "\n")
+    tier.admin("create-user", name, "--role", role, stdin=password + "\n")
     response = httpx.post(
         f"{tier.url}/api/v1/auth/token",
         data={"username": name, "password": password},
