@@ -107,10 +107,19 @@ def observe_request(scope: Scope, status: int, seconds: float) -> None:
     """Count one answered HTTP request by route template, method and status, and observe its
     latency unless its route is held open by design (``frame.HttpFrame`` calls it)."""
     route = route_template(scope)
-    method = scope.get("method", "")
-    REQUESTS.labels(route, method, str(status)).inc()
-    if route not in HELD_OPEN_ROUTES:
-        LATENCY.labels(route, method).observe(seconds)
+    key = (route, scope.get("method", ""), status)
+    children = _REQUEST_CHILDREN.get(key)
+    if children is None:  # once per route, method and status: labels() locks and checks
+        children = _REQUEST_CHILDREN[key] = (
+            REQUESTS.labels(route, key[1], str(status)),
+            None if route in HELD_OPEN_ROUTES else LATENCY.labels(route, key[1]),
+        )
+    children[0].inc()
+    if children[1] is not None:
+        children[1].observe(seconds)
+
+
+_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 class DatabaseCollector(Collector):
