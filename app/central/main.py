@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.central import __version__, api
 from app.central.core.hub import LiveHub
@@ -29,9 +30,10 @@ from app.central.db import Database, is_db_unavailable
 from app.central.duties import Duties
 from app.central.errors import DomainError, InvalidInput, RateLimited, Unauthorized
 from app.central.events.combiner import WriteCombiner
+from app.central.events.fastpath import PATH as FAST_PATH
 from app.central.events.fastpath import FastIngest
 from app.central.events.service import IngestPolicy
-from app.central.frame import HttpFrame
+from app.central.frame import FRAMED, HttpFrame
 from app.central.health.routes import router as health_router
 from app.central.live import bridge
 from app.central.logs import configure_logging
@@ -100,6 +102,46 @@ _NO_OTEL: dict[str, Any] = (
     if "telemetry" in inspect.signature(FastAPI.__init__).parameters
     else {}
 )
+
+
+class CentralApp(FastAPI):
+    """FastAPI, but ``POST /api/v1/events`` enters ``ingest_front`` (the request frame and the
+    fast path, ``frame.py`` and ``events/fastpath.py``) before Starlette's outer layers.
+
+    Every request to a Starlette app passes ServerErrorMiddleware and, in FastAPI >= 0.16x, its
+    telemetry and body-limit wrappers before the app's own middleware: coroutine levels that
+    every resume of the request goes through, most wrapping ``send`` again. The ingest request
+    is the one every camera sends for every event. The front's frame does what
+    ServerErrorMiddleware would (``last_resort``); anything but the plain success goes on to the
+    whole app as any other request (Sentry's integration and the exception handlers included),
+    marked ``FRAMED`` so the app's own frame and fast path let it through.
+    """
+
+    ingest_front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.ingest_front
+        if (
+            front is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == FAST_PATH
+        ):
+            scope["app"] = self
+            await front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+class _Tried:
+    """The whole app for a request the ingest front has framed and tried (see CentralApp)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[FRAMED] = True
+        await FastAPI.__call__(self.app, scope, receive, send)
 
 
 def _install_error_mapping(app: FastAPI) -> None:
@@ -211,7 +253,9 @@ def create_app(
                 db.dispose()
             log.info("central stopped")
 
-    app = FastAPI(title="Parking 24/7 central", version=__version__, lifespan=lifespan, **_NO_OTEL)
+    app = CentralApp(
+        title="Parking 24/7 central", version=__version__, lifespan=lifespan, **_NO_OTEL
+    )
     app.state.parking = state
     # Group commit of single-event ingest (events/combiner.py); SQLite has one writer anyway.
     app.state.ingest = WriteCombiner(
@@ -231,6 +275,12 @@ def create_app(
     # included, and in every answer), security headers, request metrics and the body limit,
     # as one layer (frame.py).
     app.add_middleware(HttpFrame, max_bytes=settings.max_body_bytes)
+    # The same two, for POST /api/v1/events, before Starlette's outer layers (CentralApp).
+    app.ingest_front = HttpFrame(
+        FastIngest(_Tried(app), fastapi_app=app, error_response=error_response),
+        max_bytes=settings.max_body_bytes,
+        last_resort=True,
+    )
 
     app.include_router(health_router)  # outside the versioned API: /api/health
     app.include_router(api.router)  # every feature under API_PREFIX (api.py)

@@ -36,6 +36,7 @@ from app.central.events.combiner import WriteCombiner
 from app.central.events.routes import log_ingested, log_not_ingested
 from app.central.events.routes import router as events_router
 from app.central.events.service import owns
+from app.central.frame import FRAMED
 from app.central.metrics import EVENTS_INGESTED
 from app.contract import API_PREFIX, PlateEvent
 
@@ -71,6 +72,7 @@ class FastIngest:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
+            or FRAMED in scope  # tried already, before the app's outer layers (main.py)
             or scope["path"] != PATH
             or scope["method"] != "POST"
             or not self._overrides_honoured()
