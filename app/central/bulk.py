@@ -18,7 +18,6 @@ executemany, exactly what ``conn.execute(insert(table), rows)`` does.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
@@ -26,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy import (
     ARRAY,
     JSON,
@@ -67,8 +67,10 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     plan = _plan(conn.dialect, table, tuple(rows[0].keys()))
     try:
         document = [plan.json_row(row) for row in rows]
-        payload = json.dumps(document, allow_nan=False, separators=(",", ":"))
-    except (_Unfaithful, ValueError):
+        # orjson writes a non-finite float as null: the converters refuse those first
+        # (``_finite``), and a JSON column's value is the contract's, validated finite.
+        payload = orjson.dumps(document).decode()
+    except (_Unfaithful, ValueError, TypeError):
         conn.execute(insert(table), list(rows))
         return
     conn.execute(plan.statement, {"rows": payload})
@@ -85,8 +87,10 @@ class _Plan:
         defaulted = [c for c in table.columns if c.key not in given and _python_default(c)]
         columns = [table.columns[k] for k in given] + defaulted
         self.statement = _statement(dialect, table, columns)
-        self.given = [(c.key, c.name, _converter(dialect, c)) for c in columns[: len(given)]]
-        self.defaulted = [(c, c.name, _converter(dialect, c)) for c in defaulted]
+        # Plain ``str`` names: a column's is SQLAlchemy's ``quoted_name``, a subclass, which
+        # orjson refuses as a key.
+        self.given = [(c.key, str(c.name), _converter(dialect, c)) for c in columns[: len(given)]]
+        self.defaulted = [(c, str(c.name), _converter(dialect, c)) for c in defaulted]
 
     def json_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
         out = {name: convert(row[key]) for key, name, convert in self.given}

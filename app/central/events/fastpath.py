@@ -17,11 +17,11 @@ the session is the one the override yields. Errors after the event was handed to
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+import orjson
 from fastapi import FastAPI
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
@@ -163,9 +163,7 @@ class FastIngest:
         log_ingested((event,), (result,), "fast")
         scope["route"] = self._route_of_path()
         # The answer as JSONResponse renders it, sent straight (no Response object per event).
-        answer = json.dumps(
-            result.ack, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        ).encode()
+        answer = orjson.dumps(result.ack)
         headers = [(b"content-length", b"%d" % len(answer)), _JSON]
         if result.replay:
             headers.append(_REPLAYED)

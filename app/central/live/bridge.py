@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from typing import Any
 
+import orjson
 import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -57,18 +57,20 @@ def notify_statement(chunks: int) -> str:
 
 
 def _payloads(messages: list[dict[str, Any]]) -> list[str]:
+    """JSON arrays of the messages, each at most ``NOTIFY_LIMIT`` bytes (PostgreSQL counts the
+    payload in bytes: orjson writes UTF-8) unless one message alone is longer."""
     chunks: list[str] = []
-    batch: list[str] = []
+    batch: list[bytes] = []
     size = 2
     for message in messages:
-        text = json.dumps(message, separators=(",", ":"))
+        text = orjson.dumps(message)
         if batch and size + len(text) + 1 > NOTIFY_LIMIT:
-            chunks.append("[" + ",".join(batch) + "]")
+            chunks.append((b"[" + b",".join(batch) + b"]").decode())
             batch, size = [], 2
         batch.append(text)
         size += len(text) + 1
     if batch:
-        chunks.append("[" + ",".join(batch) + "]")
+        chunks.append((b"[" + b",".join(batch) + b"]").decode())
     return chunks
 
 
@@ -135,7 +137,7 @@ class PgListener:
                     delay = 0.5
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            self._hub.deliver(json.loads(note.payload))
+                            self._hub.deliver(orjson.loads(note.payload))
             except (psycopg.Error, OSError) as error:
                 self.connected.clear()
                 log.warning("live listener lost the database: %s", error)
