@@ -73,7 +73,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     except (_Unfaithful, ValueError, TypeError):
         conn.execute(insert(table), list(rows))
         return
-    conn.execute(plan.statement, {"rows": payload})
+    conn.exec_driver_sql(plan.driver_sql, {"rows": payload})
 
 
 Convert = Callable[[Any], Any]
@@ -87,6 +87,10 @@ class _Plan:
         defaulted = [c for c in table.columns if c.key not in given and _python_default(c)]
         columns = [table.columns[k] for k in given] + defaulted
         self.statement = _statement(dialect, table, columns)
+        # The text as the driver takes it (``%(rows)s``), compiled once: executed with
+        # ``exec_driver_sql`` it skips SQLAlchemy's per-execution compile-cache look-up and
+        # bind processing (one parameter, already a string).
+        self.driver_sql = str(self.statement.compile(dialect=dialect))
         # Plain ``str`` names: a column's is SQLAlchemy's ``quoted_name``, a subclass, which
         # orjson refuses as a key.
         self.given = [(c.key, str(c.name), _converter(dialect, c)) for c in columns[: len(given)]]
