@@ -265,7 +265,7 @@ def create_app(
             max_event_age=timedelta(days=settings.event_max_age_days),
         ),
         sessions=db.sessionmaker,
-        concurrency=2 if db.is_postgres else 1,
+        concurrency=settings.ingest_concurrency if db.is_postgres else 1,
     )
     _install_error_mapping(app)
     # Innermost: the plain success path of POST /api/v1/events without FastAPI's per-request

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Ho_Chi_Minh"
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Ingest batches one process writes at once (events/combiner.py; SQLite: always 1). One
+    # measured best on PostgreSQL: bigger batches, no two transactions of one process racing
+    # for the lot's counter row (docs/ingest-performance.md, fourth step).
+    ingest_concurrency: int = Field(default=1, ge=1, le=8)
     camera_rate_per_s: float = Field(default=50.0, gt=0)
     camera_burst: int = Field(default=200, ge=1)
     login_attempts_per_min: int = Field(default=10, ge=1)
