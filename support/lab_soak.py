@@ -288,6 +288,8 @@ class Lab:
 
 
 TIERS = ("central", "lb", "db", "edge")
+# A process's first ten minutes are its warm-up for the settled growth figures.
+SETTLE_S = 600.0
 
 # The cable between the load balancers: every packet between them dropped, both ways, from a
 # table of the soak's own (common's ruleset and the drills' table are left alone).
@@ -1012,9 +1014,13 @@ def sample(host: str, unit: str, t_s: float) -> Sample | None:
     return Sample(t_s, host, int(out[0]), int(out[1]), int(out[2]))
 
 
-def growth_per_hour(samples: list[Sample], value: Callable[[Sample], float]) -> float | None:
+def growth_per_hour(
+    samples: list[Sample], value: Callable[[Sample], float], settle_s: float = 0.0
+) -> float | None:
     """Least-squares slope within each process lifetime (a new pid on a host starts a new
-    segment), pooled over the segments of one host; per hour. None: too few samples."""
+    segment), pooled over the segments of one host; per hour. None: too few samples.
+    ``settle_s``: each lifetime's first samples up to that many seconds after its first one are
+    left out (a process warming up, its caches and pools filling, is not leaking)."""
     segments: list[list[Sample]] = []
     last: Sample | None = None
     for s in sorted(samples, key=lambda s: s.t_s):
@@ -1022,6 +1028,8 @@ def growth_per_hour(samples: list[Sample], value: Callable[[Sample], float]) -> 
             segments.append([])
         segments[-1].append(s)
         last = s
+    if settle_s > 0:
+        segments = [[s for s in seg if s.t_s - seg[0].t_s >= settle_s] for seg in segments]
     sxx = sxy = 0.0
     for segment in segments:
         if len(segment) < 2:
@@ -1033,9 +1041,11 @@ def growth_per_hour(samples: list[Sample], value: Callable[[Sample], float]) -> 
     return sxy / sxx * 3600 if sxx > 0 else None
 
 
-def worst_growth(samples: list[Sample], value: Callable[[Sample], float]) -> float | None:
+def worst_growth(
+    samples: list[Sample], value: Callable[[Sample], float], settle_s: float = 0.0
+) -> float | None:
     per_host = [
-        growth_per_hour([s for s in samples if s.host == host], value)
+        growth_per_hour([s for s in samples if s.host == host], value, settle_s)
         for host in sorted({s.host for s in samples})
     ]
     found = [g for g in per_host if g is not None]
@@ -1367,6 +1377,14 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
         "alerts_before": sorted(soak.alerts_before),
         "central_rss_mb_per_h": mb(worst_growth(soak.central_samples, lambda s: s.rss_kb)),
         "edge_rss_mb_per_h": mb(worst_growth(soak.edge_samples, lambda s: s.rss_kb)),
+        # The same once each process has run SETTLE_S (warm-up left out; None: no lifetime
+        # that long with two samples after it).
+        "central_rss_mb_per_h_settled": mb(
+            worst_growth(soak.central_samples, lambda s: s.rss_kb, SETTLE_S)
+        ),
+        "edge_rss_mb_per_h_settled": mb(
+            worst_growth(soak.edge_samples, lambda s: s.rss_kb, SETTLE_S)
+        ),
         "central_fds_growth": worst_growth(soak.central_samples, lambda s: s.fds),
         "edge_fds_growth": worst_growth(soak.edge_samples, lambda s: s.fds),
         "samples": len(soak.central_samples) + len(soak.edge_samples),

@@ -88,3 +88,15 @@ def test_the_pulse_and_offline_lines_are_read_as_the_agent_writes_them() -> None
     m = OFFLINE_OPEN.search(offline)
     assert m is not None and m.group(1) == cid
     assert OFFLINE_OPEN.search(offline.replace(": open", ": deny")) is None
+
+
+def test_the_settled_growth_leaves_each_lifetimes_warm_up_out() -> None:
+    # 20 MB in the first 10 minutes (caches filling), then flat for 50: the pooled slope sees
+    # growth, the settled one none; a process that keeps growing after its warm-up still shows.
+    warm = [Sample(m * 60.0, "edge1", 7, (100 + min(m, 10) * 2) * 1024, 17) for m in range(60)]
+    assert (growth_per_hour(warm, lambda s: s.rss_kb / 1024) or 0) > 5
+    assert growth_per_hour(warm, lambda s: s.rss_kb / 1024, 600) == 0.0
+    leak = [Sample(m * 60.0, "edge1", 8, (100 + m) * 1024, 17) for m in range(60)]
+    rate = growth_per_hour(leak, lambda s: s.rss_kb / 1024, 600)
+    assert rate is not None and abs(rate - 60.0) < 1e-6
+    assert growth_per_hour(warm[:10], lambda s: s.rss_kb, 600) is None, "no settled samples"
