@@ -111,7 +111,8 @@ class HttpFrame:
                     await self._refuse(framed_send)
         except Exception as error:
             if self.last_resort:
-                _to_sentry(error)
+                if FRAMED not in scope:  # else the whole app had it, and reported it already
+                    _to_sentry(error)
                 if not started:
                     await framed_send(_ERROR_START)
                     await framed_send(_ERROR_BODY)
