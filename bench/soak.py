@@ -69,6 +69,11 @@ def main() -> int:
     parser.add_argument(
         "--opens-per-s", type=float, default=0.5, help="a guard's manual opens per second (0: none)"
     )
+    parser.add_argument(
+        "--spare",
+        default="",
+        help="central,edge: no fault restarts these processes (their RSS measured over hours)",
+    )
     parser.add_argument("--sample-s", type=float, default=60.0, help="resource sample period")
     parser.add_argument("--converge-timeout", type=float, default=600.0)
     args = parser.parse_args()
@@ -84,6 +89,7 @@ def main() -> int:
         sample_s=args.sample_s,
         converge_timeout=args.converge_timeout,
         opens_per_s=args.opens_per_s,
+        spare=args.spare,
     )
 
     def terminate(signum: int, frame: object) -> None:

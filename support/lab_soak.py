@@ -60,6 +60,7 @@ class Options:
     sample_s: float = 60.0
     converge_timeout: float = 600.0
     opens_per_s: float = 0.5
+    spare: str = ""
 
 
 ALERTMANAGER_PORT = 9093
@@ -470,18 +471,32 @@ KILL_UNITS = {
 }
 
 
+# The tier whose service process a kill -9 restarts (--spare leaves those kinds out).
+KILL_TIER = {"kill9-central": "central", "kill9-edge": "edge"}
+
+
 def plan(
-    rng: random.Random, lab_: Lab, seconds: float, gap: tuple[float, float], kinds: list[str]
+    rng: random.Random,
+    lab_: Lab,
+    seconds: float,
+    gap: tuple[float, float],
+    kinds: list[str],
+    spare: tuple[str, ...] = (),
 ) -> list[Planned]:
     """The seeded schedule: a fault every ``gap`` seconds, kind, target and hold drawn from
-    ``rng`` in that order (same seed and inventory, same schedule)."""
+    ``rng`` in that order (same seed and inventory, same schedule). ``spare``: tiers whose
+    service processes no fault restarts (no kill -9 of their unit, no crash of their hosts), so
+    they live the whole run and their memory's growth is measured over hours (``--spare``)."""
+    if spare:
+        kinds = [k for k in kinds if KILL_TIER.get(k) not in spare]
+    crashable = [h for t in TIERS if t not in spare for h in lab_.hosts_of(t)]
     out: list[Planned] = []
     at = rng.uniform(*FIRST_FAULT_S)
     while at < seconds:
         kind = rng.choice(kinds)
         tier, hold = KINDS[kind]
         if kind == "crash-host":
-            target = rng.choice([h for t in TIERS for h in lab_.hosts_of(t)])
+            target = rng.choice(crashable)
         elif kind == "slow-db":
             target = "leader"
         elif kind == "cut-lb-lb":
@@ -1198,7 +1213,10 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         raise SystemExit(f"soak: unknown fault kinds {unknown}; known: {', '.join(sorted(KINDS))}")
-    schedule = plan(rng, lab_, window_s, (args.gap[0], args.gap[1]), kinds)
+    spare = tuple(t.strip() for t in args.spare.split(",") if t.strip())
+    if set(spare) - {"central", "edge"}:
+        raise SystemExit(f"soak: --spare takes central and/or edge, not {args.spare}")
+    schedule = plan(rng, lab_, window_s, (args.gap[0], args.gap[1]), kinds, spare)
     print(f"soak: seed {seed}, {args.minutes} min, {len(schedule)} faults planned:", flush=True)
     for planned in schedule:
         print(f"  {planned.line()}", flush=True)

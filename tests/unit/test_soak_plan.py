@@ -100,3 +100,18 @@ def test_the_settled_growth_leaves_each_lifetimes_warm_up_out() -> None:
     rate = growth_per_hour(leak, lambda s: s.rss_kb / 1024, 600)
     assert rate is not None and abs(rate - 60.0) < 1e-6
     assert growth_per_hour(warm[:10], lambda s: s.rss_kb, 600) is None, "no settled samples"
+
+
+def test_spared_tiers_processes_are_never_restarted_and_the_plain_plan_is_unchanged() -> None:
+    the_lab = lab()
+    kinds = sorted(KINDS)
+    spared = plan(random.Random(5), the_lab, 3600, (15, 45), kinds, ("central", "edge"))
+    assert len(spared) >= 60
+    for p in spared:
+        assert p.kind not in ("kill9-central", "kill9-edge"), p
+        if p.kind == "crash-host":
+            assert p.tier not in ("central", "edge"), p
+    assert {"cut-edge", "cut-central-db", "clock-step-edge"} <= {p.kind for p in spared}
+    assert plan(random.Random(5), the_lab, 3600, (15, 45), kinds, ()) == plan(
+        random.Random(5), the_lab, 3600, (15, 45), kinds
+    )
