@@ -749,12 +749,7 @@ class Opener(threading.Thread):
 
     def run(self) -> None:
         n = 0
-        with httpx.Client(
-            base_url=self.tier.url,
-            verify=ca_context(),
-            timeout=httpx.Timeout(10, connect=2),
-            headers={"Authorization": f"Bearer {self.token}"},
-        ) as client:
+        with operator_client(self.tier, self.token) as client:
             while not self.stop_event.wait(self.rng.uniform(0.5, 1.5) / self.per_s):
                 n += 1
                 meant = n % 5 != 0
@@ -786,12 +781,7 @@ class Cashier(threading.Thread):
 
     def run(self) -> None:
         first_seen: dict[int, float] = {}
-        with httpx.Client(
-            base_url=self.tier.url,
-            verify=ca_context(),
-            timeout=httpx.Timeout(10, connect=2),
-            headers={"Authorization": f"Bearer {self.token}"},
-        ) as client:
+        with operator_client(self.tier, self.token) as client:
             while not self.stop_event.wait(1.0):
                 try:
                     answer = client.get(
@@ -819,15 +809,23 @@ class Cashier(threading.Thread):
 
 def put_tariff(tier: Tier, token: str, lot: str) -> None:
     """No free minutes: every exit of the lot owes something and is held until paid."""
-    for vehicle_type in ("car", "motorbike", "truck", "bus", "unknown"):
-        httpx.put(
-            f"{tier.url}/api/v1/tariffs",
-            json={"lot_id": lot, "vehicle_type": vehicle_type, "free_minutes": 0,
-                  "hourly_rate": 25_000, "daily_cap": 200_000},
-            headers={"Authorization": f"Bearer {token}"},
-            verify=ca_context(),
-            timeout=10,
-        ).raise_for_status()  # fmt: skip
+    with operator_client(tier, token) as client:
+        for vehicle_type in ("car", "motorbike", "truck", "bus", "unknown"):
+            client.put(
+                "/api/v1/tariffs",
+                json={"lot_id": lot, "vehicle_type": vehicle_type, "free_minutes": 0,
+                      "hourly_rate": 25_000, "daily_cap": 200_000},
+            ).raise_for_status()  # fmt: skip
+
+
+def operator_client(tier: Tier, token: str) -> httpx.Client:
+    """An operator's HTTPS client to central through the VIP (the lab's CA, the token)."""
+    return httpx.Client(
+        base_url=tier.url,
+        verify=ca_context(),
+        timeout=httpx.Timeout(10, connect=2),
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 SHORT_TTL_S = 0.01
