@@ -828,6 +828,16 @@ def operator_client(tier: Tier, token: str) -> httpx.Client:
     )
 
 
+# The session holding central's duties' lock (app/central/duties.py) and how long it has been
+# silent; its central ticks once per duty interval (15 s), so longer than two is not running.
+DUTIES_HOLDER = (
+    "SELECT host(a.client_addr), extract(epoch FROM clock_timestamp() - a.state_change)::float"
+    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0"
+    " AND l.objid = 1885434475 AND l.objsubid = 1"
+)
+DUTIES_SILENT_S = 45.0
+
 SHORT_TTL_S = 0.01
 PULSE = re.compile(r"gate: relay pulse .*?\b(event|command):([0-9a-f-]{36})")
 OFFLINE_OPEN = re.compile(
@@ -1146,11 +1156,30 @@ class Soak:
         why += [c for c in sorted(self.lab.tier.centrals) if not self.lab.tier.central_ready(c)]
         if not self.lab.vip_ok():
             why.append(f"VIP holders {self.lab.tier.vip_holders()}")
+        why += self.duties_running()
         try:
             new = self.lab.firing_alerts(self.cameras) - self.alerts_before
         except (httpx.HTTPError, ValueError) as exc:
             new = {f"Alertmanager: {type(exc).__name__}"}
         why += sorted(new)
+        return why
+
+    def duties_running(self) -> list[str]:
+        """A central runs the duties (its lock session ticked lately) and no lane command is
+        left open past its expiry: what a stuck lock looks like from the records."""
+        with self.lab.tier.database() as db:
+            holder = db.execute(DUTIES_HOLDER).fetchone()
+            stuck = db.execute(
+                "SELECT count(*) FROM lane_commands WHERE status IN ('pending', 'delivered')"
+                " AND expires_at < now() - interval '60 seconds'"
+            ).fetchone()
+        why: list[str] = []
+        if holder is None:
+            why.append("duties: no central holds the lock")
+        elif holder[1] > DUTIES_SILENT_S:
+            why.append(f"duties: the lock's session ({holder[0]}) silent for {holder[1]:.0f} s")
+        if stuck is not None and stuck[0]:
+            why.append(f"lane commands open past their expiry: {stuck[0]}")
         return why
 
     def converge(self, since: float) -> float | None:

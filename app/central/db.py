@@ -108,6 +108,20 @@ def ensure_sqlite_dir(url: str) -> None:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
+def tcp_params(settings: Settings) -> dict[str, int]:
+    """libpq's TCP settings for every connection central makes to PostgreSQL: keepalive probes
+    on an idle link and a bound on unacknowledged data, so a connection whose peer vanished (a
+    cut link, a crashed host) fails in seconds instead of hanging for the kernel's minutes or
+    hours (a LISTEN that waits for notifications never sends anything to notice it)."""
+    return {
+        "keepalives": 1,
+        "keepalives_idle": settings.db_keepalives_idle_s,
+        "keepalives_interval": max(1, settings.db_keepalives_idle_s // 2),
+        "keepalives_count": 3,
+        "tcp_user_timeout": settings.db_tcp_user_timeout_ms,
+    }
+
+
 def _build_engine(url: str, settings: Settings, **engine_kw: Any) -> Engine:
     if url.startswith("sqlite"):
         ensure_sqlite_dir(url)
@@ -151,8 +165,13 @@ def _build_engine(url: str, settings: Settings, **engine_kw: Any) -> Engine:
         pool_recycle=1800,
         connect_args={
             "connect_timeout": settings.db_connect_timeout_s,
-            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            "options": (
+                f"-c statement_timeout={settings.db_statement_timeout_ms}"
+                " -c idle_in_transaction_session_timeout="
+                f"{settings.db_idle_in_transaction_timeout_ms}"
+            ),
             "application_name": "parking-central",
+            **tcp_params(settings),
         },
         **engine_kw,
     )

@@ -3,6 +3,12 @@
 On PostgreSQL the instance holding a session-level advisory lock is the one that works;
 the others keep trying, so when it dies its lock goes with its connection and another
 instance takes over within one interval. On SQLite there is only one instance.
+
+A leader cut off from the database without its connection closing (the link cut, the host
+crashed) leaves a server session behind that holds the lock until TCP notices, which without
+keepalives is hours. The leader touches its lock connection once per tick; a standby that finds
+the lock held by a session silent for ``duty_takeover_after_s`` ends that session
+(``pg_terminate_backend``, allowed between sessions of one database role) and takes the lock.
 """
 
 from __future__ import annotations
@@ -18,7 +24,13 @@ from app.central.cameras import service as cameras
 from app.central.clock import utcnow
 from app.central.commands import service as commands
 from app.central.db import Database
-from app.central.metrics import RETENTION_ANONYMISED, RETENTION_DELETED
+from app.central.metrics import (
+    DUTIES_LAST_RUN,
+    DUTIES_LEADER,
+    DUTIES_TAKEOVERS,
+    RETENTION_ANONYMISED,
+    RETENTION_DELETED,
+)
 from app.central.privacy import retention
 from app.central.sessions import service as sessions
 from app.central.settings import Settings
@@ -26,6 +38,16 @@ from app.central.settings import Settings
 log = logging.getLogger(__name__)
 
 ADVISORY_KEY = 0x7061726B  # "park"
+
+# The session holding the duties' lock (a bigint key below 2^32: classid 0, objid the key,
+# objsubid 1) and how long it has been idle since its last statement.
+_HOLDER = text(
+    "SELECT a.pid, a.state, extract(epoch FROM clock_timestamp() - a.state_change),"
+    " host(a.client_addr)"
+    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0"
+    " AND l.objid = CAST(:k AS oid) AND l.objsubid = 1"
+)
 
 
 class Duties:
@@ -66,9 +88,9 @@ class Duties:
                 self._lock_conn = self._db.engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT"
                 )
-                got = self._lock_conn.scalar(
-                    text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}
-                )
+                got = self._try_lock(self._lock_conn)
+                if not got and self._end_silent_holder(self._lock_conn):
+                    got = self._try_lock(self._lock_conn)
                 if not got:
                     self._release()
                     return False
@@ -79,6 +101,29 @@ class Duties:
             log.warning("duties: lost the database connection: %s", error)
             self._release()
             return False
+
+    @staticmethod
+    def _try_lock(conn: Connection) -> bool:
+        return bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}))
+
+    def _end_silent_holder(self, conn: Connection) -> bool:
+        """Ends the lock holder's session when it has been idle past the takeover time (its
+        central stopped ticking: gone, or cut off). True when one was ended."""
+        row = conn.execute(_HOLDER, {"k": ADVISORY_KEY}).first()
+        if row is None:
+            return False  # released between the try and the look: the next try takes it
+        pid, state, silent_s, client = row
+        if state != "idle" or silent_s is None or silent_s < self._settings.duty_takeover_after_s:
+            return False
+        ended = bool(conn.scalar(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}))
+        log.warning(
+            "duties: the leader's session was silent, ended it to take over",
+            extra={"holder_pid": pid, "holder_client": client,
+                   "silent_s": round(float(silent_s), 1), "ended": ended},
+        )  # fmt: skip
+        if ended:
+            DUTIES_TAKEOVERS.inc()
+        return ended
 
     def run_once(self) -> None:
         now = utcnow()
@@ -130,9 +175,12 @@ class Duties:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.is_leader = self._hold_lock()
+            DUTIES_LEADER.set(1 if self.is_leader else 0)
             if self.is_leader:
                 try:
                     self.run_once()
                 except Exception as error:
                     log.warning("duties failed: %s", error)
+                else:
+                    DUTIES_LAST_RUN.set(time.time())
             self._stop.wait(self._settings.duty_interval_s)

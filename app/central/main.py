@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.central import __version__, api
 from app.central.core.hub import LiveHub
 from app.central.core.state import AppState
-from app.central.db import Database, is_db_unavailable
+from app.central.db import Database, is_db_unavailable, tcp_params
 from app.central.duties import Duties
 from app.central.errors import DomainError, InvalidInput, RateLimited, Unauthorized
 from app.central.events.combiner import WriteCombiner
@@ -229,7 +229,7 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         listener = None
         if db.is_postgres:
-            listener = bridge.PgListener(bridge.libpq_conninfo(db.url), hub)
+            listener = bridge.PgListener(bridge.libpq_conninfo(db.url, **tcp_params(settings)), hub)
             listener.start()
         duties = Duties(db, settings)
         if run_duties:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import fastapi.routing
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import select
@@ -54,6 +54,22 @@ RETENTION_ANONYMISED = Counter(
     "parking_retention_anonymised_total",
     "Rows the retention duty anonymised instead (sessions kept for their payments), by kind",
     ["kind"],
+    registry=REGISTRY,
+)
+DUTIES_LEADER = Gauge(
+    "parking_duties_leader",
+    "1 on the central instance that runs the duties (command expiry, offline cameras,"
+    " overstays, retention), 0 on the others",
+    registry=REGISTRY,
+)
+DUTIES_LAST_RUN = Gauge(
+    "parking_duties_last_run_timestamp_seconds",
+    "Unix time this instance last finished a round of the duties (0: never)",
+    registry=REGISTRY,
+)
+DUTIES_TAKEOVERS = Counter(
+    "parking_duties_takeovers_total",
+    "Times this instance ended a silent leader's database session to take the duties over",
     registry=REGISTRY,
 )
 DB_UNAVAILABLE = Counter(

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     db_pool_timeout_s: float = Field(default=2.0, gt=0)
     db_connect_timeout_s: int = Field(default=2, ge=1)
     db_statement_timeout_ms: int = Field(default=5000, ge=100)
+    # A transaction left open this long without a statement is ended by the server: a central
+    # cut off (or killed) mid-transaction must not hold its row locks until TCP gives up.
+    db_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=1000)
+    # TCP on central's own database connections: keepalive probes on an idle link, and how
+    # long sent data may stay unacknowledged before the connection is dropped (a cut link fails
+    # a query in seconds instead of the kernel's ~15 minutes of retransmissions).
+    db_keepalives_idle_s: int = Field(default=10, ge=1)
+    db_tcp_user_timeout_ms: int = Field(default=15_000, ge=1000)
     retry_after_s: int = Field(default=2, ge=1, description="Retry-After on 503")
 
     jwt_secret: SecretStr | None = None
@@ -62,6 +70,10 @@ class Settings(BaseSettings):
     # honoured when the new one is not set.
     snapshot_retention_days: int | None = Field(default=None, ge=0, le=MAX_RETENTION_DAYS)
     duty_interval_s: float = Field(default=15.0, gt=0)
+    # On PostgreSQL: a duties leader whose lock connection has been silent this long (it ticks
+    # once per interval) is taken to be gone (a central cut off without closing its connection)
+    # and its session is ended by the next central that wants the duties. At least three ticks.
+    duty_takeover_after_s: float = Field(default=90.0, gt=0)
     low_confidence: float = Field(default=0.6, ge=0, le=1)
     # Events captured longer ago than this are refused (422): the lane's clock is wrong.
     event_max_age_days: int = Field(default=30, ge=1, le=3650)
@@ -154,6 +166,15 @@ class Settings(BaseSettings):
         """Days ``kind`` (one of RETENTION_KINDS) is kept; 0: forever."""
         days: int = getattr(self, f"retention_{kind}_days")
         return days
+
+    @model_validator(mode="after")
+    def _duty_takeover(self) -> Settings:
+        if self.duty_takeover_after_s < 3 * self.duty_interval_s:
+            raise ValueError(
+                "PARKING_DUTY_TAKEOVER_AFTER_S must be at least three duty ticks"
+                f" (3 x PARKING_DUTY_INTERVAL_S = {3 * self.duty_interval_s:g} s)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls(self) -> Settings:

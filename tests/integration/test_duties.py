@@ -6,13 +6,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from app.central.cameras.models import Camera
 from app.central.core.events import Snapshot
 from app.central.core.identity import CameraIdentity
 from app.central.db import Database
-from app.central.duties import Duties
+from app.central.duties import ADVISORY_KEY, Duties
 from app.central.events.service import IngestPolicy, ingest
 from app.central.sessions.models import ParkingSession
 from app.central.sessions.service import void_session
@@ -43,6 +46,54 @@ def test_only_one_instance_runs_duties_and_the_other_takes_over(
     b.stop()
     db_a.dispose()
     db_b.dispose()
+
+
+def test_a_live_leader_is_never_displaced_but_a_silent_one_is(
+    fresh_pg_url: str, tmp_path: Path
+) -> None:
+    """A leader that ticks keeps the duties however long it leads; a session that holds the
+    lock and stays silent past the takeover time (a central cut off without its connection
+    closing) is ended by a standby, which then runs the duties."""
+    settings = make_settings(tmp_path, fresh_pg_url, duty_interval_s=0.2, duty_takeover_after_s=1.0)
+    db_a, db_b = Database(settings), Database(settings)
+    a, b = Duties(db_a, settings), Duties(db_b, settings)
+    a.start()
+    deadline = time.monotonic() + 10
+    while a.runs == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    b.start()
+    time.sleep(3.0)  # three takeover times of a leader ticking every 0.2 s
+    assert a.is_leader and not b.is_leader and b.runs == 0
+    b.stop()
+    a.stop()
+
+    # A holder that took the lock and then went quiet: a raw session, like a cut-off central's.
+    holder = db_a.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    deadline = time.monotonic() + 10  # the stopped leader's session ends asynchronously
+    while not holder.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}):
+        assert time.monotonic() < deadline, "the stopped leader's lock was never released"
+        time.sleep(0.05)
+    c = Duties(db_b, settings)
+    started = time.monotonic()
+    c.start()
+    deadline = started + 15
+    while c.runs == 0:
+        assert time.monotonic() < deadline, "the standby never took the duties from a silent holder"
+        time.sleep(0.05)
+    took_s = time.monotonic() - started
+    assert took_s >= 0.5, "the holder was ended before it had been silent long"
+    with pytest.raises(DBAPIError):
+        holder.execute(text("SELECT 1"))  # its session was ended
+    c.stop()
+    holder.invalidate()
+    db_a.dispose()
+    db_b.dispose()
+
+
+def test_takeover_time_must_cover_three_ticks(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="three duty ticks"):
+        make_settings(tmp_path, "sqlite://", duty_interval_s=60, duty_takeover_after_s=90)
 
 
 def test_offline_detection_and_snapshot_retention(fresh_url: str, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ cluster healthy (one leader, the others streaming, a synchronous standby) for th
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from support.lab_db import (
     leader,
     lost_rows,
     single_host,
+    sync_standby,
     wait_for,
 )
 from tests.lab.harness import REPO, Lab, running_lab
@@ -154,6 +156,63 @@ def test_planned_switchover_loses_nothing(db: dict[str, str], writer: Writer) ->
     writer.stop()
     assert lost_rows(single_host(db, new), writer) == 0
     wait_for(lambda: healthy(db), "old leader streams from the new one", 60)
+
+
+def test_a_replica_behind_the_retained_wal_catches_up_from_the_archive(
+    lab: Lab, db: dict[str, str]
+) -> None:
+    """A replica away while the primary wrote more WAL than it keeps (and its slot moved on, as
+    after a failover: the new leader's slot for it starts at the leader's position) fetches
+    the missing segments from the pgBackRest archive (`patroni_restore_command`) and streams
+    again; without a restore_command it asks the primary for removed WAL forever (the soak's
+    2-hour run, docs/soak.md)."""
+    lead = leader(db)
+    assert lead is not None
+    sync = sync_standby(db[lead])
+    away = next(name for name in sorted(db) if name not in (lead, sync))
+
+    def psql(sql: str, **values: str) -> str:
+        """``sql`` as the superuser on the leader, ``:'name'`` bound to ``values`` (psql -v)."""
+        bound = " ".join(f"-v {name}={shlex.quote(v)}" for name, v in values.items())
+        command = (
+            f"printf '%s\\n' {shlex.quote(sql)} | runuser -u postgres -- "
+            f"psql -d parking -Atq -v ON_ERROR_STOP=1 {bound}"
+        )
+        return lab.sh(lead, command).stdout.strip()
+
+    slot = away.replace("-", "_")
+    position = psql("SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = :'s'", s=slot)
+    assert position, f"no slot for {away} on {lead}"
+    lab.sh(away, "systemctl stop patroni", timeout=90)
+    try:
+        # The primary writes and archives 24 segments, more than wal_keep_size (256 MB = 16)
+        # keeps, and the replica's slot moves to the primary's position (where a new leader's
+        # slot for it starts after a failover), so nothing holds the replica's WAL any more.
+        psql(
+            "DO $$ BEGIN FOR i IN 1..24 LOOP"
+            " PERFORM pg_logical_emit_message(false, 'parking-test', 'wal');"
+            " PERFORM pg_switch_wal(); END LOOP; END $$;"
+        )
+        psql("SELECT pg_replication_slot_advance(:'s', pg_current_wal_lsn())", s=slot)
+        last = psql("SELECT pg_walfile_name(pg_current_wal_lsn() - 1)")
+        wait_for(
+            lambda: psql("SELECT last_archived_wal >= :'w' FROM pg_stat_archiver", w=last) == "t",
+            f"{lead} archived up to {last}",
+            120,
+        )
+        psql("CHECKPOINT;")
+        psql("CHECKPOINT;")
+        needed = psql("SELECT pg_walfile_name(:'p')", p=position)
+        kept = psql("SELECT count(*) FROM pg_ls_waldir() WHERE name = :'n'", n=needed)
+        assert kept == "0", f"{lead} still keeps {needed}: the test did not put {away} behind"
+    finally:
+        lab.sh(away, "systemctl start patroni", timeout=90)
+
+    def streams() -> bool:
+        members = {m["name"]: m for m in cluster(db[lead])}
+        return healthy(db) and members.get(away, {}).get("state") == "streaming"
+
+    wait_for(streams, f"{away} streams again after reading the archive", 180)
 
 
 def test_backup_then_restore_drill_matches_the_source(lab: Lab, db: dict[str, str]) -> None:

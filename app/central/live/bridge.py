@@ -74,8 +74,9 @@ def _payloads(messages: list[dict[str, Any]]) -> list[str]:
     return chunks
 
 
-def libpq_conninfo(sqlalchemy_url: str) -> str:
-    """Turn a SQLAlchemy PostgreSQL URL (multi-host included) into a libpq conninfo string."""
+def libpq_conninfo(sqlalchemy_url: str, **defaults: Any) -> str:
+    """Turn a SQLAlchemy PostgreSQL URL (multi-host included) into a libpq conninfo string;
+    ``defaults`` for what the URL does not say (TCP keepalives...)."""
     url = make_url(sqlalchemy_url)
     params: dict[str, Any] = {}
     if url.username:
@@ -102,6 +103,8 @@ def libpq_conninfo(sqlalchemy_url: str) -> str:
         params["host"] = ",".join(hosts)
         params["port"] = ",".join(ports)
     params.setdefault("connect_timeout", "2")
+    for key, value in defaults.items():
+        params.setdefault(key, str(value))
     return psycopg.conninfo.make_conninfo(**params)
 
 
