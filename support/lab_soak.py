@@ -28,6 +28,7 @@ import httpx
 from support import lab_db
 from support.lab_edge import EdgeHost, central_python, uuid7_ms
 from support.lab_tier import (
+    DUTIES_SILENT_S,
     REPO,
     Cameras,
     LiveClient,
@@ -828,16 +829,6 @@ def operator_client(tier: Tier, token: str) -> httpx.Client:
     )
 
 
-# The session holding central's duties' lock (app/central/duties.py) and how long it has been
-# silent; its central ticks once per duty interval (15 s), so longer than two is not running.
-DUTIES_HOLDER = (
-    "SELECT host(a.client_addr), extract(epoch FROM clock_timestamp() - a.state_change)::float"
-    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-    " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0"
-    " AND l.objid = 1885434475 AND l.objsubid = 1"
-)
-DUTIES_SILENT_S = 45.0
-
 SHORT_TTL_S = 0.01
 PULSE = re.compile(r"gate: relay pulse .*?\b(event|command):([0-9a-f-]{36})")
 OFFLINE_OPEN = re.compile(
@@ -1167,8 +1158,8 @@ class Soak:
     def duties_running(self) -> list[str]:
         """A central runs the duties (its lock session ticked lately) and no lane command is
         left open past its expiry: what a stuck lock looks like from the records."""
+        holder = self.lab.tier.duties_holder()
         with self.lab.tier.database() as db:
-            holder = db.execute(DUTIES_HOLDER).fetchone()
             stuck = db.execute(
                 "SELECT count(*) FROM lane_commands WHERE status IN ('pending', 'delivered')"
                 " AND expires_at < now() - interval '60 seconds'"

@@ -114,6 +114,18 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float) -> float:
 # -- the tier as the inventory describes it --------------------------------------------------
 
 
+# The session holding central's duties' lock (app/central/duties.py: a bigint key below 2^32,
+# classid 0, objid the key) and how long it has been silent; its central ticks once per duty
+# interval (15 s), so silent for longer than three is not running them.
+DUTIES_HOLDER = (
+    "SELECT host(a.client_addr), extract(epoch FROM clock_timestamp() - a.state_change)::float"
+    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0"
+    " AND l.objid = 1885434475 AND l.objsubid = 1"
+)
+DUTIES_SILENT_S = 45.0
+
+
 @dataclass(frozen=True)
 class Tier:
     vip: str
@@ -196,6 +208,20 @@ class Tier:
             connect_timeout=3,
             autocommit=True,
         )
+
+    def duties_holder(self) -> tuple[str, float] | None:
+        """The address of the client whose session holds central's duties' lock and the
+        seconds that session has been silent (its central ticks every duty interval)."""
+        with self.database() as db:
+            row = db.execute(DUTIES_HOLDER).fetchone()
+        return None if row is None else (str(row[0]), float(row[1]))
+
+    def duties_runner(self) -> str | None:
+        """The central that runs the duties now (its lock session ticked lately), if any."""
+        holder = self.duties_holder()
+        if holder is None or holder[1] > DUTIES_SILENT_S:
+            return None
+        return next((n for n, a in self.centrals.items() if a == holder[0]), None)
 
     def admin(self, *args: str, stdin: str | None = None) -> str:
         """parking-central-admin (roles/central) on a central that runs."""

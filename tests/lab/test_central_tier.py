@@ -10,6 +10,7 @@ as it found it: crashed hosts powered on again, both centrals ready, one VIP hol
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,9 @@ from support.lab_tier import (
     Tier,
     make_cameras,
     operator_token,
+    reset_outgoing,
     run_scenario,
+    stop_resetting,
     wait_for,
 )
 from tests.lab.harness import Lab
@@ -120,3 +123,34 @@ def test_rolling_upgrade_under_load_loses_nothing(drive: Drive) -> None:
     assert len(set(after.values())) == 1, f"centrals on different releases: {after}"
     assert_nothing_lost(result)
     assert_tier_healthy(drive.tier)
+
+
+def test_a_central_cut_from_the_database_while_it_runs_the_duties_hands_them_on(
+    drive: Drive,
+) -> None:
+    """Its packets to PostgreSQL answered with resets, the central's side closes at once but
+    the server never hears of it: its lock session must not keep the duties (command expiry,
+    offline cameras) from every central, as it did for hours before the server's keepalives
+    (CI's short soak, seed 204). The server ends it 10 + 3 x 5 s after its last statement
+    (roles/patroni's keepalives), a central takes the lock at its next tick (15 s): within 60 s
+    of the cut. Central's own takeover of a silent holder (90 s, for a server without
+    keepalives) took 77.6 s here and is tested in tests/integration/test_duties.py."""
+    tier = drive.tier
+    wait_for(lambda: tier.duties_runner() is not None, "a central runs the duties", 60)
+    runner = tier.duties_runner()
+    assert runner is not None
+    reset_outgoing(runner, "tcp dport 5432")
+    cut = time.monotonic()
+    try:
+        time.sleep(20)
+    finally:
+        stop_resetting(runner)
+
+    def ticked_since_the_cut() -> bool:
+        # The cut session's last statement came before the cut: silent longer than the cut ago.
+        holder = tier.duties_holder()
+        return holder is not None and holder[1] < time.monotonic() - cut - 1
+
+    wait_for(ticked_since_the_cut, "a central runs the duties again", 40)
+    print(f"duties run again {time.monotonic() - cut:.1f} s after the cut (20 s long)")
+    assert_tier_healthy(tier)
