@@ -125,6 +125,41 @@ def test_delivered_events_leave_the_queue_and_enter_the_journal(tmp_path: Path) 
         assert len(list((tmp_path / SNAPSHOT_DIR).iterdir())) == 1
 
 
+def test_a_delivery_whose_commit_fails_frees_no_bytes_and_the_retry_counts_them_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk can fail the commit of a delivery (the soak's disk-full fault): the rows stay,
+    so the byte counts must too, or the retry frees them twice and the counts go negative (the
+    heartbeat then failed validation for good: its lane showed offline)."""
+    with Outbox(tmp_path) as outbox:
+        for i in range(3):
+            outbox.enqueue(make_event(plate=f"FD{i:04d}"), jpeg(300))
+        before = outbox.stats()
+        pending = outbox.pending("edge-in")
+
+        def disk_full(now: float) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(outbox, "_prune_journal", disk_full)
+            with pytest.raises(sqlite3.OperationalError):
+                outbox.mark_delivered(pending)
+        after_failure = outbox.stats()
+        assert (after_failure.depth, after_failure.bytes) == (3, before.bytes)
+        assert outbox.mark_delivered(pending) == 3
+        stats = outbox.stats()
+        assert stats.depth == 0
+        assert (stats.bytes, stats.snapshot_bytes) == (0, 0)
+
+
+def test_counts_that_drifted_below_zero_are_measured_again(tmp_path: Path) -> None:
+    with Outbox(tmp_path) as outbox:
+        outbox.enqueue(make_event(plate="FD0001"), jpeg(300))
+        good = outbox.stats()
+        outbox._row_bytes -= 10 * good.bytes  # as the failed commit above used to leave them
+        assert outbox.stats().bytes == good.bytes
+
+
 def test_pending_is_in_capture_order_per_camera_and_capped_by_wire_bytes(tmp_path: Path) -> None:
     with Outbox(tmp_path) as outbox:
         for i in range(6):
