@@ -36,6 +36,7 @@ import yaml
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
+from app.central.duties import ADVISORY_KEY
 from app.edge.agent import synthetic_plate
 from app.edge.outbox import Outbox
 from support import lab_pki
@@ -121,7 +122,7 @@ DUTIES_HOLDER = (
     "SELECT host(a.client_addr), extract(epoch FROM clock_timestamp() - a.state_change)::float"
     " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
     " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0"
-    " AND l.objid = 1885434475 AND l.objsubid = 1"
+    " AND l.objid = %s::oid AND l.objsubid = 1"
 )
 DUTIES_SILENT_S = 45.0
 
@@ -213,7 +214,7 @@ class Tier:
         """The address of the client whose session holds central's duties' lock and the
         seconds that session has been silent (its central ticks every duty interval)."""
         with self.database() as db:
-            row = db.execute(DUTIES_HOLDER).fetchone()
+            row = db.execute(DUTIES_HOLDER, (ADVISORY_KEY,)).fetchone()
         return None if row is None else (str(row[0]), float(row[1]))
 
     def duties_runner(self) -> str | None:

@@ -23,6 +23,15 @@ from app.contract import PlateEvent
 from tests.conftest import build_world, event_body, make_settings
 
 
+def wait_until_ran(duties: Duties, what: str, timeout_s: float = 10) -> float:
+    """Seconds until ``duties`` finished a round; fails with ``what`` after ``timeout_s``."""
+    started = time.monotonic()
+    while duties.runs == 0:
+        assert time.monotonic() - started < timeout_s, what
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
 def test_only_one_instance_runs_duties_and_the_other_takes_over(
     fresh_pg_url: str, tmp_path: Path
 ) -> None:
@@ -30,19 +39,13 @@ def test_only_one_instance_runs_duties_and_the_other_takes_over(
     db_a, db_b = Database(settings), Database(settings)
     a, b = Duties(db_a, settings), Duties(db_b, settings)
     a.start()
-    deadline = time.monotonic() + 10
-    while a.runs == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until_ran(a, "the first instance never ran the duties")
     b.start()
     time.sleep(1.0)
     assert a.is_leader and not b.is_leader
     assert b.runs == 0
     a.stop()  # instance A goes away: its lock goes with its connection
-    deadline = time.monotonic() + 10
-    while b.runs == 0:
-        assert time.monotonic() < deadline, "standby never took over the duties"
-        time.sleep(0.05)
+    wait_until_ran(b, "standby never took over the duties")
     b.stop()
     db_a.dispose()
     db_b.dispose()
@@ -58,10 +61,7 @@ def test_a_live_leader_is_never_displaced_but_a_silent_one_is(
     db_a, db_b = Database(settings), Database(settings)
     a, b = Duties(db_a, settings), Duties(db_b, settings)
     a.start()
-    deadline = time.monotonic() + 10
-    while a.runs == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until_ran(a, "the first instance never ran the duties")
     b.start()
     time.sleep(3.0)  # three takeover times of a leader ticking every 0.2 s
     assert a.is_leader and not b.is_leader and b.runs == 0
@@ -77,10 +77,7 @@ def test_a_live_leader_is_never_displaced_but_a_silent_one_is(
     c = Duties(db_b, settings)
     started = time.monotonic()
     c.start()
-    deadline = started + 15
-    while c.runs == 0:
-        assert time.monotonic() < deadline, "the standby never took the duties from a silent holder"
-        time.sleep(0.05)
+    wait_until_ran(c, "the standby never took the duties from a silent holder", 15)
     took_s = time.monotonic() - started
     assert took_s >= 0.5, "the holder was ended before it had been silent long"
     with pytest.raises(DBAPIError):
