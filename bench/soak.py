@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/soak.py --minutes N [--seed S] [--rate 5] [--probe-rate 2]
                                    [--gap 15 45] [--only KIND,...] [--converge-timeout 600]
+                                   [--spare central1,edge1]
 
 Needs the lab up and converged with playbooks/site.yml (central, lb, db, edge and monitoring
 hosts running); it boots and converges nothing. docs/soak.md says what runs and why.
@@ -35,7 +36,9 @@ Alertmanager that was not firing before the soak (alerts about cameras it does n
 aside). RSS and open file descriptors of central (both hosts) and the edge agent (both hosts),
 each main process with its children, are sampled every ``--sample-s``; growth per hour is
 the least-squares slope within each process lifetime (a restart starts a new segment), the worst
-host reported.
+host reported, and each host's own figures under ``per_host``. ``--spare`` keeps chosen
+processes alive the whole run (no kill -9, no crash of their host) so their growth is measured
+over hours; spare single hosts (``central1,edge1``) to keep the kills on their tier's others.
 
 The last line is one JSON object (``support/lab_soak.soak_run``'s result; docs/soak.md lists
 its keys).
@@ -72,7 +75,11 @@ def main() -> int:
     parser.add_argument(
         "--spare",
         default="",
-        help="central,edge: no fault restarts these processes (their RSS measured over hours)",
+        help=(
+            "tiers (central, edge) or hosts (central1,edge1) whose service process no fault"
+            " restarts: their RSS is measured over hours; a host spared alone still takes its"
+            " other faults and its tier's other hosts the kills"
+        ),
     )
     parser.add_argument("--sample-s", type=float, default=60.0, help="resource sample period")
     parser.add_argument("--converge-timeout", type=float, default=600.0)

@@ -485,12 +485,17 @@ def plan(
     spare: tuple[str, ...] = (),
 ) -> list[Planned]:
     """The seeded schedule: a fault every ``gap`` seconds, kind, target and hold drawn from
-    ``rng`` in that order (same seed and inventory, same schedule). ``spare``: tiers whose
-    service processes no fault restarts (no kill -9 of their unit, no crash of their hosts), so
-    they live the whole run and their memory's growth is measured over hours (``--spare``)."""
-    if spare:
-        kinds = [k for k in kinds if KILL_TIER.get(k) not in spare]
-    crashable = [h for t in TIERS if t not in spare for h in lab_.hosts_of(t)]
+    ``rng`` in that order (same seed and inventory, same schedule). ``spare``: tiers or single
+    hosts whose service processes no fault restarts (no kill -9 of their unit, no crash of the
+    host), so they live the whole run and their memory's growth is measured over hours
+    (``--spare``). A spared host still gets every other fault (cables, disk, clock), and its
+    tier's other hosts still get the kills, so one run both proves the kills and measures the
+    memory."""
+    tiers = {s for s in spare if s in TIERS}
+    hosts = {s for s in spare if s not in TIERS}
+    if tiers:
+        kinds = [k for k in kinds if KILL_TIER.get(k) not in tiers]
+    crashable = [h for t in TIERS if t not in tiers for h in lab_.hosts_of(t) if h not in hosts]
     out: list[Planned] = []
     at = rng.uniform(*FIRST_FAULT_S)
     while at < seconds:
@@ -504,7 +509,10 @@ def plan(
             target = "+".join(lab_.hosts_of("lb"))
         else:
             assert tier is not None
-            target = rng.choice(lab_.hosts_of(tier))
+            pool = lab_.hosts_of(tier)
+            if kind in KILL_TIER:
+                pool = [h for h in pool if h not in hosts]
+            target = rng.choice(pool)
         tier = tier or lab_.tier_of(target)
         hold_s = round(rng.uniform(*hold), 1)
         step_s = 0.0
@@ -513,6 +521,23 @@ def plan(
         out.append(Planned(round(at, 1), kind, target, tier, hold_s, step_s))
         at += rng.uniform(*gap)
     return out
+
+
+def spared(lab_: Lab, text: str) -> tuple[str, ...]:
+    """``--spare``: ``central``/``edge`` (the tier) or some of their hosts (``central1,edge1``);
+    naming every host of a tier spares the tier."""
+    items = {t.strip() for t in text.split(",") if t.strip()}
+    allowed = {*KILL_TIER.values(), *(h for t in KILL_TIER.values() for h in lab_.hosts_of(t))}
+    if items - allowed:
+        raise SystemExit(
+            f"soak: --spare takes central, edge or their hosts ({', '.join(sorted(allowed))}),"
+            f" not {', '.join(sorted(items - allowed))}"
+        )
+    out: list[str] = []
+    for tier in KILL_TIER.values():
+        hosts = [h for h in lab_.hosts_of(tier) if h in items]
+        out += [tier] if tier in items or hosts == lab_.hosts_of(tier) else hosts
+    return tuple(out)
 
 
 class Nemesis:
@@ -1244,9 +1269,7 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         raise SystemExit(f"soak: unknown fault kinds {unknown}; known: {', '.join(sorted(KINDS))}")
-    spare = tuple(t.strip() for t in args.spare.split(",") if t.strip())
-    if set(spare) - {"central", "edge"}:
-        raise SystemExit(f"soak: --spare takes central and/or edge, not {args.spare}")
+    spare = spared(lab_, args.spare)
     schedule = plan(rng, lab_, window_s, (args.gap[0], args.gap[1]), kinds, spare)
     print(f"soak: seed {seed}, {args.minutes} min, {len(schedule)} faults planned:", flush=True)
     for planned in schedule:
@@ -1437,12 +1460,30 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
         "central_fds_growth": worst_growth(soak.central_samples, lambda s: s.fds),
         "edge_fds_growth": worst_growth(soak.edge_samples, lambda s: s.fds),
         "samples": len(soak.central_samples) + len(soak.edge_samples),
+        "spared": list(spare),
+        "per_host": per_host_growth(soak.central_samples + soak.edge_samples),
         "elapsed_s": round(elapsed_s, 1),
         "faults": [
             {k: v for k, v in asdict(d).items() if v is not None} | {"planned": asdict(d.planned)}
             for d in done
         ],
     }
+
+
+def per_host_growth(samples: list[Sample]) -> dict[str, dict[str, Any]]:
+    """Each sampled host's process: how many times it started, its RSS first and last (MB), and
+    its growth per hour once settled (a spared host's process: one lifetime of the whole run)."""
+    out: dict[str, dict[str, Any]] = {}
+    for host in sorted({s.host for s in samples}):
+        mine = sorted((s for s in samples if s.host == host), key=lambda s: s.t_s)
+        out[host] = {
+            "pids": len({s.pid for s in mine}),
+            "rss_mb_first": round(mine[0].rss_kb / 1024, 1),
+            "rss_mb_last": round(mine[-1].rss_kb / 1024, 1),
+            "rss_mb_per_h_settled": mb(growth_per_hour(mine, lambda s: s.rss_kb, SETTLE_S)),
+            "fds_growth_settled": growth_per_hour(mine, lambda s: s.fds, SETTLE_S),
+        }
+    return out
 
 
 def database_bytes(lab_: Lab) -> int | None:

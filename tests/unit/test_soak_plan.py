@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from support.lab_edge import EdgeHost
 from support.lab_soak import (
     KINDS,
@@ -15,7 +17,9 @@ from support.lab_soak import (
     Lab,
     Sample,
     growth_per_hour,
+    per_host_growth,
     plan,
+    spared,
 )
 from support.lab_tier import Tier
 
@@ -115,3 +119,41 @@ def test_spared_tiers_processes_are_never_restarted_and_the_plain_plan_is_unchan
     assert plan(random.Random(5), the_lab, 3600, (15, 45), kinds, ()) == plan(
         random.Random(5), the_lab, 3600, (15, 45), kinds
     )
+
+
+def test_a_spared_host_keeps_its_process_while_its_tier_still_takes_the_kills() -> None:
+    the_lab = lab()
+    kinds = sorted(KINDS)
+    spare = spared(the_lab, "central1, edge1")
+    assert spare == ("central1", "edge1")
+    schedule = plan(random.Random(11), the_lab, 7200, (15, 45), kinds, spare)
+    assert len(schedule) >= 60
+    kills = {(p.kind, p.target) for p in schedule if p.kind in ("kill9-central", "kill9-edge")}
+    assert kills == {("kill9-central", "central2"), ("kill9-edge", "edge2")}
+    assert not any(p.kind == "crash-host" and p.target in spare for p in schedule)
+    # The spared hosts still take the faults that do not restart their process.
+    assert {"cut-central-db", "disk-full-edge", "clock-step-edge", "cut-edge"} <= {
+        p.kind for p in schedule if p.target in spare
+    }
+
+
+def test_spare_names_tiers_or_their_hosts_and_refuses_anything_else() -> None:
+    the_lab = lab()
+    assert spared(the_lab, "") == ()
+    assert spared(the_lab, "central,edge") == ("central", "edge")
+    assert spared(the_lab, "edge1,edge2") == ("edge",), "every host of a tier spares the tier"
+    for wrong in ("db1", "lb", "central3", "central1,mon1"):
+        with pytest.raises(SystemExit, match="--spare takes"):
+            spared(the_lab, wrong)
+
+
+def test_per_host_figures_count_restarts_and_a_whole_life_leak() -> None:
+    steady = [Sample(m * 60.0, "central1", 5, 140 * 1024, 30) for m in range(120)]
+    leaky = [Sample(m * 60.0, "edge1", 9, (60 + m // 6) * 1024, 20) for m in range(120)]
+    restarted = [Sample(m * 60.0, "central2", 100 + m // 30, 130 * 1024, 30) for m in range(120)]
+    figures = per_host_growth(steady + leaky + restarted)
+    assert figures["central1"]["pids"] == 1
+    assert figures["central1"]["rss_mb_per_h_settled"] == 0.0
+    assert figures["central2"]["pids"] == 4
+    assert figures["edge1"]["rss_mb_per_h_settled"] == pytest.approx(10.0, abs=0.2)
+    assert figures["edge1"]["rss_mb_last"] == 79.0
