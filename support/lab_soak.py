@@ -32,6 +32,7 @@ from support.lab_tier import (
     REPO,
     Cameras,
     LiveClient,
+    OperatorLogin,
     Probe,
     Simulator,
     Tier,
@@ -765,7 +766,9 @@ class Opener(threading.Thread):
     1-3 s on average; every fifth with an expiry it cannot meet (``ttl_s`` 0.01: it must never
     pulse). Its own seeded random, so the nemesis' schedule is the same with or without it."""
 
-    def __init__(self, tier: Tier, token: str, lanes: list[str], per_s: float, seed: int) -> None:
+    def __init__(
+        self, tier: Tier, token: str | httpx.Auth, lanes: list[str], per_s: float, seed: int
+    ) -> None:
         super().__init__(daemon=True)
         self.tier, self.token, self.lanes, self.per_s = tier, token, lanes, per_s
         self.rng = random.Random(seed)
@@ -798,7 +801,7 @@ class Cashier(threading.Thread):
     """A cashier paying every held exit of the simulator's lot (which has a tariff for the soak,
     so its exits are held until paid) about a second after it is held, through the VIP."""
 
-    def __init__(self, tier: Tier, token: str, lot: str) -> None:
+    def __init__(self, tier: Tier, token: str | httpx.Auth, lot: str) -> None:
         super().__init__(daemon=True)
         self.tier, self.token, self.lot = tier, token, lot
         self.stop_event = threading.Event()
@@ -844,13 +847,18 @@ def put_tariff(tier: Tier, token: str, lot: str) -> None:
             ).raise_for_status()  # fmt: skip
 
 
-def operator_client(tier: Tier, token: str) -> httpx.Client:
-    """An operator's HTTPS client to central through the VIP (the lab's CA, the token)."""
+def operator_client(tier: Tier, token: str | httpx.Auth) -> httpx.Client:
+    """An operator's HTTPS client to central through the VIP (the lab's CA; a token, or an
+    ``OperatorLogin`` that renews its own)."""
+    if isinstance(token, str):
+        return httpx.Client(
+            base_url=tier.url,
+            verify=ca_context(),
+            timeout=httpx.Timeout(10, connect=2),
+            headers={"Authorization": f"Bearer {token}"},
+        )
     return httpx.Client(
-        base_url=tier.url,
-        verify=ca_context(),
-        timeout=httpx.Timeout(10, connect=2),
-        headers={"Authorization": f"Bearer {token}"},
+        base_url=tier.url, verify=ca_context(), timeout=httpx.Timeout(10, connect=2), auth=token
     )
 
 
@@ -1240,11 +1248,11 @@ class Soak:
 
 @contextlib.contextmanager
 def traffic(
-    soak: Soak, cameras: Cameras, token: str
+    soak: Soak, cameras: Cameras, login: OperatorLogin
 ) -> Iterator[tuple[Simulator, Probe, LiveClient]]:
     sim = Simulator(soak.lab.tier, cameras, soak.work / "sim", soak.args.rate)
     probe = Probe(soak.lab.tier, cameras.probe, soak.args.probe_rate)
-    live = LiveClient(soak.lab.tier, token)
+    live = LiveClient(soak.lab.tier, login.token)
     sim.start()
     probe.start()
     live.start()
@@ -1289,14 +1297,16 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
     soak.alerts_before = soak.lab.firing_alerts(soak.cameras)
     if soak.alerts_before:
         log(f"alerts firing before the soak (ignored after): {sorted(soak.alerts_before)}")
-    token = operator_token(lab_.tier, f"soak-{run_id}")
+    # The guard, the cashier and the live feed log in again as their token ages (a run is
+    # longer than a token's 30 minutes: the 2-hour run of 2026-12-06 lost them after 30).
+    login = OperatorLogin(lab_.tier, f"soak-{run_id}")
     lanes = sorted(edge.camera_id() for edge in lab_.edges.values())
-    opener = Opener(lab_.tier, token, lanes, args.opens_per_s, seed + 1)
+    opener = Opener(lab_.tier, login, lanes, args.opens_per_s, seed + 1)
     # The simulator's lot charges from the first minute: its exits are held until the cashier
     # pays, so the ledger check below sees holds, opens after payment and denials.
     sim_lot = f"bench-soak-{run_id}"
     put_tariff(lab_.tier, operator_token(lab_.tier, f"soak-{run_id}", role="manager"), sim_lot)
-    cashier = Cashier(lab_.tier, token, sim_lot)
+    cashier = Cashier(lab_.tier, login, sim_lot)
     nemesis: Nemesis | None = None
     db_bytes_before = database_bytes(lab_)
     try:
@@ -1311,7 +1321,7 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
                 log(f"{edge}: the agent's state on a disk of its own")
                 attach_disk(edge)
         start_ms = int(time.time() * 1000)
-        with traffic(soak, cameras, token) as (sim, probe, live):
+        with traffic(soak, cameras, login) as (sim, probe, live):
             wait_for(lambda: bool(live.connects) and bool(live.events), "live feed delivers", 60)
             started = time.monotonic()
             started_unix = time.time()
@@ -1343,7 +1353,9 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
             soak.take_samples(time.monotonic() - started)
             live_back = any(t > last_heal for t in live.events)
             if not live_back:
-                soak.violation("the live feed delivered nothing after the last fault")
+                soak.violation(
+                    "the live feed delivered nothing after the last fault: " + live.story(last_heal)
+                )
             figures = sim.stop()
         elapsed_s = time.monotonic() - started
         made, left = sim.made()

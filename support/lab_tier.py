@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -298,19 +298,57 @@ def make_cameras(tier: Tier, run: str) -> Cameras:
     return Cameras(camera("in", "entry"), camera("out", "exit"), camera("probe", "entry"))
 
 
+class OperatorLogin(httpx.Auth):
+    """An operator's login through the VIP that logs in again once half its token's life has
+    passed (central's tokens last ``PARKING_JWT_TTL_S``, 30 minutes by default), as a person at
+    the dashboard would: a run longer than one token keeps its operators. As ``httpx``'s auth
+    it puts a live token on every request; ``token()`` gives one for a WebSocket's URL."""
+
+    def __init__(self, tier: Tier, run: str, role: str = "guard") -> None:
+        self.tier = tier
+        self.name = f"bench-live-{run}" if role == "guard" else f"bench-{role}-{run}"
+        self.password = secrets.token_urlsafe(18)
+        tier.admin("create-user", self.name, "--role", role, stdin=self.password + "\n")
+        self._lock = threading.Lock()
+        self._token = ""
+        self._renew_at = self._expires_at = 0.0
+        self.logins = 0
+
+    def token(self) -> str:
+        """The current token; a new login once half its life is over. A login that fails while
+        the old token is still good (the VIP away in a fault) keeps the old one and tries again
+        at the next call."""
+        with self._lock:
+            if self._token and time.monotonic() < self._renew_at:
+                return self._token
+            try:
+                response = httpx.post(
+                    f"{self.tier.url}/api/v1/auth/token",
+                    data={"username": self.name, "password": self.password},
+                    verify=ca_context(),
+                    timeout=10,
+                )
+                response.raise_for_status()
+            except httpx.HTTPError:
+                if self._token and time.monotonic() < self._expires_at:
+                    return self._token
+                raise
+            body = response.json()
+            life_s = float(body.get("expires_in") or 0) or 60.0
+            self._token = str(body["access_token"])
+            self._renew_at = time.monotonic() + life_s / 2
+            self._expires_at = time.monotonic() + life_s
+            self.logins += 1
+            return self._token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        yield request
+
+
 def operator_token(tier: Tier, run: str, role: str = "guard") -> str:
-    name = f"bench-live-{run}" if role == "guard" else f"bench-{role}-{run}"
-    password = secrets.token_urlsafe(18)
-    tier.admin("create-user", name, "--role", role, stdin=password + "\n")
-    response = httpx.post(
-        f"{tier.url}/api/v1/auth/token",
-        data={"username": name, "password": password},
-        verify=ca_context(),
-        timeout=10,
-    )
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    return token
+    """One token of a new operator (for runs shorter than a token's life)."""
+    return OperatorLogin(tier, run, role).token()
 
 
 @dataclass
@@ -571,7 +609,7 @@ HELLO_TIMEOUT_S = 5.0
 class LiveClient(threading.Thread):
     """The live feed over the VIP; reconnects by itself (WebSocket pings find a dead peer)."""
 
-    def __init__(self, tier: Tier, token: str) -> None:
+    def __init__(self, tier: Tier, token: str | Callable[[], str]) -> None:
         super().__init__(daemon=True)
         self.tier, self.token = tier, token
         self.stop_event = threading.Event()
@@ -582,11 +620,11 @@ class LiveClient(threading.Thread):
         self.context = ssl.create_default_context(cafile=str(CA))
 
     def run(self) -> None:
-        url = f"wss://{self.tier.vip}/api/v1/live?token={self.token}"
         while not self.stop_event.is_set():
             try:
+                token = self.token() if callable(self.token) else self.token
                 with connect(
-                    url,
+                    f"wss://{self.tier.vip}/api/v1/live?token={token}",
                     ssl=self.context,
                     server_hostname=self.tier.server_name,
                     open_timeout=3,
@@ -608,9 +646,10 @@ class LiveClient(threading.Thread):
                             self.connects.append(time.monotonic())
                         elif message.get("type") not in ("ping", None):
                             self.events.append(time.monotonic())
-            except (WebSocketException, OSError, TimeoutError, ValueError) as exc:
-                # Any failure, a refused handshake (nginx's 502 while no central answers)
-                # included, is a drop: the client tries again, as a browser's live page does.
+            except (WebSocketException, OSError, TimeoutError, ValueError, httpx.HTTPError) as exc:
+                # Any failure, a refused handshake (nginx's 502 while no central answers) or a
+                # failed login included, is a drop: the client tries again, as a browser's
+                # live page does.
                 self.errors.append(f"{type(exc).__name__}: {exc}"[:160])
             if not self.stop_event.is_set():
                 self.drops.append(time.monotonic())
