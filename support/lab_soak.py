@@ -1482,6 +1482,18 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
     }
 
 
+def last_hour_growth(samples: list[Sample]) -> float | None:
+    """Growth per hour of RSS over the last hour of the last process among ``samples`` (one
+    host's), when that process lived at least 90 minutes; None otherwise."""
+    if not samples:
+        return None
+    pid = samples[-1].pid
+    life = [s for s in samples if s.pid == pid]
+    if life[-1].t_s - life[0].t_s < 5400:
+        return None
+    return growth_per_hour([s for s in life if s.t_s >= life[-1].t_s - 3600], lambda s: s.rss_kb)
+
+
 def per_host_growth(samples: list[Sample]) -> dict[str, dict[str, Any]]:
     """Each sampled host's process: how many times it started, its RSS first and last (MB), and
     its growth per hour once settled (a spared host's process: one lifetime of the whole run)."""
@@ -1493,6 +1505,9 @@ def per_host_growth(samples: list[Sample]) -> dict[str, dict[str, Any]]:
             "rss_mb_first": round(mine[0].rss_kb / 1024, 1),
             "rss_mb_last": round(mine[-1].rss_kb / 1024, 1),
             "rss_mb_per_h_settled": mb(growth_per_hour(mine, lambda s: s.rss_kb, SETTLE_S)),
+            # the last hour of the last process alone (None: it lived less than 90 minutes),
+            # for a spared process: its growth once a long warm-up is over
+            "rss_mb_per_h_last_hour": mb(last_hour_growth(mine)),
             "fds_growth_settled": growth_per_hour(mine, lambda s: s.fds, SETTLE_S),
         }
     return out

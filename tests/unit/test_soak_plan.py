@@ -157,3 +157,10 @@ def test_per_host_figures_count_restarts_and_a_whole_life_leak() -> None:
     assert figures["central2"]["pids"] == 4
     assert figures["edge1"]["rss_mb_per_h_settled"] == pytest.approx(10.0, abs=0.2)
     assert figures["edge1"]["rss_mb_last"] == 79.0
+    # a 40-minute warm-up, then flat: the whole-life slope shows growth, the last hour none
+    warm = [Sample(m * 60.0, "central1", 5, (120 + min(m, 40)) * 1024, 30) for m in range(120)]
+    late = per_host_growth(warm)["central1"]
+    assert late["rss_mb_per_h_settled"] > 5
+    assert late["rss_mb_per_h_last_hour"] == 0.0
+    assert figures["central2"]["rss_mb_per_h_last_hour"] is None, "no process lived 90 minutes"
+    assert figures["edge1"]["rss_mb_per_h_last_hour"] == pytest.approx(10.0, abs=0.5)
