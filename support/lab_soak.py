@@ -850,15 +850,13 @@ def put_tariff(tier: Tier, token: str, lot: str) -> None:
 def operator_client(tier: Tier, token: str | httpx.Auth) -> httpx.Client:
     """An operator's HTTPS client to central through the VIP (the lab's CA; a token, or an
     ``OperatorLogin`` that renews its own)."""
-    if isinstance(token, str):
-        return httpx.Client(
-            base_url=tier.url,
-            verify=ca_context(),
-            timeout=httpx.Timeout(10, connect=2),
-            headers={"Authorization": f"Bearer {token}"},
-        )
+    auth = token if isinstance(token, httpx.Auth) else None
     return httpx.Client(
-        base_url=tier.url, verify=ca_context(), timeout=httpx.Timeout(10, connect=2), auth=token
+        base_url=tier.url,
+        verify=ca_context(),
+        timeout=httpx.Timeout(10, connect=2),
+        headers=None if auth else {"Authorization": f"Bearer {token}"},
+        auth=auth,
     )
 
 

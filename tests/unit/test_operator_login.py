@@ -48,11 +48,17 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return now
 
 
+@pytest.fixture
+def central(monkeypatch: pytest.MonkeyPatch, clock: list[float]) -> Central:
+    """Central's token endpoint (tokens of 30 minutes) in place of ``httpx.post``."""
+    fake = Central(1800)
+    monkeypatch.setattr(httpx, "post", fake.post)
+    return fake
+
+
 def test_the_token_is_renewed_at_half_its_life_and_put_on_every_request(
-    monkeypatch: pytest.MonkeyPatch, clock: list[float]
+    central: Central, clock: list[float]
 ) -> None:
-    central = Central(1800)
-    monkeypatch.setattr(httpx, "post", central.post)
     login = OperatorLogin(FakeTier(), "r1")  # type: ignore[arg-type]
     assert login.token() == "t1"
     clock[0] += 899
@@ -74,10 +80,8 @@ def test_the_token_is_renewed_at_half_its_life_and_put_on_every_request(
 
 
 def test_a_failed_login_keeps_a_good_token_and_fails_once_it_expired(
-    monkeypatch: pytest.MonkeyPatch, clock: list[float]
+    central: Central, clock: list[float]
 ) -> None:
-    central = Central(1800)
-    monkeypatch.setattr(httpx, "post", central.post)
     login = OperatorLogin(FakeTier(), "r2")  # type: ignore[arg-type]
     assert login.token() == "t1"
     central.down = True
