@@ -20,6 +20,7 @@ from support.lab_soak import (
     per_host_growth,
     plan,
     spared,
+    worst_last_hour,
 )
 from support.lab_tier import Tier
 
@@ -164,3 +165,16 @@ def test_per_host_figures_count_restarts_and_a_whole_life_leak() -> None:
     assert late["rss_mb_per_h_last_hour"] == 0.0
     assert figures["central2"]["rss_mb_per_h_last_hour"] is None, "no process lived 90 minutes"
     assert figures["edge1"]["rss_mb_per_h_last_hour"] == pytest.approx(10.0, abs=0.5)
+
+
+def test_the_tier_figure_for_the_last_hour_is_its_worst_long_lived_host() -> None:
+    flat = [Sample(m * 60.0, "central1", 5, 140 * 1024, 30) for m in range(120)]
+    restarted = [
+        Sample(m * 60.0, "central2", 100 + m // 30, (130 + m) * 1024, 30) for m in range(120)
+    ]
+    assert worst_last_hour(flat + restarted) == 0.0, (
+        "a host restarted every 30 min has no last hour"
+    )
+    leaky = [Sample(m * 60.0, "central2", 7, (130 + m // 6) * 1024, 30) for m in range(120)]
+    assert worst_last_hour(flat + leaky) == pytest.approx(10 * 1024, rel=0.05)
+    assert worst_last_hour(restarted) is None
