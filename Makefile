@@ -42,7 +42,7 @@ test-fast: venv test-python
 # The integration tests start their own throwaway PostgreSQL clusters from Debian's binaries.
 test-python: venv
 	scripts/ensure-postgres.sh
-	$(VENV)/bin/pytest -q tests/unit tests/integration
+	$(VENV)/bin/pytest -q --durations=10 tests/unit tests/integration
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

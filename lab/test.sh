@@ -34,4 +34,4 @@ step "molecule scenarios" lab/molecule.sh ${LAB_MOLECULE_SCENARIOS:-}
 step "lab up (all hosts)" lab/lab up
 step "converge site.yml" lab/converge.sh
 step "idempotent rerun site.yml" lab/converge.sh --idempotent
-step "pytest tests/lab" env PARKING_LAB=1 "$VENV/bin/pytest" -q -p no:cacheprovider tests/lab
+step "pytest tests/lab" env PARKING_LAB=1 "$VENV/bin/pytest" -q -p no:cacheprovider --durations=25 tests/lab

@@ -14,4 +14,4 @@ e2e-deps: venv
 	@$(VENV)/bin/python -c 'import playwright' 2>/dev/null || $(VENV)/bin/pip install -q -e '.[dev]'
 
 test-e2e: venv e2e-deps
-	PARKING_E2E_REQUIRED=1 PARKING_E2E_CHROMIUM=$(E2E_CHROMIUM) $(VENV)/bin/pytest -q tests/e2e
+	PARKING_E2E_REQUIRED=1 PARKING_E2E_CHROMIUM=$(E2E_CHROMIUM) $(VENV)/bin/pytest -q --durations=5 tests/e2e

@@ -4,7 +4,7 @@ TEST_TARGETS += test-edge
 .PHONY: test-edge bench-outbox wheel-edge
 
 test-edge: venv
-	.venv/bin/pytest -q tests/edge
+	.venv/bin/pytest -q --durations=10 tests/edge
 
 bench-outbox: venv
 	.venv/bin/python bench/outbox.py

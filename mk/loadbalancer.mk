@@ -10,4 +10,4 @@ TEST_TARGETS += test-loadbalancer
 test-loadbalancer: venv
 	scripts/ensure-postgres.sh
 	scripts/ensure-nginx.sh
-	$(VENV)/bin/pytest -q tests/loadbalancer
+	$(VENV)/bin/pytest -q --durations=5 tests/loadbalancer

@@ -10,4 +10,4 @@ monitoring-deps: venv
 	@test -x $(VENV)/bin/ansible-playbook || $(VENV)/bin/pip install -q -r requirements/ansible.txt
 
 test-monitoring: venv monitoring-deps
-	PARKING_MONITORING_REQUIRED=1 $(VENV)/bin/pytest -q tests/monitoring
+	PARKING_MONITORING_REQUIRED=1 $(VENV)/bin/pytest -q --durations=5 tests/monitoring
