@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from uuid import UUID
 
+import httpx
 import pytest
 
 from support.central import BIN, CentralProcess
@@ -53,6 +55,26 @@ class Central(CentralProcess):
 
     def event_ids(self, camera_id: str | None = None) -> list[UUID]:
         return [row[0] for row in self.rows(camera_id)]
+
+    def admin_headers(self, name: str, password: str) -> dict[str, str]:
+        """A bearer header of admin ``name`` (created unless it exists: one per module)."""
+        made = subprocess.run(
+            [str(BIN / "parking-central"), "create-user", name, "--role", "admin"],
+            input=password + "\n",
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert made.returncode == 0 or "exists" in made.stderr, made.stderr
+        response = httpx.post(
+            self.url + "/api/v1/auth/token",
+            data={"username": name, "password": password},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ relay once, central learns it pulsed, and a lane without its agent is refused at
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,29 +12,13 @@ import httpx
 from app.contract import CameraDirection
 from app.edge.agent import EdgeRuntime, Lane, RuntimeSettings
 from app.edge.gate import FileRelay, read_relay_file
-from tests.edge.conftest import BIN, Central, wait_until
+from tests.edge.conftest import Central, wait_until
 
 PASSWORD = "commands-test-password"  # a throwaway operator of a throwaway central
 
 
 def guard_headers(central: Central) -> dict[str, str]:
-    made = subprocess.run(
-        [str(BIN / "parking-central"), "create-user", "commands-admin", "--role", "admin"],
-        input=PASSWORD + "\n",
-        env=central.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert made.returncode == 0 or "exists" in made.stderr, made.stderr
-    response = httpx.post(
-        central.url + "/api/v1/auth/token",
-        data={"username": "commands-admin", "password": PASSWORD},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return central.admin_headers("commands-admin", PASSWORD)
 
 
 def test_a_guards_open_pulses_the_lanes_relay_once_and_central_hears_it(

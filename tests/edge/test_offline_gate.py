@@ -184,23 +184,7 @@ def test_a_deny_listed_vehicle_held_at_an_exit_is_flagged(tmp_path: Path) -> Non
 
 
 def operator_token(central: Central) -> dict[str, str]:
-    made = subprocess.run(
-        [str(BIN / "parking-central"), "create-user", "offline-admin", "--role", "admin"],
-        input=PASSWORD + "\n",
-        env=central.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert made.returncode == 0 or "exists" in made.stderr, made.stderr
-    response = httpx.post(
-        central.url + "/api/v1/auth/token",
-        data={"username": "offline-admin", "password": PASSWORD},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return central.admin_headers("offline-admin", PASSWORD)
 
 
 def test_sync_uses_the_etag_and_stores_what_changed(central: Central, tmp_path: Path) -> None:
