@@ -1122,6 +1122,10 @@ class Soak:
     alerts_before: set[str] = field(default_factory=set)
     cameras: set[str] = field(default_factory=set)  # the lab edges' and the simulator's
     not_converged: list[str] = field(default_factory=list)
+    # The operators' live feed and the moment it must deliver after (the last fault's heal):
+    # a feed that stays silent is part of not having converged.
+    live: LiveClient | None = None
+    live_since: float | None = None
 
     def violation(self, what: str) -> None:
         if what not in self.violations:
@@ -1179,6 +1183,12 @@ class Soak:
         if not self.lab.vip_ok():
             why.append(f"VIP holders {self.lab.tier.vip_holders()}")
         why += self.duties_running()
+        if (
+            self.live is not None
+            and self.live_since is not None
+            and not any(t > self.live_since for t in self.live.events)
+        ):
+            why.append(self.live.story(self.live_since))
         try:
             new = self.lab.firing_alerts(self.cameras) - self.alerts_before
         except (httpx.HTTPError, ValueError) as exc:
@@ -1347,6 +1357,7 @@ def soak_run(args: Options, work: Path) -> dict[str, Any]:
                 if d.error:
                     soak.violation(f"{d.planned.kind} {d.planned.target}: {d.error}")
             log("converging")
+            soak.live, soak.live_since = live, last_heal
             converged_s = soak.converge(last_heal)
             soak.take_samples(time.monotonic() - started)
             live_back = any(t > last_heal for t in live.events)

@@ -660,9 +660,14 @@ class LiveClient(threading.Thread):
         after = [t for t in self.drops if t > since]
         hellos = [t for t in self.connects if t > since]
         events = [t for t in self.events if t > since]
+
+        def ago(times: list[float]) -> str:  # the last one, from ``since`` (-: before it)
+            return f"{times[-1] - since:+.1f} s" if times else "never"
+
         return (
             f"live feed after the fault: {len(after)} drops, {len(hellos)} hellos,"
-            f" {len(events)} events; last errors {self.errors[-2:]}"
+            f" {len(events)} events (last hello {ago(self.connects)}, last event"
+            f" {ago(self.events)}, last drop {ago(self.drops)}); last errors {self.errors[-2:]}"
         )
 
     def dropped_after(self, since: float) -> bool:
