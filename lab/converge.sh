@@ -2,6 +2,7 @@
 # Converge the lab with playbooks/site.yml (or another playbook) and report how long it took.
 #   lab/converge.sh [--idempotent] [--limit PATTERN] [--playbook FILE] [-- ansible args]
 # --idempotent fails unless every host reports changed=0 (the second-run check).
+# Runs with Mitogen's strategy unless LAB_MITOGEN=0 (lab/lib.sh lab_mitogen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lab/lib.sh
@@ -28,6 +29,7 @@ started=$(date +%s.%N)
 set +e
 # The opt-in hosts' inventory (arm64 edge) joins only when the limit names them.
 mapfile -t inventories < <(lab_inventory_args "$limit")
+lab_mitogen
 "$VENV/bin/ansible-playbook" "${inventories[@]}" "$playbook" "${args[@]}" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e

@@ -21,6 +21,20 @@ VENV=${VENV:-$LAB_ROOT/.venv}
 # Ansible, Molecule and pytest come from the project venv (molecule calls ansible-* by name).
 export PATH="$VENV/bin:$PATH"
 
+# Mitogen's linear strategy for ansible-playbook (LAB_MITOGEN=1, the default; 0 runs Ansible's
+# own): a host keeps one Python interpreter for the whole run instead of starting one per task,
+# which is most of a converge's CPU on a 2-core machine (docs/lab.md, Timings). Exports the
+# strategy for the commands the caller runs next; production playbooks run without it unless
+# the operator sets the same two variables.
+lab_mitogen() {
+  [[ ${LAB_MITOGEN:-1} == 1 ]] || return 0
+  local dir
+  dir=$("$VENV/bin/python" -c 'import os, ansible_mitogen.plugins.strategy as s
+print(os.path.dirname(s.__file__))' 2>/dev/null) ||
+    die "mitogen is not installed in $VENV (make lab-deps installs it; LAB_MITOGEN=0 runs without)"
+  export ANSIBLE_STRATEGY_PLUGINS=$dir ANSIBLE_STRATEGY=mitogen_linear
+}
+
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
