@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import select
+import socket
 import threading
 from typing import Any
 
@@ -113,13 +116,21 @@ class PgListener:
 
     Survives database failover: on any error it reconnects (to whichever host is the primary
     now) with capped backoff. Messages committed while it was disconnected are not replayed;
-    dashboards re-read state on reconnect.
+    dashboards re-read state on reconnect. It sleeps in ``select`` on the connection's socket
+    and a wake-up socket, so ``stop`` returns at once instead of after a polling interval (it
+    used to wait up to a second in ``notifies(timeout=1)``: every shutdown and every test app's
+    teardown paid it).
     """
+
+    # A wake-up without traffic now and then; nothing depends on it.
+    IDLE_WAKE_S = 30.0
 
     def __init__(self, conninfo: str, hub: LiveHub) -> None:
         self._conninfo = conninfo
         self._hub = hub
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
         self._thread = threading.Thread(target=self._run, name="pg-live-listener", daemon=True)
         self.connected = threading.Event()
 
@@ -128,7 +139,13 @@ class PgListener:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._wake_r.close()
+            self._wake_w.close()
 
     def _run(self) -> None:
         delay = 0.5
@@ -138,11 +155,23 @@ class PgListener:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.connected.set()
                     delay = 0.5
-                    while not self._stop.is_set():
-                        for note in conn.notifies(timeout=1.0):
-                            self._hub.deliver(orjson.loads(note.payload))
+                    self._listen(conn)
             except (psycopg.Error, OSError) as error:
                 self.connected.clear()
+                if self._stop.is_set():
+                    break
                 log.warning("live listener lost the database: %s", error)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
+
+    def _listen(self, conn: psycopg.Connection[Any]) -> None:
+        """Deliver notifications until stopped; a lost connection raises out of here."""
+        while not self._stop.is_set():
+            wake = self._wake_r.fileno()
+            ready, _, _ = select.select([conn.fileno(), wake], [], [], self.IDLE_WAKE_S)
+            if wake in ready or self._stop.is_set():
+                return
+            # Readable: take what arrived without waiting for more (a broken connection
+            # raises here; a packet with no notification yields nothing).
+            for note in conn.notifies(timeout=0):
+                self._hub.deliver(orjson.loads(note.payload))
