@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from app.central.db import Database
 from app.central.deps import db_session
 from app.central.main import create_app
 from app.central.migrate import upgrade
+from app.central.operators import service as operators_service
 from app.central.operators.service import create_operator
 from app.central.settings import Settings
 from app.central.tariffs.service import put_tariff
@@ -30,6 +32,24 @@ from support.pg import PgCluster
 
 BACKENDS = ["sqlite", "postgres"]
 PASSWORD = "correct-horse-battery"
+
+
+# Production's argon2id parameters (64 MiB, 3 passes: ~0.2 s a hash on this machine kind)
+# were paid by most tests, three times for a world's operators and once per login. Tests in
+# this process hash with the cheapest argon2id instead (argon2 verifies a hash with the
+# parameters written in it, so hashes made either way still verify); a central started as its
+# own process, and tests marked ``real_password_hashing``, keep production's.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+CHEAP_DUMMY_HASH = CHEAP_HASHER.hash("not-a-password")
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.node.get_closest_marker("real_password_hashing") is None:
+        monkeypatch.setattr(operators_service, "_hasher", CHEAP_HASHER)
+        monkeypatch.setattr(operators_service, "_DUMMY_HASH", CHEAP_DUMMY_HASH)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from app.central.operators.models import Operator
 from tests.conftest import PASSWORD, World, event_body, token
 
 # (method, path, body, lowest role allowed)
@@ -61,6 +64,22 @@ def test_wrong_password_and_unknown_user_are_401(client: TestClient, world: Worl
     unknown = client.post("/api/v1/auth/token", data={"username": "ghost", "password": "x"})
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()
+
+
+@pytest.mark.real_password_hashing
+def test_passwords_are_stored_with_productions_argon2id_and_verify(
+    client: TestClient, world: World, db: Session
+) -> None:
+    """The one place tests use production's hashing (tests/conftest.py makes it cheap
+    elsewhere): what is stored is argon2id at 64 MiB, 3 passes, 4 lanes, never the password,
+    and it lets the right password in and the wrong one not."""
+    stored = db.scalar(select(Operator.password_hash).where(Operator.username == "guard"))
+    assert stored is not None
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), stored
+    assert PASSWORD not in stored
+    assert client.get("/api/v1/sessions", headers=token(client, "guard")).status_code == 200
+    wrong = client.post("/api/v1/auth/token", data={"username": "guard", "password": "nope"})
+    assert wrong.status_code == 401
 
 
 def test_forged_token_is_401(client: TestClient, world: World) -> None:
