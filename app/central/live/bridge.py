@@ -166,12 +166,13 @@ class PgListener:
 
     def _listen(self, conn: psycopg.Connection[Any]) -> None:
         """Deliver notifications until stopped; a lost connection raises out of here."""
+        wake = self._wake_r.fileno()
         while not self._stop.is_set():
-            wake = self._wake_r.fileno()
-            ready, _, _ = select.select([conn.fileno(), wake], [], [], self.IDLE_WAKE_S)
-            if wake in ready or self._stop.is_set():
-                return
-            # Readable: take what arrived without waiting for more (a broken connection
-            # raises here; a packet with no notification yields nothing).
+            # Take what has arrived without waiting: notifications psycopg already holds (one
+            # that came with LISTEN's answer) first, then whatever the socket has. A broken
+            # connection raises here; a packet with no notification yields nothing.
             for note in conn.notifies(timeout=0):
                 self._hub.deliver(orjson.loads(note.payload))
+            ready, _, _ = select.select([conn.fileno(), wake], [], [], self.IDLE_WAKE_S)
+            if wake in ready:
+                return
