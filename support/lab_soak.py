@@ -1507,29 +1507,26 @@ def last_hour_growth(samples: list[Sample]) -> float | None:
     return growth_per_hour([s for s in life if s.t_s >= life[-1].t_s - 3600], lambda s: s.rss_kb)
 
 
+def by_host(samples: list[Sample]) -> dict[str, list[Sample]]:
+    """Each host's samples in time order, hosts sorted by name."""
+    return {
+        host: sorted((s for s in samples if s.host == host), key=lambda s: s.t_s)
+        for host in sorted({s.host for s in samples})
+    }
+
+
 def worst_last_hour(samples: list[Sample]) -> float | None:
     """The largest ``last_hour_growth`` among the hosts of ``samples``; None: no host's last
     process lived 90 minutes."""
-    found = [
-        g
-        for host in sorted({s.host for s in samples})
-        if (
-            g := last_hour_growth(
-                sorted((s for s in samples if s.host == host), key=lambda s: s.t_s)
-            )
-        )
-        is not None
-    ]
+    found = [g for mine in by_host(samples).values() if (g := last_hour_growth(mine)) is not None]
     return max(found) if found else None
 
 
 def per_host_growth(samples: list[Sample]) -> dict[str, dict[str, Any]]:
     """Each sampled host's process: how many times it started, its RSS first and last (MB), and
     its growth per hour once settled (a spared host's process: one lifetime of the whole run)."""
-    out: dict[str, dict[str, Any]] = {}
-    for host in sorted({s.host for s in samples}):
-        mine = sorted((s for s in samples if s.host == host), key=lambda s: s.t_s)
-        out[host] = {
+    return {
+        host: {
             "pids": len({s.pid for s in mine}),
             "rss_mb_first": round(mine[0].rss_kb / 1024, 1),
             "rss_mb_last": round(mine[-1].rss_kb / 1024, 1),
@@ -1539,7 +1536,8 @@ def per_host_growth(samples: list[Sample]) -> dict[str, dict[str, Any]]:
             "rss_mb_per_h_last_hour": mb(last_hour_growth(mine)),
             "fds_growth_settled": growth_per_hour(mine, lambda s: s.fds, SETTLE_S),
         }
-    return out
+        for host, mine in by_host(samples).items()
+    }
 
 
 def database_bytes(lab_: Lab) -> int | None:

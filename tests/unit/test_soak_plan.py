@@ -165,6 +165,11 @@ def test_per_host_figures_count_restarts_and_a_whole_life_leak() -> None:
     assert late["rss_mb_per_h_last_hour"] == 0.0
     assert figures["central2"]["rss_mb_per_h_last_hour"] is None, "no process lived 90 minutes"
     assert figures["edge1"]["rss_mb_per_h_last_hour"] == pytest.approx(10.0, abs=0.5)
+    # samples arrive interleaved from the hosts' samplers: the order they come in changes nothing
+    mixed = steady + leaky + restarted
+    random.Random(7).shuffle(mixed)
+    assert per_host_growth(mixed) == figures
+    assert worst_last_hour(mixed) == worst_last_hour(steady + leaky + restarted)
 
 
 def test_the_tier_figure_for_the_last_hour_is_its_worst_long_lived_host() -> None:
