@@ -23,7 +23,7 @@ export PATH="$VENV/bin:$PATH"
 
 # Mitogen's linear strategy for ansible-playbook (LAB_MITOGEN=1, the default; 0 runs Ansible's
 # own): a host keeps one Python interpreter for the whole run instead of starting one per task,
-# which is most of a converge's CPU on a 2-core machine (docs/lab.md, Timings). Exports the
+# which is most of a converge's CPU on a 2-core machine (docs/lab.md, Mitogen). Exports the
 # strategy for the commands the caller runs next; production playbooks run without it unless
 # the operator sets the same two variables.
 lab_mitogen() {

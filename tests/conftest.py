@@ -25,7 +25,6 @@ from app.central.deps import db_session
 from app.central.main import create_app
 from app.central.migrate import upgrade
 from app.central.operators import service as operators_service
-from app.central.operators.service import create_operator
 from app.central.settings import Settings
 from app.central.tariffs.service import put_tariff
 from support.pg import PgCluster
@@ -186,7 +185,7 @@ def build_world(db: Session, *, capacity: int = 10, overnight_fee: int = 0) -> W
     entry.created_at = exit_.created_at = datetime.now(UTC) - timedelta(days=60)
     users = {}
     for role in ("guard", "manager", "admin"):
-        create_operator(db, username=role, password=PASSWORD, role=role)
+        operators_service.create_operator(db, username=role, password=PASSWORD, role=role)
         users[role] = role
     db.commit()
     return World("lot-a", entry_key, exit_key, users)
