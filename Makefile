@@ -26,8 +26,8 @@ demo: venv
 	$(VENV)/bin/parking-central demo
 
 lint: venv
-	$(VENV)/bin/ruff check app tests bench support
-	$(VENV)/bin/ruff format --check app tests bench support
+	$(VENV)/bin/ruff check app tests bench support tools
+	$(VENV)/bin/ruff format --check app tests bench support tools
 
 typecheck: venv
 	$(VENV)/bin/mypy

@@ -37,12 +37,10 @@ temporary folder first (``support/render_plates.py``) and measures on them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import resource
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
@@ -56,38 +54,7 @@ from app.edge.reader.grammar import PlateGrammar
 from app.edge.reader.litert import MODELS_DIR, LiteRTPlateReader
 from app.edge.reader.plate_models import PlateModelsReader
 from app.edge.reader.profiles import region_names
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    image: Path
-    label: str  # as written; lines joined by " / "
-    category: str = ""  # labels.tsv's 4th column when it has one (vn-scenes-dev: car, ...)
-    lines: int = 0  # labels.tsv's n_lines (0: not given)
-
-
-def load_samples(folder: Path) -> tuple[list[Sample], str]:
-    """The labelled images of ``folder`` and its format ("tsv" or "sidecar")."""
-    labels = folder / "labels.tsv"
-    if labels.is_file():
-        samples = []
-        for n, line in enumerate(labels.read_text(encoding="utf-8").splitlines()):
-            fields = line.split("\t")
-            if (n == 0 and fields[0] == "image") or not line.strip():
-                continue
-            image = folder / "images" / fields[0]
-            if not image.is_file():
-                image = folder / fields[0]
-            category = fields[3].strip() if len(fields) > 3 else ""
-            lines = int(fields[1]) if fields[1].strip().isdigit() else 0
-            samples.append(Sample(image, fields[2].strip(), category, lines))
-        return samples, "tsv"
-    samples = []
-    for sidecar in sorted(folder.glob("*.txt")):
-        fields = sidecar.read_text(encoding="utf-8").strip().split("\t")
-        if len(fields) == 6:
-            samples.append(Sample(folder / fields[0], fields[5].strip()))
-    return samples, "sidecar"
+from support.plate_data import image_half, load_samples
 
 
 def load_countries(folder: Path) -> dict[str, str]:
@@ -97,12 +64,6 @@ def load_countries(folder: Path) -> dict[str, str]:
         return {}
     rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
     return {r[0]: r[1] for r in rows if len(r) == 2}
-
-
-def image_half(name: str) -> int:
-    """0 or 1: a stable split of a data set in two halves by a hash of the file name (tune on
-    one, check on the other)."""
-    return int(hashlib.sha256(name.encode("utf-8")).hexdigest(), 16) % 2
 
 
 def label_display(label: str) -> str:

@@ -869,7 +869,15 @@ def run_scenario(
     with observers(tier, cameras, token, work, name, rate, probe_rate) as (sim, probe, watch, live):
         # A precondition, not a figure: right after the lb-crash scenario the VIP may still be
         # settling (its holder rebooted and keepalived re-elects), so give the feed a minute.
-        wait_for(lambda: bool(live.connects) and bool(live.events), "live feed delivers", 60)
+        try:
+            wait_for(lambda: bool(live.connects) and bool(live.events), "live feed delivers", 60)
+        except RuntimeError as exc:
+            # say what the feed saw: never greeted, greeted but silent, or dropped over and over
+            raise RuntimeError(
+                f"{exc} (before {name}: {len(live.connects)} greeted connections, "
+                f"{len(live.events)} events, {len(live.drops)} drops; last errors: "
+                f"{live.errors[-3:]})"
+            ) from exc
         time.sleep(3)
         at = FAULTS[name](tier, result)
         time.sleep(5)

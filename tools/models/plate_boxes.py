@@ -43,7 +43,7 @@ from app.edge.reader.ocr import (  # noqa: E402
     crop_quad,
     scale_quad,
 )
-from bench.plates import image_half, load_samples  # noqa: E402
+from support.plate_data import image_half, load_samples  # noqa: E402
 
 
 def label_lines(label: str) -> list[str]:
