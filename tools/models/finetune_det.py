@@ -35,18 +35,16 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import numpy.typing as npt
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+# the reader's own input normalization and box growth: the training must match them
+from app.edge.reader.ocr import DET_MEAN, DET_STD, UNCLIP_RATIO, FloatArray, Image  # noqa: E402
 
 if TYPE_CHECKING:  # the training venv's; imported where used, so the geometry is testable
     import onnx
     import torch
-
-FloatArray = npt.NDArray[np.float32]
-Image = npt.NDArray[Any]
-
-DET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
-DET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
-UNCLIP = 1.4  # app/edge/reader/ocr.py TextDetector's unclip_ratio
 
 
 def inline_constants(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -77,7 +75,7 @@ def before_unclip(quad: FloatArray) -> tuple[tuple[float, float], tuple[float, f
     for _ in range(40):  # the smaller side t: t + 2 d(t) = min side, d grows with t
         t = (lo + hi) / 2
         rw, rh = (bw - bh) + t if bw >= bh else t, (bh - bw) + t if bh > bw else t
-        d = rw * rh * UNCLIP / (2 * (rw + rh))
+        d = rw * rh * UNCLIP_RATIO / (2 * (rw + rh))
         if t + 2 * d > min(bw, bh):
             hi = t
         else:

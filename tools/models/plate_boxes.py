@@ -43,6 +43,8 @@ from app.edge.reader.ocr import (  # noqa: E402
     crop_quad,
     scale_quad,
 )
+from app.edge.reader.pipeline import overlap  # noqa: E402
+from app.edge.reader.plate_models import OnnxModel  # noqa: E402
 from support.plate_data import image_half, load_samples  # noqa: E402
 
 
@@ -50,24 +52,12 @@ def label_lines(label: str) -> list[str]:
     return [n for part in label.split("/") if (n := normalize_plate(part))]
 
 
-def overlap(a: TextBox, b: TextBox) -> float:
-    """Intersection over the smaller box, axis-aligned."""
-    ax0, ay0, ax1, ay1 = a.bounds()
-    bx0, by0, bx1, by1 = b.bounds()
-    iw, ih = min(ax1, bx1) - max(ax0, bx0), min(ay1, by1) - max(ay0, by0)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    small = min((ax1 - ax0) * (ay1 - ay0), (bx1 - bx0) * (by1 - by0))
-    return iw * ih / max(small, 1)
-
-
 class OnnxDetector:
-    """A detector ONNX (finetune_det.py's output) as the reader's ``Model``, at a fixed size."""
+    """A detector ONNX (finetune_det.py's output) as the reader's NHWC ``Model``, at a fixed
+    size (the ONNX graph's own input is NCHW and of any size)."""
 
     def __init__(self, path: Path, shape: tuple[int, int, int, int]) -> None:
-        import onnxruntime
-
-        self._session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self._model = OnnxModel(path)
         self._shape = shape
 
     @property
@@ -75,8 +65,7 @@ class OnnxDetector:
         return self._shape
 
     def __call__(self, x: FloatArray) -> FloatArray:
-        nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-        out = self._session.run(None, {"x": nchw})[0]
+        out = self._model(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
         return np.asarray(out, np.float32).transpose(0, 2, 3, 1)
 
 

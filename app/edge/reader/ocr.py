@@ -27,6 +27,9 @@ SEPARATORS = "-."
 # stays blind to most text under ~15 px.
 DET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 DET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+# How much a detected region is grown into its box (PaddleOCR: 1.6; tighter crops read plates
+# better); tools/models/finetune_det.py trains on its inverse.
+UNCLIP_RATIO = 1.4
 
 
 class Model(Protocol):
@@ -109,7 +112,7 @@ class TextDetector:
         *,
         thresh: float = 0.3,
         box_thresh: float = 0.5,
-        unclip_ratio: float = 1.4,  # PaddleOCR: 1.6; tighter crops read plates better
+        unclip_ratio: float = UNCLIP_RATIO,
         min_side: float = 4.0,
         max_boxes: int = 40,
     ) -> None:

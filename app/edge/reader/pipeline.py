@@ -229,7 +229,7 @@ class PlatePipeline:
         boxes.sort(key=lambda b: b.score * b.width * b.height, reverse=True)
         kept: list[TextBox] = []
         for box in boxes:
-            if all(_overlap(box, other) < 0.5 for other in kept):
+            if all(overlap(box, other) < 0.5 for other in kept):
                 kept.append(box)
         return self._read_boxes(image, kept, scale)
 
@@ -416,7 +416,7 @@ class PlatePipeline:
         )
 
 
-def _overlap(a: TextBox, b: TextBox) -> float:
+def overlap(a: TextBox, b: TextBox) -> float:
     """Intersection over the smaller box's area (axis-aligned bounds)."""
     ax0, ay0, ax1, ay1 = a.bounds()
     bx0, by0, bx1, by1 = b.bounds()
