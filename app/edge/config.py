@@ -265,11 +265,10 @@ class ReaderConfig(_Section):
     detector: Annotated[
         Detector,
         Field(
-            description="Full-frame text detector: `fast` (384x640), `fine` (544x960: small"
-            " plates in wide scenes are found far more often, at ~2x the time per frame) or"
-            " `cascade` (the fast one, then the fine one only when the fast one found no plate it"
-            " can trust: nearly the fine one's reads at ~1.4x the fast one's time, but both in"
-            " memory: ~+120 MB)."
+            description="Full-frame text detector: `fast` (448x800), `fine` (544x960: more of the"
+            " small plates in wide scenes, at ~1.3x the time per frame and ~+45 MB) or `cascade`"
+            " (the fast one, then the fine one only when the fast one found no plate it can trust:"
+            " both in memory, ~+120 MB; since `fast` is 448x800 it reads less than `fine`)."
         ),
     ] = "fast"
     zoom_tiles: Annotated[

@@ -81,7 +81,7 @@ def test_the_litert_reader_is_built_from_the_config(tmp_path: Path) -> None:
     assert reader.pipeline.grammar.regions == ("generic",)
     assert reader.pipeline.grammar.generic_templates == ["LL9L9L"]
     shapes = [d.model.input_shape for d in reader.pipeline.detectors]
-    assert shapes == [(1, 160, 320, 3), (1, 384, 640, 3)]
+    assert shapes == [(1, 160, 320, 3), (1, 448, 800, 3)]
     # small print read by the full-width recognizer: the narrow copy is not loaded
     assert reader.pipeline.recognizer.narrow is None
     fine = open_reader(
@@ -92,7 +92,7 @@ def test_the_litert_reader_is_built_from_the_config(tmp_path: Path) -> None:
     raw = {**config.model_dump(mode="json"), "reader": {"kind": "litert", "detector": "cascade"}}
     cascade = open_reader(parse_config(raw))
     assert isinstance(cascade, LiteRTPlateReader)
-    assert [d.model.input_shape[1] for d in cascade.pipeline.detectors] == [160, 384, 544]
+    assert [d.model.input_shape[1] for d in cascade.pipeline.detectors] == [160, 448, 544]
     with pytest.raises(ValueError, match="detector"):
         parse_config({**raw, "reader": {"kind": "litert", "detector": "medium"}})
     eu = open_reader(parse_config({**raw, "reader": {"kind": "litert", "regions": ["eu", "us"]}}))

@@ -9,7 +9,7 @@ earlier PP-OCRv4 recognizer from the rapidocr wheel instead). Steps:
    '.') by slicing the last linear layer, fix the input to 1x3x48x320 and, for short lines,
    to a narrow 1x3x48x160 (``--rec-width``, ``--rec-narrow-width``), simplify (onnxsim);
 2. detector: fix the input to 1x3xHxW, three times: the full-frame one (``--det-size``,
-   384x640), the small one for crops and close-ups (``--det-small-size``, 160x320) and the
+   448x800), the small one for crops and close-ups (``--det-small-size``, 160x320) and the
    "fine" full-frame one for small plates in large scenes (``--det-fine-size``, 544x960);
 3. convert each with ``onnx2tf`` (float16 weights), check the TFLite output against
    onnxruntime on a rendered-text input, copy it to app/edge/models/ and write
@@ -189,7 +189,7 @@ def check(onnx_path: Path, tflite_path: Path, shape: tuple[int, ...], seed: int)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--det-size", default="384x640", help="full-frame detector input HxW")
+    parser.add_argument("--det-size", default="448x800", help="full-frame detector input HxW")
     parser.add_argument("--det-small-size", default="160x320", help="small-image detector HxW")
     parser.add_argument("--det-fine-size", default="544x960", help="'fine' detector HxW")
     parser.add_argument("--rec-width", type=int, default=REC_SHAPE[3])

@@ -209,7 +209,7 @@ def main() -> int:
         "--input",
         type=int,
         nargs=2,
-        default=(384, 640),
+        default=(448, 800),  # the shipped full-frame (`fast`) detector's
         metavar=("H", "W"),
         help="the detector input the lane's scale is taken from",
     )

@@ -2,7 +2,7 @@
 
 Labelled photos of a site (the plate text of each, e.g. the reads operators confirmed or
 corrected) carry no boxes; a detector is trained on boxes. This finds them: every text line the
-reader's detectors see (the 384x640 and 544x960 full-frame ones, and the latter over a 2 x 2
+reader's detectors see (the 448x800 and 544x960 full-frame ones, and the latter over a 2 x 2
 grid of upscaled tiles for small print) is read, and a line whose read is within one edit of a
 line of the label (letters and digits only, top line first) is that line's box; a two-line
 plate's short top line that no detector saw is looked for in the strip right above its bottom
@@ -78,7 +78,7 @@ class Boxer:
         if detector_onnx is not None:  # an earlier round's tuned detector looks too
             self.detectors += [
                 TextDetector(OnnxDetector(detector_onnx, (1, h, w, 3)))
-                for h, w in ((384, 640), (544, 960))
+                for h, w in ((448, 800), (544, 960))
             ]
         self.recognizer = TextRecognizer(
             LiteRTModel(models_dir / "plate_rec.tflite"), load_classes(models_dir)

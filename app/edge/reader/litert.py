@@ -86,7 +86,7 @@ class LiteRTPlateReader:
     ) -> None:
         # The small detector (if shipped) looks first; the full-frame one when it saw no plate
         # large enough to trust. "fine": a 544x960 full-frame detector for small plates in large
-        # scenes, ~2.2x the detection time of the 384x640 "fast" one. "cascade": the fast one,
+        # scenes, ~1.5x the detection time of the 448x800 "fast" one. "cascade": the fast one,
         # then the fine one when the fast one's plate is not trusted either (both in memory).
         names = {
             "fast": ["plate_det_small.tflite", "plate_det.tflite"],
