@@ -194,6 +194,13 @@ def write_back(model: onnx.ModelProto, torch_model: Any, out: Path) -> None:
     onnx.save(model, str(out))
 
 
+def shipped_input() -> tuple[int, int]:
+    """HxW of the shipped full-frame (``fast``) detector, as its build recorded it."""
+    manifest = json.loads((REPO / "app/edge/models/plate_models.json").read_text("utf-8"))
+    _, _, h, w = manifest["plate_det"]["input_nchw"]
+    return int(h), int(w)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -209,9 +216,10 @@ def main() -> int:
         "--input",
         type=int,
         nargs=2,
-        default=(448, 800),  # the shipped full-frame (`fast`) detector's
+        default=shipped_input(),
         metavar=("H", "W"),
-        help="the detector input the lane's scale is taken from",
+        help="the detector input the lane's scale is taken from (default: the shipped `fast`"
+        " detector's, from app/edge/models/plate_models.json)",
     )
     parser.add_argument(
         "--scales",

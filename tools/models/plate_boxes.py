@@ -75,10 +75,10 @@ class Boxer:
             TextDetector(LiteRTModel(models_dir / name))
             for name in ("plate_det.tflite", "plate_det_fine.tflite")
         ]
-        if detector_onnx is not None:  # an earlier round's tuned detector looks too
+        if detector_onnx is not None:  # an earlier round's tuned detector looks too, at their sizes
             self.detectors += [
-                TextDetector(OnnxDetector(detector_onnx, (1, h, w, 3)))
-                for h, w in ((448, 800), (544, 960))
+                TextDetector(OnnxDetector(detector_onnx, d.model.input_shape))
+                for d in list(self.detectors)
             ]
         self.recognizer = TextRecognizer(
             LiteRTModel(models_dir / "plate_rec.tflite"), load_classes(models_dir)
