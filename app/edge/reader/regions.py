@@ -1,11 +1,17 @@
-"""Where a plate too small for the full-frame text detector may be: a classical proposal.
+"""Where a plate too small for the full-frame text detector may be: classical proposals.
 
-A plate is a short band of dense, high-contrast vertical strokes (its characters) on a flat
-background. On a grey copy of the frame at most 640 px wide: black-hat and top-hat (dark print
-on light, light on dark) with a character-sized kernel, horizontal gradient, blur and closing
-so the strokes of one plate merge into one blob, Otsu threshold, and the blobs of a plate's
-shape (wider than tall, not a large part of the frame) ranked by stroke density and size.
-Costs ~4 ms per 1280x720 frame; the text detector then looks at each region zoomed in.
+``char_regions`` (what the reader's zoom uses): a plate is a row of character-sized blobs of
+one height, or two such rows stacked (the Vietnamese two-line plates). On a grey copy of the
+frame at most 960 px wide, an adaptive threshold (dark print on light and light on dark), the
+connected components of a character's shape, chained into rows of neighbours of the same
+height and baseline (a tilted plate's row drifts a pixel per character: neighbours are
+compared, not the row), rows stacked into two-line plates; ranked by their characters (two
+rows count 1.5 times), rows of more characters than a plate holds left out. ~4 ms on a
+460x350 photo. The text detector then looks at each region magnified.
+
+Until 2026-12-06 the zoom's proposals were blobs of dense vertical strokes (black-hat and
+top-hat, horizontal gradient, closing, Otsu: ``plate_regions``, in the git history); they
+missed most small two-line plates, whose print does not merge into one band.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from app.edge.reader.ocr import Image
 
@@ -27,43 +34,124 @@ class Region:
     score: float
 
 
-def plate_regions(
+def char_regions(
     image: Image,
     *,
-    max_regions: int = 3,
-    width: int = 640,
-    min_aspect: float = 1.2,
-    max_aspect: float = 8.0,
-    max_height_frac: float = 0.2,
+    max_regions: int = 5,
+    width: int = 960,
+    min_height: int = 5,
+    max_height: int = 40,
+    min_chars: int = 3,
+    max_chars: int = 9,
+    block: int = 11,
+    offset: float = 5.0,
 ) -> list[Region]:
-    """Up to ``max_regions`` plate-shaped regions of dense strokes, best first (frame pixels)."""
+    """Up to ``max_regions`` rows (or stacked pairs of rows) of character-sized blobs, best
+    first, in frame pixels; ``score`` is their character count (two rows x 1.5)."""
     h, w = image.shape[:2]
     scale = min(1.0, width / max(w, h))
     small = cv2.resize(
         image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
     )
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (17, 7))
-    strokes = cv2.max(
-        cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, kernel),
-        cv2.morphologyEx(grey, cv2.MORPH_TOPHAT, kernel),
-    )
-    grad = np.abs(cv2.Sobel(strokes, cv2.CV_32F, 1, 0, ksize=3))
-    grad = (255 * grad / max(float(grad.max()), 1.0)).astype(np.uint8)
-    grad = cv2.GaussianBlur(grad, (5, 5), 0)
-    grad = cv2.morphologyEx(grad, cv2.MORPH_CLOSE, kernel)
-    _, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    square = np.ones((3, 3), np.uint8)
-    mask = cv2.dilate(cv2.erode(mask, square, iterations=2), square, iterations=2)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     found: list[Region] = []
-    for contour in contours:
-        x, y, bw, bh = cv2.boundingRect(contour)
-        if bh < 5 or bw < 12 or not min_aspect <= bw / bh <= max_aspect:
-            continue
-        if bh > max_height_frac * grey.shape[0]:
-            continue
-        score = float(grad[y : y + bh, x : x + bw].mean()) * float(np.sqrt(bw * bh))
-        found.append(Region(x / scale, y / scale, bw / scale, bh / scale, score))
+    for polarity in (cv2.THRESH_BINARY_INV, cv2.THRESH_BINARY):  # dark print, light print
+        mask = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, polarity, block, offset)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        x, y, bw, bh, area = (stats[1:, k].astype(np.float64) for k in range(5))
+        glyph = (
+            (bh >= min_height)
+            & (bh <= max_height)
+            & (bw <= 1.1 * bh)
+            & (5 * bw >= bh)
+            & (area >= 0.15 * bw * bh)
+            & (area <= 0.9 * bw * bh)
+        )
+        keep = np.flatnonzero(glyph)
+        rows = _rows(x[keep], y[keep], bw[keep], bh[keep], max_chars)
+        for x0, y0, x1, y1, score in _stack(rows, min_chars):
+            found.append(
+                Region(x0 / scale, y0 / scale, (x1 - x0) / scale, (y1 - y0) / scale, score)
+            )
     found.sort(key=lambda r: r.score, reverse=True)
-    return found[:max_regions]
+    kept: list[Region] = []
+    for region in found:  # one region per place (the two polarities may both see a plate)
+        if all(abs(region.x - k.x) > k.w / 2 or abs(region.y - k.y) > k.h / 2 for k in kept):
+            kept.append(region)
+    return kept[:max_regions]
+
+
+_Row = tuple[float, float, float, float, float, float, int]
+# x0, y0, x1, y1, score, glyph height, glyph count
+
+
+def _rows(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    w: npt.NDArray[np.float64],
+    h: npt.NDArray[np.float64],
+    max_chars: int,
+) -> list[_Row]:
+    """Glyphs chained into rows of 2 to ``max_chars``: neighbours (a gap of at most 1.2
+    heights) of about one height and one centre line. A row's score is its glyph count, less
+    for uneven heights."""
+    n = len(x)
+    parent = list(range(n))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    cy = y + h / 2
+    order = np.argsort(x)
+    for i, a in enumerate(order):
+        for b in order[i + 1 :]:
+            if x[b] - (x[a] + w[a]) > 1.2 * h[a]:
+                break
+            tall = max(h[a], h[b])
+            if abs(h[a] - h[b]) <= 0.3 * tall and abs(cy[a] - cy[b]) <= 0.3 * tall:
+                parent[root(int(a))] = root(int(b))
+    groups: dict[int, list[int]] = {}
+    for k in range(n):
+        groups.setdefault(root(k), []).append(k)
+    rows: list[_Row] = []
+    for members in groups.values():
+        if not 2 <= len(members) <= max_chars:
+            continue  # a word of a sign, a line of burnt-in text: longer than a plate's row
+        m = np.array(members)
+        height = float(np.median(h[m]))
+        x0, x1 = float(x[m].min()), float((x[m] + w[m]).max())
+        if x1 - x0 > 12 * height:
+            continue
+        spread = float(np.std(h[m])) / height
+        score = len(members) * max(0.2, 1 - 2 * spread)
+        y0, y1 = float(y[m].min()), float((y[m] + h[m]).max())
+        rows.append((x0, y0, x1, y1, score, height, len(members)))
+    return rows
+
+
+def _stack(rows: list[_Row], min_chars: int) -> list[tuple[float, float, float, float, float]]:
+    """Rows, with a row right above another (overlapping it, of about its height) joined to it
+    as one two-line plate: a pair of at least ``min_chars`` + 3 glyphs (small print merges a
+    line's last glyphs into one blob: either row may have only two), a row alone of at least
+    ``min_chars``."""
+    used: set[int] = set()
+    out: list[tuple[float, float, float, float, float]] = []
+    for i, a in enumerate(rows):
+        for j, b in enumerate(rows):
+            if i == j or i in used or j in used:
+                continue
+            overlap = min(a[2], b[2]) - max(a[0], b[0])
+            if (
+                b[1] > a[1]
+                and -0.3 * a[5] <= b[1] - a[3] <= 0.8 * a[5]
+                and overlap >= 0.5 * min(a[2] - a[0], b[2] - b[0])
+                and 0.6 <= a[5] / b[5] <= 1.6
+                and a[6] + b[6] >= min_chars + 3
+            ):
+                out.append((min(a[0], b[0]), a[1], max(a[2], b[2]), b[3], 1.5 * (a[4] + b[4])))
+                used |= {i, j}
+    out += [r[:5] for k, r in enumerate(rows) if k not in used and r[6] >= min_chars]
+    return out
