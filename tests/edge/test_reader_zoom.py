@@ -8,6 +8,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -163,3 +164,8 @@ def test_the_zoom_magnifies_each_proposal_to_zoom_px() -> None:
         s for r, (_, s) in zip(regions, zoom.looks, strict=True) if _covers(r, (200, 230, pw, ph))
     ]
     assert at_plate and at_plate[0] >= 3.0
+
+
+def test_zoom_px_is_a_height() -> None:
+    with pytest.raises(ValueError, match="zoom_px"):
+        PlatePipeline([_Recording(448, 800)], _Nothing(), PlateGrammar(("vn",)), zoom_px=0)  # type: ignore[arg-type]

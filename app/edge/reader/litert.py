@@ -126,8 +126,8 @@ class LiteRTPlateReader:
             grammar,
             max_plates=max_plates,
             max_lines=max_lines,
-            # the small detector, when shipped, looks at plate-shaped regions of frames where
-            # the full-frame one found nothing
+            # the small detector, when shipped, looks at the rows of characters of frames where
+            # the full-frame one found nothing, magnified
             zoom=detectors[0] if zoom and len(detectors) > 1 else None,
             # still nothing: the full-frame detector over a grid of upscaled tiles (0 = off)
             zoom_tiles=zoom_tiles,
