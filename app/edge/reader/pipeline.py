@@ -198,11 +198,12 @@ class PlatePipeline:
         _, in_h, in_w, _ = detector.model.input_shape
         results: list[PlateResult] = []
         for region in char_regions(image, max_regions=self.zoom_regions):
-            zoom = min(8.0, max(1.0, self.zoom_px / max(region.h, 1.0)))
-            # the crop the input holds at that zoom, never less than the region with as much
-            # again beside it on each side (a row may be part of a plate's line: a sticker or
-            # a bolt can split it) and half as much above and below
-            crop_w, crop_h = max(in_w / zoom, 3 * region.w), max(in_h / zoom, 2 * region.h)
+            magnify = min(8.0, max(1.0, self.zoom_px / max(region.h, 1.0)))
+            # the crop the input holds at that magnification, never less than the region with
+            # as much again beside it on each side (a row may be part of a plate's line: a
+            # sticker or a bolt can split it) and half as much above and below
+            crop_w = max(in_w / magnify, 3 * region.w)
+            crop_h = max(in_h / magnify, 2 * region.h)
             cx, cy = region.x + region.w / 2, region.y + region.h / 2
             x0 = int(max(0.0, min(w - crop_w, cx - crop_w / 2)))
             y0 = int(max(0.0, min(h - crop_h, cy - crop_h / 2)))

@@ -1,13 +1,13 @@
-"""Where a plate too small for the full-frame text detector may be: classical proposals.
+"""Where a plate too small for the full-frame text detector may be: a classical proposal.
 
-``char_regions`` (what the reader's zoom uses): a plate is a row of character-sized blobs of
-one height, or two such rows stacked (the Vietnamese two-line plates). On a grey copy of the
-frame at most 960 px wide, an adaptive threshold (dark print on light and light on dark), the
-connected components of a character's shape, chained into rows of neighbours of the same
-height and baseline (a tilted plate's row drifts a pixel per character: neighbours are
-compared, not the row), rows stacked into two-line plates; ranked by their characters (two
-rows count 1.5 times), rows of more characters than a plate holds left out. ~4 ms on a
-460x350 photo. The text detector then looks at each region magnified.
+``char_regions`` (the reader's zoom looks at each region it returns): a plate is a row of
+character-sized blobs of one height, or two such rows stacked (the Vietnamese two-line
+plates). On a grey copy of the frame at most 960 px wide, an adaptive threshold (dark print on
+light and light on dark), the connected components of a character's shape, chained into rows
+of neighbours of the same height and baseline (a tilted plate's row drifts a pixel per
+character: neighbours are compared, not the row), rows stacked into two-line plates; ranked
+by their characters (two rows count 1.5 times), rows of more characters than a plate holds
+left out. ~5 ms on a 460x350 photo. The text detector then looks at each region magnified.
 
 Until 2026-12-06 the zoom's proposals were blobs of dense vertical strokes (black-hat and
 top-hat, horizontal gradient, closing, Otsu: ``plate_regions``, in the git history); they
@@ -17,6 +17,7 @@ missed most small two-line plates, whose print does not merge into one band.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -81,8 +82,14 @@ def char_regions(
     return kept[:max_regions]
 
 
-_Row = tuple[float, float, float, float, float, float, int]
-# x0, y0, x1, y1, score, glyph height, glyph count
+class _Row(NamedTuple):
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    score: float
+    height: float  # the median glyph's
+    glyphs: int
 
 
 def _rows(
@@ -128,7 +135,7 @@ def _rows(
         spread = float(np.std(h[m])) / height
         score = len(members) * max(0.2, 1 - 2 * spread)
         y0, y1 = float(y[m].min()), float((y[m] + h[m]).max())
-        rows.append((x0, y0, x1, y1, score, height, len(members)))
+        rows.append(_Row(x0, y0, x1, y1, score, height, len(members)))
     return rows
 
 
@@ -143,15 +150,17 @@ def _stack(rows: list[_Row], min_chars: int) -> list[tuple[float, float, float, 
         for j, b in enumerate(rows):
             if i == j or i in used or j in used:
                 continue
-            overlap = min(a[2], b[2]) - max(a[0], b[0])
+            overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
             if (
-                b[1] > a[1]
-                and -0.3 * a[5] <= b[1] - a[3] <= 0.8 * a[5]
-                and overlap >= 0.5 * min(a[2] - a[0], b[2] - b[0])
-                and 0.6 <= a[5] / b[5] <= 1.6
-                and a[6] + b[6] >= min_chars + 3
+                b.y0 > a.y0
+                and -0.3 * a.height <= b.y0 - a.y1 <= 0.8 * a.height
+                and overlap >= 0.5 * min(a.x1 - a.x0, b.x1 - b.x0)
+                and 0.6 <= a.height / b.height <= 1.6
+                and a.glyphs + b.glyphs >= min_chars + 3
             ):
-                out.append((min(a[0], b[0]), a[1], max(a[2], b[2]), b[3], 1.5 * (a[4] + b[4])))
+                out.append(
+                    (min(a.x0, b.x0), a.y0, max(a.x1, b.x1), b.y1, 1.5 * (a.score + b.score))
+                )
                 used |= {i, j}
-    out += [r[:5] for k, r in enumerate(rows) if k not in used and r[6] >= min_chars]
+    out += [r[:5] for k, r in enumerate(rows) if k not in used and r.glyphs >= min_chars]
     return out
