@@ -210,8 +210,7 @@ class PlatePipeline:
             crop = image[y0 : min(h, int(y0 + crop_h) + 1), x0 : min(w, int(x0 + crop_w) + 1)]
             if crop.shape[0] < 4 or crop.shape[1] < 4:
                 continue
-            offset = np.array([x0, y0], np.float32)
-            boxes = [TextBox(b.quad + offset, b.score) for b in detector.detect(crop)]
+            boxes = _detect_in(detector, crop, x0, y0)
             results += self._read_boxes(image, boxes, detector.scale_for(crop))
         results.sort(key=lambda r: r.rank)
         return results[: self.max_plates]
@@ -234,8 +233,7 @@ class PlatePipeline:
         scale = 0.0
         for x0, y0, x1, y1 in self.tiles(image.shape):
             tile = image[y0:y1, x0:x1]
-            offset = np.array([x0, y0], np.float32)
-            boxes += [TextBox(b.quad + offset, b.score) for b in detector.detect(tile)]
+            boxes += _detect_in(detector, tile, x0, y0)
             scale = detector.scale_for(tile)
         # a line seen whole in two overlapping tiles is read once
         boxes.sort(key=lambda b: b.score * b.width * b.height, reverse=True)
@@ -426,6 +424,13 @@ class PlatePipeline:
             rank=cand.rank,
             country=best.country,
         )
+
+
+def _detect_in(detector: TextDetector, crop: Image, x0: int, y0: int) -> list[TextBox]:
+    """The detector's boxes in a crop whose top-left corner is (x0, y0) of the frame, in frame
+    pixels."""
+    offset = np.array([x0, y0], np.float32)
+    return [TextBox(b.quad + offset, b.score) for b in detector.detect(crop)]
 
 
 def overlap(a: TextBox, b: TextBox) -> float:
