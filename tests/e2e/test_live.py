@@ -92,10 +92,33 @@ def test_health_grid_shows_status_outbox_and_reconciliation(page: Any, central: 
     assert f"{lots['lot-e2e']['occupied']} / {lots['lot-e2e']['capacity']}" in occupancy
 
 
+# Holds the answer to the next read whose path starts with the prefix until the test lets it go.
+# Central has answered (taken its snapshot) when the read is held, so what commits after is
+# newer than the held answer.
+HOLD_NEXT_READ = """(prefix) => {
+  window.heldReads = [];
+  window.holdPrefix = prefix;
+  if (window.fetchNow) return;
+  window.fetchNow = window.fetch;
+  window.fetch = (url, options) => {
+    const answer = window.fetchNow(url, options);
+    if (!window.holdPrefix || !String(url).startsWith(window.holdPrefix)) return answer;
+    window.holdPrefix = null;
+    return answer.then((response) => new Promise((release) => {
+      window.heldReads.push(() => release(response));
+    }));
+  };
+}"""
+RELEASE_READS = "() => { for (const release of window.heldReads.splice(0)) release(); }"
+FEED_READS = "() => Number(document.querySelector('#feed').dataset.reads || 0)"
+
+
 def test_feed_shows_disconnection_and_reconnects_when_central_restarts(
     page: Any, central: Central
 ) -> None:
     login(page, "guard")
+    page.wait_for_function(f"() => ({FEED_READS})() >= 1")
+    page.evaluate(HOLD_NEXT_READ, "/api/v1/events?")
     central.stop()
     page.wait_for_selector("#link[data-state=down]", timeout=10_000)
     banner = page.locator("#banner")
@@ -111,9 +134,42 @@ def test_feed_shows_disconnection_and_reconnects_when_central_restarts(
     page.wait_for_selector("#link[data-state=live]", timeout=20_000)
     reconnect_s = time.monotonic() - back
     assert not banner.is_visible()
-    page.wait_for_selector("#feed li[data-plate='51K-777.77']", timeout=5_000)
+    # The re-read has its answer (held here) and an event commits after it: its row comes on the
+    # live feed, and the older answer, shown after, must not take it away (it did, now and then).
+    page.wait_for_function("() => window.heldReads.length >= 1", timeout=5_000)
+    reads_before = page.evaluate(FEED_READS)
+    assert central.post_event("gate-in", "51K-999.99").status_code == 200
+    page.wait_for_selector("#feed li[data-plate='51K-999.99']", timeout=5_000)
+    page.evaluate(RELEASE_READS)
+    page.wait_for_function(f"() => ({FEED_READS})() > {reads_before}", timeout=5_000)
+    for plate in ("51K-999.99", "51K-777.77"):
+        assert page.locator(f"#feed li[data-plate='{plate}']").count() == 1, plate
     print(f"reconnected {reconnect_s:.1f}s after central was back")
     (OUTPUT / "reconnect.json").write_text(json.dumps({"reconnect_s": round(reconnect_s, 2)}))
 
     page.evaluate(WATCH_FEED)
     assert post_and_time(page, central, "51K-888.88") < 1.0
+
+
+def test_an_older_answer_never_overwrites_a_newer_one(page: Any, central: Central) -> None:
+    """Each panel is read again after live messages, and reads overlap: the one begun first
+    may be answered last. Today's figures are held here at the first entry's count, the second
+    entry's read is shown, and the first answer, let go after, must not put the count back."""
+    login(page, "guard")
+    entries = page.locator("[data-figure=entries] strong")
+    entries.wait_for()
+    before = int(entries.inner_text())
+    page.evaluate(HOLD_NEXT_READ, "/api/v1/reports/day")
+    assert central.post_event("gate-in", "51K-101.01").status_code == 200
+    page.wait_for_function("() => window.heldReads.length === 1", timeout=5_000)
+    assert central.post_event("gate-in", "51K-102.02").status_code == 200
+    newest = str(before + 2)
+    page.wait_for_function(
+        "(n) => document.querySelector('[data-figure=entries] strong').textContent === n",
+        arg=newest,
+        timeout=5_000,
+    )
+    page.evaluate(RELEASE_READS)
+    # Nothing should happen: give the held answer ample time to be (wrongly) shown.
+    page.wait_for_timeout(1_000)
+    assert entries.inner_text() == newest

@@ -40,6 +40,27 @@ function append(el, children) {
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
+/**
+ * Reads of one thing that may overlap (the re-read after a reconnect, the one after a live
+ * message, the one after a save) and come back in any order. Each read calls `begin()` before
+ * it asks and `mayShow()` when its answer is in: false when a read begun later has been shown
+ * already, so an older, slower answer never overwrites a newer one.
+ *   const reads = newestWins();
+ *   const mayShow = reads(); const rows = await api(...); if (!root || !mayShow()) return;
+ */
+export function newestWins() {
+  let begun = 0;
+  let shown = 0;
+  return () => {
+    const ticket = ++begun;
+    return () => {
+      if (ticket < shown) return false;
+      shown = ticket;
+      return true;
+    };
+  };
+}
+
 /** A table: columns are {label, cell(row) -> string|Node, class?}; rows may get a click. */
 export function table(columns, rows, { onRow, empty, rowProps } = {}) {
   const head = h("thead", {}, h("tr", {}, columns.map((c) => h("th", { class: c.class }, c.label))));

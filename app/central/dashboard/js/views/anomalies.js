@@ -2,21 +2,23 @@
 // deny-listed vehicles, duplicate entries, sessions open past the lot's longest stay (overstay).
 // New ones appear as they are recorded.
 import { api } from "../api.js";
-import { dateTime, field, h, select, table } from "../dom.js";
+import { dateTime, field, h, newestWins, select, table } from "../dom.js";
 import { t, tv } from "../i18n.js";
 
 const KINDS = ["exit_without_entry", "low_confidence", "plate_mismatch", "deny_listed", "duplicate_entry", "overstay"];
 let root = null;
 let params = null;
 let timer = null;
+const reads = newestWins();
 
 async function load() {
   const query = new URLSearchParams({ limit: "200" });
   if (params.get("kind")) query.set("kind", params.get("kind"));
   if (params.get("resolved")) query.set("resolved", params.get("resolved"));
+  const mayShow = reads();
   const rows = await api(`/api/v1/anomalies?${query}`);
   const box = root && root.querySelector("#anomaly-table");
-  if (!box) return;
+  if (!box || !mayShow()) return;
   box.replaceChildren(table([
     { label: t("field.time"), cell: (a) => dateTime(a.created_at) },
     { label: t("field.kind"), cell: (a) => h("span", { class: `tag kind-${a.kind}` }, tv("anomaly", a.kind)) },

@@ -1,7 +1,7 @@
 // Who did what, and why (managers): lane commands and what became of them, payments, manual
 // entries, closes and voids, plate corrections, list and tariff changes.
 import { api } from "../api.js";
-import { dateTime, field, h, select, table } from "../dom.js";
+import { dateTime, field, h, newestWins, select, table } from "../dom.js";
 import { t } from "../i18n.js";
 
 const ACTIONS = [
@@ -15,13 +15,15 @@ const PAGE = 100;
 let root = null;
 let params = null;
 let timer = null;
+const reads = newestWins();
 
 async function load() {
   const page = Math.max(0, Number(params.get("page") || 0));
   const query = new URLSearchParams({ limit: String(PAGE), offset: String(page * PAGE) });
   if (params.get("action")) query.set("action", params.get("action"));
+  const mayShow = reads();
   const rows = await api(`/api/v1/audit?${query}`);
-  if (!root) return;
+  if (!root || !mayShow()) return;
   root.querySelector("#audit-table").replaceChildren(table([
     { label: t("field.time"), cell: (e) => dateTime(e.at) },
     { label: t("field.actor"), cell: (e) => e.actor },

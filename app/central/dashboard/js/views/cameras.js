@@ -1,9 +1,10 @@
 // Lane cameras (admins): register one (its API key is shown once), rotate a key.
 import { api } from "../api.js";
-import { ago, dialog, field, h, select, showError, table } from "../dom.js";
+import { ago, dialog, field, h, newestWins, select, showError, table } from "../dom.js";
 import { t, tv } from "../i18n.js";
 
 let root = null;
+const reads = newestWins();
 
 async function showKey(made) {
   const key = h("input", { readonly: true, value: made.api_key, class: "key", name: "api_key" });
@@ -11,8 +12,9 @@ async function showKey(made) {
 }
 
 async function load() {
+  const mayShow = reads();
   const cameras = await api("/api/v1/cameras");
-  if (!root) return;
+  if (!root || !mayShow()) return;
   root.querySelector("#camera-table").replaceChildren(table([
     { label: t("field.id"), cell: (c) => c.id },
     { label: t("field.name"), cell: (c) => c.name },

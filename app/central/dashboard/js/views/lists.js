@@ -1,18 +1,20 @@
 // Allow and deny lists and monthly passes (managers).
 import { api } from "../api.js";
-import { cleanPlate, dateTime, dialog, field, h, PLATE_PATTERN, select, showError, table, toast } from "../dom.js";
+import { cleanPlate, dateTime, dialog, field, h, newestWins, PLATE_PATTERN, select, showError, table, toast } from "../dom.js";
 import { t } from "../i18n.js";
 
 let root = null;
 let lots = [];
+const reads = newestWins();
 
 function isoFromLocal(value) {
   return value ? new Date(value).toISOString() : null;
 }
 
 async function load() {
+  const mayShow = reads();
   const [entries, subs] = await Promise.all([api("/api/v1/lists"), api("/api/v1/subscriptions")]);
-  if (!root) return;
+  if (!root || !mayShow()) return;
   root.querySelector("#list-table").replaceChildren(table([
     { label: t("field.plate"), cell: (e) => h("span", { class: "plate" }, e.plate) },
     { label: t("field.kind"), cell: (e) => h("span", { class: `tag ${e.kind}` }, t(`lists.${e.kind}`)) },

@@ -4,7 +4,7 @@
 // a Manual entry per entry lane.
 import { api, snapshotUrl } from "../api.js";
 import * as commands from "../commands.js";
-import { ago, cleanPlate, clock, field, h, modal, money, percent, PLATE_PATTERN, select, showError, toast } from "../dom.js";
+import { ago, cleanPlate, clock, field, h, modal, money, newestWins, percent, PLATE_PATTERN, select, showError, toast } from "../dom.js";
 import { t, tv } from "../i18n.js";
 import { paidText, receiptLinks, takePayment } from "../payment.js";
 
@@ -28,6 +28,12 @@ let held = new Map();
 const touched = new Map();
 // Payments seen on the feed by session id (the held row then says what was taken).
 const paidBySession = new Map();
+// Rows the live feed put on top, numbered as they came: a re-read of the feed begun before one
+// of them came may not have seen it, and keeps it.
+const arrivedAs = new WeakMap();
+let arrivals = 0;
+// Each panel shows only the newest of its overlapping reads (dom.js newestWins).
+const reads = { feed: newestWins(), waiting: newestWins(), today: newestWins(), lots: newestWins(), cameras: newestWins() };
 
 function eventFromRow(row) {
   return {
@@ -128,6 +134,8 @@ function commandItem(command) {
 function prepend(item) {
   const list = root && root.querySelector("#feed");
   if (!list) return;
+  arrivals += 1;
+  arrivedAs.set(item, arrivals);
   list.prepend(item);
   while (list.children.length > FEED_LIMIT) list.lastChild.remove();
 }
@@ -137,18 +145,28 @@ function syncHeldRows() {
   for (const item of root.querySelectorAll("#feed li[data-held]")) holdBox(item);
 }
 
+const feedKey = (li) => `${li.dataset.kind}:${li.dataset.eventId ?? li.dataset.commandId}`;
+
 async function loadFeed() {
+  const mayShow = reads.feed();
+  const since = arrivals;
   const [rows, recent] = await Promise.all([
     api(`/api/v1/events?limit=${FEED_LIMIT}`),
     api(`/api/v1/commands?limit=${COMMANDS_IN_FEED}`).catch(() => []),
   ]);
-  if (!root) return;
+  if (!root || !mayShow()) return;
   const items = [
     // In the order central took them (its clock, as for the commands), as the feed showed them.
     ...rows.map((row) => ({ at: Date.parse(row.received_at || row.captured_at), node: () => eventItem(eventFromRow(row)) })),
     ...recent.map((c) => ({ at: Date.parse(c.issued_at), node: () => commandItem(c) })),
-  ].sort((a, b) => b.at - a.at).slice(0, FEED_LIMIT);
-  root.querySelector("#feed").replaceChildren(...items.map((i) => i.node()));
+  ].sort((a, b) => b.at - a.at).slice(0, FEED_LIMIT).map((i) => i.node());
+  const feed = root.querySelector("#feed");
+  // The read may have been answered before a row the live feed brought while it was on its way
+  // (a reconnect re-reads while new events already arrive): such rows stay, on top.
+  const read = new Set(items.map(feedKey));
+  const arrived = [...feed.children].filter((li) => arrivedAs.get(li) > since && !read.has(feedKey(li)));
+  feed.replaceChildren(...[...arrived, ...items].slice(0, FEED_LIMIT));
+  feed.dataset.reads = String(Number(feed.dataset.reads || 0) + 1);
 }
 
 function heldFrom(session, due) {
@@ -183,6 +201,7 @@ function renderWaiting() {
 }
 
 async function loadWaiting() {
+  const mayShow = reads.waiting();
   const started = Date.now();
   const found = new Map();
   for (let page = 0; page < OPEN_PAGES_MAX; page += 1) {
@@ -190,7 +209,7 @@ async function loadWaiting() {
     for (const s of rows) if (s.exit_held_at) found.set(s.id, heldFrom(s));
     if (rows.length < OPEN_PAGE) break;
   }
-  if (!root) return;
+  if (!root || !mayShow()) return;
   // What live messages said after this read began is newer than what it found.
   for (const [id, at] of touched) {
     if (at < started) continue;
@@ -212,8 +231,9 @@ function touch(id) {
 }
 
 async function loadToday() {
+  const mayShow = reads.today();
   const day = await api("/api/v1/reports/day");
-  if (!root) return;
+  if (!root || !mayShow()) return;
   const totals = day.totals;
   const figure = (label, value, name) => h("div", { class: "figure", dataset: { figure: name } }, h("span", {}, label), h("strong", {}, String(value)));
   root.querySelector("#today").replaceChildren(
@@ -225,8 +245,9 @@ async function loadToday() {
 }
 
 async function loadLots() {
+  const mayShow = reads.lots();
   const lots = await api("/api/v1/lots");
-  if (!root) return;
+  if (!root || !mayShow()) return;
   root.querySelector("#lots").replaceChildren(...lots.map((lot) => {
     const share = lot.capacity ? Math.min(1, lot.occupied / lot.capacity) : 1;
     const bar = h("div", { class: "fill" });
@@ -263,8 +284,9 @@ function cameraCard(camera) {
 }
 
 async function loadCameras() {
+  const mayShow = reads.cameras();
   const list = await api("/api/v1/cameras");
-  if (!root) return;
+  if (!root || !mayShow()) return;
   root.querySelector("#cameras").replaceChildren(...list.map(cameraCard));
 }
 

@@ -1,7 +1,7 @@
 // One day's counts and money taken per lot (today by default, any day can be picked), CSV export
 // for managers, and (managers) the money taken by payment method over a range of days.
 import { api, download } from "../api.js";
-import { field, h, money, showError, table } from "../dom.js";
+import { field, h, money, newestWins, showError, table } from "../dom.js";
 import { t, tv } from "../i18n.js";
 
 let root = null;
@@ -11,6 +11,8 @@ let range = { start: "", end: "" };
 let timer = null;
 let revenueDirty = false;
 let lotNames = {};
+const dayReads = newestWins();
+const revenueReads = newestWins();
 
 function anomalyCount(row) {
   return Object.values(row.anomalies || {}).reduce((a, b) => a + b, 0);
@@ -24,8 +26,9 @@ function go(changes) {
 }
 
 async function load() {
+  const mayShow = dayReads();
   const report = await api(`/api/v1/reports/day${day ? `?day=${encodeURIComponent(day)}` : ""}`);
-  if (!root) return;
+  if (!root || !mayShow()) return;
   day = report.day;
   lotNames = Object.fromEntries(report.lots.map((l) => [l.lot_id, l.name]));
   root.querySelector("input[name=day]").value = report.day;
@@ -50,6 +53,7 @@ async function loadRevenue() {
   const query = new URLSearchParams();
   if (range.start) query.set("start", range.start);
   if (range.end) query.set("end", range.end);
+  const mayShow = revenueReads();
   let revenue;
   try {
     revenue = await api(`/api/v1/reports/revenue?${query}`);
@@ -57,7 +61,7 @@ async function loadRevenue() {
     if (root) showError(error, e);
     return;
   }
-  if (!root) return;
+  if (!root || !mayShow()) return;
   error.textContent = "";
   box.querySelector("input[name=start]").value = revenue.first;
   box.querySelector("input[name=end]").value = revenue.last;

@@ -4,7 +4,7 @@
 // an open session by hand (lost ticket); a manager corrects a misread plate or voids a session.
 import { api, snapshotUrl } from "../api.js";
 import * as commands from "../commands.js";
-import { cleanPlate, dateTime, field, h, modal, money, PLATE_PATTERN, percent, select, showError, table, toast } from "../dom.js";
+import { cleanPlate, dateTime, field, h, modal, money, newestWins, PLATE_PATTERN, percent, select, showError, table, toast } from "../dom.js";
 import { t, tv } from "../i18n.js";
 import { paidText, receiptLinks, takePayment } from "../payment.js";
 
@@ -13,6 +13,8 @@ let root = null;
 let ctx = null;
 let shownId = null;
 let refreshTimer = null;
+// A session's detail is read again after each of its live messages: the newest read is shown.
+const detailReads = newestWins();
 
 function go(params) {
   const query = new URLSearchParams();
@@ -321,8 +323,10 @@ async function renderDetail(container, id) {
 
 async function showDetail(id) {
   if (!root) return;
+  const mayShow = detailReads();
   const fresh = h("div");
   await renderDetail(fresh, id);
+  if (!root || !mayShow()) return;
   root.replaceChildren(...fresh.childNodes);
 }
 

@@ -1,13 +1,14 @@
 // Tariffs per lot and vehicle type, and each lot's capacity and rules: the grace period after
 // paying ahead, the lost-ticket fee, the longest stay before an overstay anomaly (managers).
 import { api } from "../api.js";
-import { field, h, select, showError, table, toast } from "../dom.js";
+import { field, h, newestWins, select, showError, table, toast } from "../dom.js";
 import { t, tv } from "../i18n.js";
 
 const VEHICLES = ["car", "motorbike", "truck", "bus", "unknown"];
 const MONEY_FIELDS = [["free_minutes", "tariffs.free_minutes"], ["hourly_rate", "tariffs.hourly"], ["daily_cap", "tariffs.daily_cap"], ["overnight_fee", "tariffs.overnight"]];
 const LOT_FIELDS = [["capacity", "field.capacity"], ["exit_grace_minutes", "tariffs.exit_grace"], ["lost_ticket_fee", "tariffs.lost_ticket_fee"], ["max_stay_hours", "tariffs.max_stay"]];
 let root = null;
+const reads = newestWins();
 
 function numberInput(name, value) {
   return h("input", { name, type: "number", min: 0, step: name === "free_minutes" ? 1 : 1000, value: String(value ?? 0), required: true });
@@ -29,8 +30,9 @@ function tariffRow(tariff) {
 }
 
 async function load() {
+  const mayShow = reads();
   const [lots, tariffs] = await Promise.all([api("/api/v1/lots"), api("/api/v1/tariffs")]);
-  if (!root) return;
+  if (!root || !mayShow()) return;
   const rows = tariffs.map(tariffRow);
   root.querySelector("#tariff-table").replaceChildren(table([
     { label: t("field.lot"), cell: (r) => r.lot_id },

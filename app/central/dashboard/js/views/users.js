@@ -1,14 +1,16 @@
 // Operator accounts (admins): create, enable and disable.
 import { api } from "../api.js";
-import { dateTime, field, h, select, showError, table, toast } from "../dom.js";
+import { dateTime, field, h, newestWins, select, showError, table, toast } from "../dom.js";
 import { t } from "../i18n.js";
 
 let root = null;
 let me = null;
+const reads = newestWins();
 
 async function load() {
+  const mayShow = reads();
   const users = await api("/api/v1/users");
-  if (!root) return;
+  if (!root || !mayShow()) return;
   root.querySelector("#user-table").replaceChildren(table([
     { label: t("auth.username"), cell: (u) => u.username },
     { label: t("field.role"), cell: (u) => t(`role.${u.role}`) },
