@@ -94,6 +94,8 @@ def test_rows_longer_than_a_plate_are_not_proposed() -> None:
     assert char_regions(frame) == []
     cv2.putText(frame, "29A1234", (200, 180), FONT, 0.7, (20, 20, 20), 1)
     assert [(round(r.x), round(r.y)) for r in char_regions(frame)] == [(201, 165)]
+    # nor one wider than max_aspect glyph heights (this row is 6 heights wide)
+    assert char_regions(frame, max_aspect=5.0) == []
 
 
 def test_no_proposal_in_a_plain_or_tiny_frame() -> None:

@@ -197,7 +197,8 @@ class PlatePipeline:
         h, w = image.shape[:2]
         _, in_h, in_w, _ = detector.model.input_shape
         results: list[PlateResult] = []
-        for region in char_regions(image, max_regions=self.zoom_regions):
+        regions = char_regions(image, max_regions=self.zoom_regions, max_aspect=self.max_aspect)
+        for region in regions:
             magnify = min(8.0, max(1.0, self.zoom_px / max(region.h, 1.0)))
             # the crop the input holds at that magnification, never less than the region with
             # as much again beside it on each side (a row may be part of a plate's line: a

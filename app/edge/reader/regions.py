@@ -44,11 +44,13 @@ def char_regions(
     max_height: int = 40,
     min_chars: int = 3,
     max_chars: int = 9,
+    max_aspect: float = 12.0,
     block: int = 11,
     offset: float = 5.0,
 ) -> list[Region]:
     """Up to ``max_regions`` rows (or stacked pairs of rows) of character-sized blobs, best
-    first, in frame pixels; ``score`` is their character count (two rows x 1.5)."""
+    first, in frame pixels; ``score`` is their character count (two rows x 1.5). A row wider
+    than ``max_aspect`` glyph heights is not a plate's (the pipeline passes its own limit)."""
     h, w = image.shape[:2]
     scale = min(1.0, width / max(w, h))
     small = cv2.resize(
@@ -69,7 +71,7 @@ def char_regions(
             & (area <= 0.9 * bw * bh)
         )
         keep = np.flatnonzero(glyph)
-        rows = _rows(x[keep], y[keep], bw[keep], bh[keep], max_chars)
+        rows = _rows(x[keep], y[keep], bw[keep], bh[keep], max_chars, max_aspect)
         for x0, y0, x1, y1, score in _stack(rows, min_chars):
             found.append(
                 Region(x0 / scale, y0 / scale, (x1 - x0) / scale, (y1 - y0) / scale, score)
@@ -98,6 +100,7 @@ def _rows(
     w: npt.NDArray[np.float64],
     h: npt.NDArray[np.float64],
     max_chars: int,
+    max_aspect: float,
 ) -> list[_Row]:
     """Glyphs chained into rows of 2 to ``max_chars``: neighbours (a gap of at most 1.2
     heights) of about one height and one centre line. A row's score is its glyph count, less
@@ -130,7 +133,7 @@ def _rows(
         m = np.array(members)
         height = float(np.median(h[m]))
         x0, x1 = float(x[m].min()), float((x[m] + w[m]).max())
-        if x1 - x0 > 12 * height:
+        if x1 - x0 > max_aspect * height:
             continue
         spread = float(np.std(h[m])) / height
         score = len(members) * max(0.2, 1 - 2 * spread)
