@@ -211,22 +211,14 @@ class PlatePipeline:
             crop = image[y0 : min(h, int(y0 + crop_h) + 1), x0 : min(w, int(x0 + crop_w) + 1)]
             if crop.shape[0] < 4 or crop.shape[1] < 4:
                 continue
-            boxes = _detect_in(detector, crop, x0, y0)
+            boxes = detect_in(detector, crop, x0, y0)
             results += self._read_boxes(image, boxes, detector.scale_for(crop))
         results.sort(key=lambda r: r.rank)
         return results[: self.max_plates]
 
     def tiles(self, shape: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
-        """The zoom's grid: ``zoom_tiles`` tiles a side, each overlapping its neighbours by
-        ``tile_overlap`` of a tile (x0, y0, x1, y1 in frame pixels)."""
-        h, w = shape[:2]
-        n = self.zoom_tiles
-        out = []
-        for axis_len in (w, h):
-            size = axis_len / (n - (n - 1) * self.tile_overlap)
-            step = size * (1 - self.tile_overlap)
-            out.append([(round(k * step), min(axis_len, round(k * step + size))) for k in range(n)])
-        return [(x0, y0, x1, y1) for y0, y1 in out[1] for x0, x1 in out[0]]
+        """The zoom's grid (``tile_grid``): ``zoom_tiles`` tiles a side."""
+        return tile_grid(shape, self.zoom_tiles, self.tile_overlap)
 
     def _zoom_tiles(self, image: Image) -> list[PlateResult]:
         detector = self.tile_detector
@@ -234,7 +226,7 @@ class PlatePipeline:
         scale = 0.0
         for x0, y0, x1, y1 in self.tiles(image.shape):
             tile = image[y0:y1, x0:x1]
-            boxes += _detect_in(detector, tile, x0, y0)
+            boxes += detect_in(detector, tile, x0, y0)
             scale = detector.scale_for(tile)
         # a line seen whole in two overlapping tiles is read once
         boxes.sort(key=lambda b: b.score * b.width * b.height, reverse=True)
@@ -427,7 +419,19 @@ class PlatePipeline:
         )
 
 
-def _detect_in(detector: TextDetector, crop: Image, x0: int, y0: int) -> list[TextBox]:
+def tile_grid(shape: tuple[int, ...], n: int, overlap: float) -> list[tuple[int, int, int, int]]:
+    """``n`` tiles a side over a frame of ``shape``, each overlapping its neighbours by
+    ``overlap`` of a tile: (x0, y0, x1, y1) in frame pixels, row by row."""
+    h, w = shape[:2]
+    out = []
+    for axis_len in (w, h):
+        size = axis_len / (n - (n - 1) * overlap)
+        step = size * (1 - overlap)
+        out.append([(round(k * step), min(axis_len, round(k * step + size))) for k in range(n)])
+    return [(x0, y0, x1, y1) for y0, y1 in out[1] for x0, x1 in out[0]]
+
+
+def detect_in(detector: TextDetector, crop: Image, x0: int, y0: int) -> list[TextBox]:
     """The detector's boxes in a crop whose top-left corner is (x0, y0) of the frame, in frame
     pixels."""
     offset = np.array([x0, y0], np.float32)
