@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,16 +9,14 @@ from types import ModuleType
 
 import pytest
 
+from support.scripts import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "packaging" / "edge" / "render-unit.py"
 
 
 def render_unit_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("render_unit", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "render_unit")
 
 
 def test_the_committed_unit_is_the_rendered_role_template() -> None:

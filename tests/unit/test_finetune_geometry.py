@@ -4,10 +4,8 @@ and a training crop's target must lie where the plate line is."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
@@ -15,19 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.edge.reader.ocr import FloatArray, TextDetector
+from support.scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "models" / "finetune_det.py"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("finetune_det", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-finetune_det = _load()  # tools/models is no package; torch is imported only where it is used
+# tools/models is no package; torch is imported only where it is used
+finetune_det = load_script(SCRIPT, "finetune_det")
 
 
 class MapModel:
