@@ -27,10 +27,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from support import lab_pki
+from support import lab_cli, lab_pki
+from support.lab_cli import LAB
 
 REPO = Path(__file__).resolve().parents[1]
-LAB = REPO / "lab" / "lab"
 PATRONI_PORT = 8008
 ETCD_PORT = 2379
 # etcd and Patroni want a client certificate from the internal CA: on a db host, the member's.
@@ -42,12 +42,8 @@ ETCD_CURL_TLS = (
 
 
 def lab(*args: str, check: bool = True, timeout: float = 600) -> str:
-    done = subprocess.run(
-        [str(LAB), *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and done.returncode != 0:
-        raise RuntimeError(f"lab/lab {' '.join(args)}: {done.stderr[-2000:]}")
-    return done.stdout
+    """``lab/lab`` with a longer default wait (a database host's steps are slow)."""
+    return lab_cli.lab(*args, check=check, timeout=timeout)
 
 
 def db_hosts() -> dict[str, str]:

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from support import lab_db
+from support.lab_cli import lab
 from support.lab_edge import EdgeHost, central_python, uuid7_ms
 from support.lab_tier import (
     DUTIES_SILENT_S,
@@ -38,7 +39,6 @@ from support.lab_tier import (
     Tier,
     ca_context,
     count_stored,
-    lab,
     log,
     make_cameras,
     operator_token,

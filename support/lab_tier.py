@@ -40,10 +40,10 @@ from app.central.duties import ADVISORY_KEY
 from app.edge.agent import synthetic_plate
 from app.edge.outbox import Outbox
 from support import lab_pki
+from support.lab_cli import lab
 from support.pg import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-LAB = REPO / "lab" / "lab"
 VENV_BIN = Path(sys.executable).parent
 CA = REPO / ".lab" / "pki" / "ca.crt"
 CENTRAL_PORT = 8000
@@ -53,21 +53,6 @@ TIER_HOSTS = ("central1", "central2", "lb1", "lb2")
 
 def log(message: str) -> None:
     print(f"{datetime.now(UTC):%H:%M:%S} {message}", file=sys.stderr, flush=True)
-
-
-def lab(*args: str, check: bool = True, timeout: float = 300, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [str(LAB), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        input=stdin,
-    )
-    if check and done.returncode != 0:
-        raise RuntimeError(f"lab/lab {' '.join(args)}: {done.stderr[-2000:]}")
-    return done.stdout
 
 
 def sh(host: str, command: str, check: bool = True, timeout: float = 60) -> str:
